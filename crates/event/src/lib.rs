@@ -1,0 +1,457 @@
+//! The normalised firewall event: the one shape every parser produces, the collector filters and
+//! ships, and the hub stores and detects on.
+//!
+//! This crate is pure data: no IO, no clock. It is also the only crate that knows OCSF; everything
+//! else speaks [`Event`], and [`Event::to_ocsf`] renders it as an OCSF 1.3 Network Activity (class
+//! 4001) object at the edges (the `watchhouse parse` command, exports).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// What the firewall did with the packet or connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Let through.
+    Allow,
+    /// Blocked by policy (vendor did not say whether silently or not).
+    Deny,
+    /// Silently discarded.
+    Drop,
+    /// Refused with a reset or ICMP unreachable.
+    Reject,
+}
+
+impl Action {
+    /// Stable lower-case name, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::Drop => "drop",
+            Action::Reject => "reject",
+        }
+    }
+
+    /// True when the firewall let the traffic through.
+    pub fn is_allowed(self) -> bool {
+        matches!(self, Action::Allow)
+    }
+
+    /// Parses the stable name produced by [`Action::as_str`].
+    pub fn from_name(s: &str) -> Option<Action> {
+        Some(match s {
+            "allow" => Action::Allow,
+            "deny" => Action::Deny,
+            "drop" => Action::Drop,
+            "reject" => Action::Reject,
+            _ => return None,
+        })
+    }
+}
+
+/// Which way the traffic crossed the member's boundary, as the collector classified it from the
+/// member's own networks (see `watchhouse-collector`'s edge filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the internet towards the member.
+    Inbound,
+    /// From the member towards the internet.
+    Outbound,
+    /// Between two of the member's own addresses. Never leaves the member's network.
+    Internal,
+    /// Neither address could be placed.
+    Unknown,
+}
+
+impl Direction {
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+            Direction::Internal => "internal",
+            Direction::Unknown => "unknown",
+        }
+    }
+
+    /// Parses the stable name produced by [`Direction::as_str`].
+    pub fn from_name(s: &str) -> Option<Direction> {
+        Some(match s {
+            "inbound" => Direction::Inbound,
+            "outbound" => Direction::Outbound,
+            "internal" => Direction::Internal,
+            "unknown" => Direction::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+/// An IP protocol number (6 = TCP, 17 = UDP, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct IpProto(pub u8);
+
+impl IpProto {
+    /// ICMP for IPv4.
+    pub const ICMP: IpProto = IpProto(1);
+    /// TCP.
+    pub const TCP: IpProto = IpProto(6);
+    /// UDP.
+    pub const UDP: IpProto = IpProto(17);
+    /// GRE.
+    pub const GRE: IpProto = IpProto(47);
+    /// ESP (IPsec).
+    pub const ESP: IpProto = IpProto(50);
+    /// ICMP for IPv6.
+    pub const ICMPV6: IpProto = IpProto(58);
+    /// SCTP.
+    pub const SCTP: IpProto = IpProto(132);
+
+    /// Lower-case name for well-known protocols, else `None`.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1 => "icmp",
+            2 => "igmp",
+            6 => "tcp",
+            17 => "udp",
+            47 => "gre",
+            50 => "esp",
+            51 => "ah",
+            58 => "ipv6-icmp",
+            132 => "sctp",
+            _ => return None,
+        })
+    }
+
+    /// Reads a protocol name or number as firewalls write it (`TCP`, `tcp`, `6`, `ICMPv6`).
+    pub fn parse(s: &str) -> Option<IpProto> {
+        if let Ok(n) = s.parse::<u8>() {
+            return Some(IpProto(n));
+        }
+        let p = match s.len() {
+            3 if s.eq_ignore_ascii_case("tcp") => 6,
+            3 if s.eq_ignore_ascii_case("udp") => 17,
+            3 if s.eq_ignore_ascii_case("gre") => 47,
+            3 if s.eq_ignore_ascii_case("esp") => 50,
+            2 if s.eq_ignore_ascii_case("ah") => 51,
+            4 if s.eq_ignore_ascii_case("icmp") => 1,
+            4 if s.eq_ignore_ascii_case("igmp") => 2,
+            4 if s.eq_ignore_ascii_case("sctp") => 132,
+            6 if s.eq_ignore_ascii_case("icmpv6") || s.eq_ignore_ascii_case("icmp6") => 58,
+            5 if s.eq_ignore_ascii_case("icmp6") => 58,
+            9 if s.eq_ignore_ascii_case("ipv6-icmp") => 58,
+            _ => return None,
+        };
+        Some(IpProto(p))
+    }
+
+    /// True for protocols whose events carry ports.
+    pub fn has_ports(self) -> bool {
+        matches!(self.0, 6 | 17 | 132)
+    }
+}
+
+impl fmt::Display for IpProto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "proto-{}", self.0),
+        }
+    }
+}
+
+/// The log format (and so the device vendor and product) a line was read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Linux netfilter `LOG` target output: iptables, UFW, nftables, Proxmox VE firewall.
+    Netfilter,
+    /// pfSense / OPNsense `filterlog` CSV.
+    Filterlog,
+}
+
+impl Format {
+    /// Every format, in auto-detection order.
+    pub const ALL: &'static [Format] = &[Format::Netfilter, Format::Filterlog];
+
+    /// Stable name used on the command line, in config and in counters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Netfilter => "netfilter",
+            Format::Filterlog => "filterlog",
+        }
+    }
+
+    /// Parses a name produced by [`Format::as_str`] (plus a few familiar aliases).
+    pub fn from_name(s: &str) -> Option<Format> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "netfilter" | "iptables" | "ufw" | "nftables" => Format::Netfilter,
+            "filterlog" | "pfsense" | "opnsense" => Format::Filterlog,
+            _ => return None,
+        })
+    }
+
+    /// Vendor name as OCSF `metadata.product.vendor_name` wants it.
+    pub fn vendor_name(self) -> &'static str {
+        match self {
+            Format::Netfilter => "Linux",
+            Format::Filterlog => "Netgate / Deciso",
+        }
+    }
+
+    /// Product name as OCSF `metadata.product.name` wants it.
+    pub fn product_name(self) -> &'static str {
+        match self {
+            Format::Netfilter => "netfilter",
+            Format::Filterlog => "pfSense / OPNsense filterlog",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One normalised firewall event.
+///
+/// `count` is greater than one when the collector folded identical repeats into one record; the
+/// timestamps then span `time_ms ..= last_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When the firewall logged it, milliseconds since the Unix epoch, UTC.
+    pub time_ms: i64,
+    /// Last occurrence when `count > 1`; equal to `time_ms` otherwise.
+    #[serde(default)]
+    pub last_ms: i64,
+    /// What the firewall did.
+    pub action: Action,
+    /// IP protocol.
+    pub protocol: IpProto,
+    /// Source address.
+    pub src_ip: IpAddr,
+    /// Source port, for protocols that have ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    /// Destination address.
+    pub dst_ip: IpAddr,
+    /// Destination port, for protocols that have ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<u16>,
+    /// Direction relative to the member; set by the collector's edge filter.
+    pub direction: Direction,
+    /// Interface the packet arrived on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_iface: Option<String>,
+    /// Interface the packet would leave by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_iface: Option<String>,
+    /// Rule id, number or name that matched, as the vendor wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Host name of the reporting device, from the syslog header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Format the line was read as.
+    pub format: Format,
+    /// Bytes, where the vendor reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Packets, where the vendor reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u64>,
+    /// How many identical occurrences this record stands for (at least 1).
+    #[serde(default = "one")]
+    pub count: u32,
+    /// The original line, as received (lossily decoded if it was not UTF-8).
+    pub raw: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// OCSF schema version this crate renders.
+pub const OCSF_VERSION: &str = "1.3.0";
+
+impl Event {
+    /// Renders the event as an OCSF Network Activity (class 4001) object.
+    pub fn to_ocsf(&self) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        let (activity_id, activity_name) = if self.action.is_allowed() {
+            (6, "Traffic")
+        } else {
+            (5, "Refuse")
+        };
+        let (disposition_id, disposition) = match self.action {
+            Action::Allow => (1, "Allowed"),
+            Action::Deny => (2, "Blocked"),
+            Action::Drop => (6, "Dropped"),
+            Action::Reject => (25, "Rejected"),
+        };
+        let (action_id, action) = if self.action.is_allowed() {
+            (1, "Allowed")
+        } else {
+            (2, "Denied")
+        };
+        let (direction_id, direction) = match self.direction {
+            Direction::Inbound => (1, "Inbound"),
+            Direction::Outbound => (2, "Outbound"),
+            Direction::Internal => (3, "Lateral"),
+            Direction::Unknown => (0, "Unknown"),
+        };
+        let endpoint = |ip: &IpAddr, port: Option<u16>, iface: &Option<String>| {
+            let mut m = Map::new();
+            m.insert("ip".into(), Value::String(ip.to_string()));
+            if let Some(p) = port {
+                m.insert("port".into(), json!(p));
+            }
+            if let Some(i) = iface {
+                m.insert("interface_name".into(), Value::String(i.clone()));
+            }
+            Value::Object(m)
+        };
+        let mut conn = Map::new();
+        conn.insert(
+            "protocol_name".into(),
+            Value::String(self.protocol.to_string()),
+        );
+        conn.insert("protocol_num".into(), json!(self.protocol.0));
+        conn.insert("direction".into(), json!(direction));
+        conn.insert("direction_id".into(), json!(direction_id));
+        conn.insert(
+            "protocol_ver_id".into(),
+            json!(if self.src_ip.is_ipv4() { 4 } else { 6 }),
+        );
+
+        let mut o = Map::new();
+        o.insert("class_uid".into(), json!(4001));
+        o.insert("class_name".into(), json!("Network Activity"));
+        o.insert("category_uid".into(), json!(4));
+        o.insert("category_name".into(), json!("Network Activity"));
+        o.insert("activity_id".into(), json!(activity_id));
+        o.insert("activity_name".into(), json!(activity_name));
+        o.insert("type_uid".into(), json!(400100 + activity_id));
+        o.insert("severity_id".into(), json!(1));
+        o.insert("severity".into(), json!("Informational"));
+        o.insert("time".into(), json!(self.time_ms));
+        if self.count > 1 {
+            o.insert("start_time".into(), json!(self.time_ms));
+            o.insert("end_time".into(), json!(self.last_ms));
+        }
+        o.insert("count".into(), json!(self.count));
+        o.insert("action_id".into(), json!(action_id));
+        o.insert("action".into(), json!(action));
+        o.insert("disposition_id".into(), json!(disposition_id));
+        o.insert("disposition".into(), json!(disposition));
+        o.insert(
+            "src_endpoint".into(),
+            endpoint(&self.src_ip, self.src_port, &self.in_iface),
+        );
+        o.insert(
+            "dst_endpoint".into(),
+            endpoint(&self.dst_ip, self.dst_port, &self.out_iface),
+        );
+        o.insert("connection_info".into(), Value::Object(conn));
+        if self.bytes.is_some() || self.packets.is_some() {
+            let mut t = Map::new();
+            if let Some(b) = self.bytes {
+                t.insert("bytes".into(), json!(b));
+            }
+            if let Some(p) = self.packets {
+                t.insert("packets".into(), json!(p));
+            }
+            o.insert("traffic".into(), Value::Object(t));
+        }
+        if let Some(rule) = &self.rule {
+            o.insert("firewall_rule".into(), json!({ "uid": rule }));
+        }
+        if let Some(dev) = &self.device {
+            o.insert("device".into(), json!({ "hostname": dev, "type_id": 9, "type": "Firewall" }));
+        }
+        o.insert(
+            "metadata".into(),
+            json!({
+                "version": OCSF_VERSION,
+                "log_name": self.format.as_str(),
+                "product": {
+                    "vendor_name": self.format.vendor_name(),
+                    "name": self.format.product_name(),
+                },
+            }),
+        );
+        o.insert("raw_data".into(), Value::String(self.raw.clone()));
+        Value::Object(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        Event {
+            time_ms: 1_700_000_000_000,
+            last_ms: 1_700_000_000_000,
+            action: Action::Drop,
+            protocol: IpProto::TCP,
+            src_ip: "195.54.160.107".parse().unwrap(),
+            src_port: Some(8080),
+            dst_ip: "51.15.166.67".parse().unwrap(),
+            dst_port: Some(8123),
+            direction: Direction::Inbound,
+            in_iface: Some("enp1s0".into()),
+            out_iface: None,
+            rule: None,
+            device: Some("fw1".into()),
+            format: Format::Netfilter,
+            bytes: None,
+            packets: None,
+            count: 1,
+            raw: "raw line".into(),
+        }
+    }
+
+    #[test]
+    fn ocsf_has_required_fields() {
+        let v = sample().to_ocsf();
+        assert_eq!(v["class_uid"], 4001);
+        assert_eq!(v["type_uid"], 400105);
+        assert_eq!(v["src_endpoint"]["ip"], "195.54.160.107");
+        assert_eq!(v["src_endpoint"]["port"], 8080);
+        assert_eq!(v["dst_endpoint"]["port"], 8123);
+        assert_eq!(v["connection_info"]["protocol_name"], "tcp");
+        assert_eq!(v["connection_info"]["direction"], "Inbound");
+        assert_eq!(v["disposition"], "Dropped");
+        assert_eq!(v["metadata"]["product"]["vendor_name"], "Linux");
+        assert_eq!(v["raw_data"], "raw line");
+    }
+
+    #[test]
+    fn protocol_names_round_trip() {
+        for n in ["tcp", "TCP", "udp", "icmp", "ICMPv6", "17"] {
+            assert!(IpProto::parse(n).is_some(), "{n}");
+        }
+        assert_eq!(IpProto::parse("ICMPv6"), Some(IpProto::ICMPV6));
+        assert_eq!(IpProto::parse("bogus"), None);
+        assert_eq!(IpProto(253).to_string(), "proto-253");
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for a in [Action::Allow, Action::Deny, Action::Drop, Action::Reject] {
+            assert_eq!(Action::from_name(a.as_str()), Some(a));
+        }
+        for f in Format::ALL {
+            assert_eq!(Format::from_name(f.as_str()), Some(*f));
+        }
+        let e = sample();
+        let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,415 @@
+//! Syslog envelopes: RFC 5424, RFC 3164 (BSD) and the header-less lines found in log files.
+//!
+//! [`parse_envelope`] never fails: whatever it cannot recognise stays in [`Envelope::msg`], and the
+//! vendor parser decides. Time is never read from the clock: RFC 3164 timestamps carry neither
+//! year nor zone, so the caller passes [`TimeContext`] (now, and the device's time zone) and the
+//! year is inferred as the one that puts the timestamp closest to, and not far after, now.
+
+use jiff::civil::DateTime;
+use jiff::tz::{Offset, TimeZone};
+use jiff::Timestamp;
+
+/// What a parser needs to know about time: the present and the device's zone.
+#[derive(Debug, Clone)]
+pub struct TimeContext {
+    /// Receive time, milliseconds since the epoch. Used when a line has no timestamp, and to
+    /// infer RFC 3164's missing year.
+    pub now_ms: i64,
+    /// Zone the device writes zone-less timestamps in.
+    pub tz: TimeZone,
+    /// `now_ms`'s year in `tz`, computed once.
+    now_year: i16,
+}
+
+impl TimeContext {
+    /// A context for "now" in the given zone.
+    pub fn new(now_ms: i64, tz: TimeZone) -> Self {
+        let now_year = Timestamp::from_millisecond(now_ms)
+            .map(|t| t.to_zoned(tz.clone()).year())
+            .unwrap_or(1970);
+        TimeContext {
+            now_ms,
+            tz,
+            now_year,
+        }
+    }
+
+    /// A UTC context.
+    pub fn utc(now_ms: i64) -> Self {
+        Self::new(now_ms, TimeZone::UTC)
+    }
+}
+
+/// The syslog header around a message, as far as it could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// PRI value (facility × 8 + severity).
+    pub pri: Option<u8>,
+    /// Timestamp from the header, milliseconds since the epoch.
+    pub time_ms: Option<i64>,
+    /// HOSTNAME field.
+    pub hostname: Option<&'a str>,
+    /// APP-NAME (5424) or TAG without its `[pid]` (3164).
+    pub app: Option<&'a str>,
+    /// The message body.
+    pub msg: &'a str,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn month(s: &str) -> Option<i8> {
+    MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(s))
+        .map(|i| i as i8 + 1)
+}
+
+/// Reads the envelope of one line. Never fails.
+pub fn parse_envelope<'a>(line: &'a str, ctx: &TimeContext) -> Envelope<'a> {
+    let mut env = Envelope {
+        pri: None,
+        time_ms: None,
+        hostname: None,
+        app: None,
+        msg: line,
+    };
+    let mut rest = line;
+    if let Some(after) = rest.strip_prefix('<') {
+        if let Some(end) = after.find('>') {
+            if end <= 3 {
+                if let Ok(p) = after[..end].parse::<u8>() {
+                    if p <= 191 {
+                        env.pri = Some(p);
+                        rest = &after[end + 1..];
+                    }
+                }
+            }
+        }
+    }
+    if env.pri.is_some() {
+        if let Some(r) = rest.strip_prefix("1 ") {
+            if let Some(e) = parse_5424(r) {
+                return Envelope { pri: env.pri, ..e };
+            }
+        }
+    }
+    if let Some((t, r)) = parse_3164_time(rest, ctx) {
+        env.time_ms = Some(t);
+        let (host, app, msg) = split_host_tag(r);
+        env.hostname = host;
+        env.app = app;
+        env.msg = msg;
+        return env;
+    }
+    // No timestamp: maybe "host tag: msg" or just "tag: msg", or a bare body.
+    env.msg = rest;
+    if env.pri.is_some() {
+        if let Some((app, msg)) = split_tag(rest) {
+            env.app = Some(app);
+            env.msg = msg;
+        }
+    }
+    env
+}
+
+fn next_token(s: &str) -> Option<(&str, &str)> {
+    let s = s.trim_start_matches(' ');
+    if s.is_empty() {
+        return None;
+    }
+    match s.find(' ') {
+        Some(i) => Some((&s[..i], &s[i + 1..])),
+        None => Some((s, "")),
+    }
+}
+
+fn nil(s: &str) -> Option<&str> {
+    (s != "-").then_some(s)
+}
+
+fn parse_5424(s: &str) -> Option<Envelope<'_>> {
+    let (ts, r) = next_token(s)?;
+    let (host, r) = next_token(r)?;
+    let (app, r) = next_token(r)?;
+    let (_procid, r) = next_token(r)?;
+    let (_msgid, r) = next_token(r)?;
+    let r = r.trim_start_matches(' ');
+    let msg = if let Some(r2) = r.strip_prefix('-') {
+        r2
+    } else if r.starts_with('[') {
+        skip_structured_data(r)?
+    } else {
+        return None;
+    };
+    let msg = msg.strip_prefix(' ').unwrap_or(msg);
+    // A BOM may precede UTF-8 messages.
+    let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
+    let time_ms = nil(ts).and_then(|t| t.parse::<Timestamp>().ok()).map(|t| t.as_millisecond());
+    Some(Envelope {
+        pri: None,
+        time_ms,
+        hostname: nil(host),
+        app: nil(app),
+        msg,
+    })
+}
+
+/// Skips one or more `[id k="v" …]` elements, honouring `\"`, `\]` and `\\` inside values.
+fn skip_structured_data(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && b[i] == b'[' {
+        let mut in_quotes = false;
+        i += 1;
+        loop {
+            let c = *b.get(i)?;
+            match c {
+                b'\\' if in_quotes => i += 1,
+                b'"' => in_quotes = !in_quotes,
+                b']' if !in_quotes => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    Some(&s[i..])
+}
+
+/// `Mmm dd hh:mm:ss`, `Mmm dd yyyy hh:mm:ss` or an RFC 3339 timestamp at the start of `s`.
+fn parse_3164_time<'a>(s: &'a str, ctx: &TimeContext) -> Option<(i64, &'a str)> {
+    let first = s.as_bytes().first()?;
+    if first.is_ascii_digit() {
+        // rsyslog's high-precision format puts an RFC 3339 stamp here.
+        let (tok, rest) = next_token(s)?;
+        if tok.len() >= 20 && tok.as_bytes().get(4) == Some(&b'-') {
+            let t = tok.parse::<Timestamp>().ok()?;
+            return Some((t.as_millisecond(), rest));
+        }
+        return None;
+    }
+    let (mon, r) = next_token(s)?;
+    let mon = month(mon)?;
+    let (day, r) = next_token(r)?;
+    let day: i8 = day.parse().ok()?;
+    let (mut tok, mut r) = next_token(r)?;
+    let mut year = None;
+    if tok.len() == 4 && tok.bytes().all(|c| c.is_ascii_digit()) {
+        year = tok.parse::<i16>().ok();
+        (tok, r) = next_token(r)?;
+    }
+    let (h, m, sec, nanos) = parse_hms(tok)?;
+    let (y, explicit) = match year {
+        Some(y) => (y, true),
+        None => (ctx.now_year, false),
+    };
+    let dt = DateTime::new(y, mon, day, h, m, sec, nanos).ok()?;
+    let mut t = ctx.tz.to_timestamp(dt).ok()?.as_millisecond();
+    if !explicit && t > ctx.now_ms + 7 * 86_400_000 {
+        // A December line read in January belongs to last year.
+        let dt = DateTime::new(y - 1, mon, day, h, m, sec, nanos).ok()?;
+        t = ctx.tz.to_timestamp(dt).ok()?.as_millisecond();
+    }
+    Some((t, r))
+}
+
+fn parse_hms(s: &str) -> Option<(i8, i8, i8, i32)> {
+    let (hms, frac) = match s.find('.') {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mut it = hms.split(':');
+    let h: i8 = it.next()?.parse().ok()?;
+    let m: i8 = it.next()?.parse().ok()?;
+    let sec: i8 = it.next()?.parse().ok()?;
+    if it.next().is_some() {
+        return None;
+    }
+    let nanos = match frac {
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|c| c.is_ascii_digit()) => {
+            let n: i32 = f.parse().ok()?;
+            n * 10i32.pow(9 - f.len() as u32)
+        }
+        Some(_) => return None,
+        None => 0,
+    };
+    Some((h, m, sec, nanos))
+}
+
+/// `TAG:` or `TAG[pid]:` at the start of `s`, returning the tag without pid and the message.
+fn split_tag(s: &str) -> Option<(&str, &str)> {
+    let (tok, rest) = next_token(s)?;
+    let tag = tok.strip_suffix(':')?;
+    let tag = match tag.find('[') {
+        Some(i) if tag.ends_with(']') => &tag[..i],
+        Some(_) => return None,
+        None => tag,
+    };
+    if tag.is_empty() || tag.len() > 48 {
+        return None;
+    }
+    Some((tag, rest))
+}
+
+/// After a 3164 timestamp: `HOST TAG: msg`, `TAG: msg` (no host) or `HOST msg`.
+fn split_host_tag(s: &str) -> (Option<&str>, Option<&str>, &str) {
+    if let Some((tag, msg)) = split_tag(s) {
+        // The first token is a tag: this device wrote no host name (`Jun 8 … kernel: …`).
+        // Unless the token after it is also a tag, e.g. `fw1: kernel: …` — rare; keep it simple.
+        return (None, Some(tag), msg);
+    }
+    let Some((host, rest)) = next_token(s) else {
+        return (None, None, s);
+    };
+    match split_tag(rest) {
+        Some((tag, msg)) => (Some(host), Some(tag), msg),
+        None => (Some(host), None, rest),
+    }
+}
+
+/// Finds a Common Log Format time (`20/Jun/2022:13:09:14 +0200`) as a whole token in `s`,
+/// as Proxmox VE's firewall writes it. Returns the time and the byte range it occupied.
+pub fn find_clf_time(s: &str) -> Option<(i64, std::ops::Range<usize>)> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'/', &b[from..]).map(|i| i + from) {
+        from = i + 1;
+        if i < 2 || b.len() < i + 24 {
+            continue;
+        }
+        let start = i - 2;
+        if start > 0 && b[start - 1] != b' ' {
+            continue;
+        }
+        let Some(tok) = s.get(start..start + 26) else {
+            continue;
+        };
+        if let Some(t) = parse_clf(tok) {
+            return Some((t, start..start + 26));
+        }
+    }
+    None
+}
+
+fn parse_clf(tok: &str) -> Option<i64> {
+    // dd/Mon/yyyy:HH:MM:SS +zzzz
+    if tok.len() != 26 || !tok.is_char_boundary(3) || !tok.is_char_boundary(20) {
+        return None;
+    }
+    let day: i8 = tok.get(0..2)?.parse().ok()?;
+    let mon = month(tok.get(3..6)?)?;
+    let year: i16 = tok.get(7..11)?.parse().ok()?;
+    let (h, m, sec, _) = parse_hms(tok.get(12..20)?)?;
+    let off = tok.get(21..26)?;
+    let sign = match off.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let oh: i32 = off.get(1..3)?.parse().ok()?;
+    let om: i32 = off.get(3..5)?.parse().ok()?;
+    let offset = Offset::from_seconds(sign * (oh * 3600 + om * 60)).ok()?;
+    let dt = DateTime::new(year, mon, day, h, m, sec, 0).ok()?;
+    Some(offset.to_timestamp(dt).ok()?.as_millisecond())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> TimeContext {
+        // 2022-09-30T00:00:00Z
+        TimeContext::utc(1_664_496_000_000)
+    }
+
+    fn ms(s: &str) -> i64 {
+        s.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn bsd_with_host_and_tag() {
+        let e = parse_envelope("Sep 28 10:38:09 pfSense filterlog: 53,,,x", &ctx());
+        assert_eq!(e.hostname, Some("pfSense"));
+        assert_eq!(e.app, Some("filterlog"));
+        assert_eq!(e.msg, "53,,,x");
+        assert_eq!(e.time_ms, Some(ms("2022-09-28T10:38:09Z")));
+    }
+
+    #[test]
+    fn bsd_padded_day_and_pri() {
+        let e = parse_envelope("<4>Jun  8 14:34:33 sd-126005 kernel: [1.0] IN=a", &ctx());
+        assert_eq!(e.pri, Some(4));
+        assert_eq!(e.hostname, Some("sd-126005"));
+        assert_eq!(e.app, Some("kernel"));
+        assert_eq!(e.msg, "[1.0] IN=a");
+        assert_eq!(e.time_ms, Some(ms("2022-06-08T14:34:33Z")));
+    }
+
+    #[test]
+    fn bsd_without_host() {
+        let e = parse_envelope("Jun  8 14:34:33 kernel: DENY: IN=a", &ctx());
+        assert_eq!(e.hostname, None);
+        assert_eq!(e.app, Some("kernel"));
+        assert_eq!(e.msg, "DENY: IN=a");
+    }
+
+    #[test]
+    fn year_rolls_back_for_december_lines_in_january() {
+        let jan = TimeContext::utc(ms("2023-01-02T00:00:00Z"));
+        let e = parse_envelope("Dec 31 23:59:59 h k: x", &jan);
+        assert_eq!(e.time_ms, Some(ms("2022-12-31T23:59:59Z")));
+    }
+
+    #[test]
+    fn zone_is_applied_to_bsd_time() {
+        let tz = TimeZone::fixed(Offset::from_hours(2).unwrap());
+        let c = TimeContext::new(ms("2022-09-30T00:00:00Z"), tz);
+        let e = parse_envelope("Sep 28 10:38:09 h k: x", &c);
+        assert_eq!(e.time_ms, Some(ms("2022-09-28T08:38:09Z")));
+    }
+
+    #[test]
+    fn rfc5424_with_structured_data() {
+        let line = r#"<134>1 2022-09-06T18:37:34+02:00 opnsense filterlog 69805 - [meta sequenceId="2633353" x="a\]b"] 10,,,x"#;
+        let e = parse_envelope(line, &ctx());
+        assert_eq!(e.pri, Some(134));
+        assert_eq!(e.hostname, Some("opnsense"));
+        assert_eq!(e.app, Some("filterlog"));
+        assert_eq!(e.msg, "10,,,x");
+        assert_eq!(e.time_ms, Some(ms("2022-09-06T16:37:34Z")));
+    }
+
+    #[test]
+    fn rfc5424_nil_sd() {
+        let e = parse_envelope(
+            "<134>1 2025-11-06T11:32:42.868451+00:00 firewall.lan filterlog 92653 - - 7,,,1",
+            &ctx(),
+        );
+        assert_eq!(e.msg, "7,,,1");
+        assert_eq!(e.time_ms, Some(ms("2025-11-06T11:32:42.868Z")));
+    }
+
+    #[test]
+    fn unterminated_structured_data_falls_back() {
+        let e = parse_envelope("<1>1 - h a - - [x=\"", &ctx());
+        assert!(e.time_ms.is_none());
+    }
+
+    #[test]
+    fn clf_time() {
+        let s = "0 3 PVEFW-HOST-IN 20/Jun/2022:13:09:14 +0200 policy DROP: IN=x";
+        let (t, r) = find_clf_time(s).unwrap();
+        assert_eq!(t, ms("2022-06-20T11:09:14Z"));
+        assert_eq!(&s[r], "20/Jun/2022:13:09:14 +0200");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for s in ["", "<", "<999>", "<1>", "Jan", "Jan 99 1:2:3 x", "\u{feff}", "<1>1 ", "99/Xyz/"] {
+            let _ = parse_envelope(s, &ctx());
+            let _ = find_clf_time(s);
+        }
+    }
+}
