@@ -1,1 +1,302 @@
-//! placeholder
+//! Detections: from normalised events and the intelligence matcher to observations, and from
+//! an alert's facts to the plain-English words a member reads.
+//!
+//! Pure: no IO, no clock (time arrives in the events), no async. The hub runs [`detect`] on every
+//! ingested batch inside the same transaction that stores the batch, so an alert can never exist
+//! without its evidence, nor evidence be stored twice.
+//!
+//! v0 has one detection, `listed_source_inbound`. Further detections (port scans, brute force,
+//! campaigns, …) are added as further [`AlertKind`]s; each produces [`Observation`]s keyed for
+//! deduplication, so the store's alert upsert stays the same.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use watchhouse_event::{Direction, Event};
+use watchhouse_intel::Matcher;
+
+pub mod services;
+
+/// How urgently a member should act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For information; no action needed.
+    Low,
+    /// Worth a look this week.
+    Medium,
+    /// Act today.
+    High,
+    /// Act now.
+    Critical,
+}
+
+impl Severity {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses [`Severity::as_str`].
+    pub fn from_name(s: &str) -> Option<Severity> {
+        Some(match s {
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// What kind of thing was detected. The stable name is the `kind` label in metrics and APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Inbound traffic from an address on a known-bad list.
+    ListedSourceInbound,
+}
+
+impl AlertKind {
+    /// Every kind.
+    pub const ALL: &'static [AlertKind] = &[AlertKind::ListedSourceInbound];
+
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::ListedSourceInbound => "listed_source_inbound",
+        }
+    }
+
+    /// Parses [`AlertKind::as_str`].
+    pub fn from_name(s: &str) -> Option<AlertKind> {
+        AlertKind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+/// One event that a detection fired on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// Which detection.
+    pub kind: AlertKind,
+    /// How serious.
+    pub severity: Severity,
+    /// Deduplication key: observations with the same key (for the same member, within the
+    /// deduplication window) belong to one alert.
+    pub dedup_key: String,
+    /// The address the alert is about.
+    pub subject_ip: IpAddr,
+    /// Names of the lists that matched.
+    pub lists: Vec<String>,
+    /// Index of the event in the batch passed to [`detect`].
+    pub event_index: usize,
+}
+
+/// Runs every detection over a batch of one member's events.
+pub fn detect(events: &[Event], matcher: &Matcher) -> Vec<Observation> {
+    let mut out = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if e.direction != Direction::Inbound {
+            continue;
+        }
+        if let Some(hit) = matcher.lookup(e.src_ip) {
+            let severity = if e.action.is_allowed() {
+                Severity::High
+            } else {
+                Severity::Low
+            };
+            let kind = AlertKind::ListedSourceInbound;
+            out.push(Observation {
+                kind,
+                severity,
+                dedup_key: format!("{}|{}|{}", kind.as_str(), e.src_ip, severity.as_str()),
+                subject_ip: e.src_ip,
+                lists: matcher.names(hit).into_iter().map(str::to_owned).collect(),
+                event_index: i,
+            });
+        }
+    }
+    out
+}
+
+/// The facts an alert's words are written from (kept by the store, grown as events arrive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFacts {
+    /// Which detection.
+    pub kind: AlertKind,
+    /// How serious.
+    pub severity: Severity,
+    /// The address the alert is about.
+    pub subject_ip: IpAddr,
+    /// Lists it is on.
+    pub lists: Vec<String>,
+    /// Destination ports seen (distinct, capped).
+    pub ports: Vec<u16>,
+    /// Number of events behind the alert.
+    pub event_count: u64,
+}
+
+/// What the member reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertText {
+    /// One line.
+    pub title: String,
+    /// What this means, for someone with no security training.
+    pub what_it_means: String,
+    /// Numbered steps.
+    pub what_to_do: Vec<String>,
+}
+
+fn port_phrase(ports: &[u16]) -> String {
+    match ports {
+        [] => "your network".to_owned(),
+        [p] => format!("port {p} ({})", services::describe(*p)),
+        [init @ .., last] if init.len() < 4 => {
+            let init: Vec<String> = init.iter().map(|p| p.to_string()).collect();
+            format!("ports {} and {last}", init.join(", "))
+        }
+        _ => format!("{} different ports", ports.len()),
+    }
+}
+
+/// Writes the plain-English text for an alert.
+pub fn describe(f: &AlertFacts) -> AlertText {
+    let lists = if f.lists.is_empty() {
+        "a known-attacker list".to_owned()
+    } else {
+        format!("known-attacker lists ({})", f.lists.join(", "))
+    };
+    let times = if f.event_count == 1 {
+        "once".to_owned()
+    } else {
+        format!("{} times", f.event_count)
+    };
+    match (f.kind, f.severity) {
+        (AlertKind::ListedSourceInbound, Severity::High | Severity::Critical) => {
+            let target = port_phrase(&f.ports);
+            let service = f
+                .ports
+                .first()
+                .map(|p| services::describe(*p))
+                .unwrap_or("the service");
+            AlertText {
+                title: format!(
+                    "A known attacker got through your firewall: {} reached {}",
+                    f.subject_ip, target
+                ),
+                what_it_means: format!(
+                    "The internet address {} is on {lists}. Your firewall let it connect to {target} \
+                     ({times}). Attackers do this to look for weak passwords and unpatched software. \
+                     It does not mean you have been hacked, but the door was open to them.",
+                    f.subject_ip
+                ),
+                what_to_do: vec![
+                    format!(
+                        "Ask whoever looks after your IT whether {service} needs to be reachable from the internet. If not, close it on your firewall."
+                    ),
+                    "If it must stay open, make sure it is fully updated and protected by strong, unique passwords and, where possible, two-step sign-in.".to_owned(),
+                    format!("Block {} on your firewall.", f.subject_ip),
+                    "If you see anything unusual (new accounts, files you cannot open, a ransom note), disconnect the affected computer and call your police force's cyber protect team.".to_owned(),
+                ],
+            }
+        }
+        (AlertKind::ListedSourceInbound, _) => AlertText {
+            title: format!(
+                "Your firewall blocked a known attacker: {}",
+                f.subject_ip
+            ),
+            what_it_means: format!(
+                "The internet address {} is on {lists}. It tried to reach {} ({times}) and your \
+                 firewall blocked it. This is common: it shows your firewall doing its job.",
+                f.subject_ip,
+                port_phrase(&f.ports)
+            ),
+            what_to_do: vec![
+                "Nothing urgent. Watchhouse will warn you straight away if a known attacker ever gets through.".to_owned(),
+                format!(
+                    "If you want to, add {} to your firewall's block list.",
+                    f.subject_ip
+                ),
+            ],
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use watchhouse_event::{Action, Format, IpProto};
+    use watchhouse_intel::{parse_netset, ListInfo, MatcherBuilder};
+
+    fn ev(src: &str, action: Action, direction: Direction) -> Event {
+        Event {
+            time_ms: 0,
+            last_ms: 0,
+            action,
+            protocol: IpProto::TCP,
+            src_ip: src.parse().unwrap(),
+            src_port: Some(5555),
+            dst_ip: "198.51.100.10".parse().unwrap(),
+            dst_port: Some(3389),
+            direction,
+            in_iface: None,
+            out_iface: None,
+            rule: None,
+            device: None,
+            format: Format::Netfilter,
+            bytes: None,
+            packets: None,
+            count: 1,
+            raw: String::new(),
+        }
+    }
+
+    fn matcher() -> Matcher {
+        let mut b = MatcherBuilder::new();
+        let (v, _) = parse_netset("203.0.113.0/24\n192.0.2.7\n");
+        b.add_list(ListInfo { name: "demo".into(), category: "attacks".into() }, v);
+        b.build()
+    }
+
+    #[test]
+    fn blocked_listed_source_is_low_allowed_is_high() {
+        let events = vec![
+            ev("203.0.113.9", Action::Drop, Direction::Inbound),
+            ev("192.0.2.7", Action::Allow, Direction::Inbound),
+            ev("8.8.8.8", Action::Allow, Direction::Inbound),
+            ev("203.0.113.9", Action::Allow, Direction::Outbound),
+        ];
+        let obs = detect(&events, &matcher());
+        assert_eq!(obs.len(), 2);
+        assert_eq!(obs[0].severity, Severity::Low);
+        assert_eq!(obs[0].event_index, 0);
+        assert_eq!(obs[1].severity, Severity::High);
+        assert_eq!(obs[1].lists, vec!["demo".to_string()]);
+        assert_ne!(obs[0].dedup_key, obs[1].dedup_key);
+    }
+
+    #[test]
+    fn text_is_plain_and_names_the_service() {
+        let f = AlertFacts {
+            kind: AlertKind::ListedSourceInbound,
+            severity: Severity::High,
+            subject_ip: "192.0.2.7".parse().unwrap(),
+            lists: vec!["demo".into()],
+            ports: vec![3389],
+            event_count: 3,
+        };
+        let t = describe(&f);
+        assert!(t.title.contains("got through"));
+        assert!(t.what_it_means.contains("Remote Desktop"), "{}", t.what_it_means);
+        assert!(t.what_it_means.contains("3 times"));
+        assert!(t.what_to_do.len() >= 3);
+        let low = describe(&AlertFacts { severity: Severity::Low, ports: vec![22, 23, 80], ..f });
+        assert!(low.title.contains("blocked"));
+        assert!(low.what_it_means.contains("ports 22, 23 and 80"), "{}", low.what_it_means);
+    }
+}
