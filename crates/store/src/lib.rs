@@ -1,1 +1,472 @@
-//! placeholder
+//! Storage: the [`Store`] trait every backend implements, and the embedded SQLite backend.
+//!
+//! **Invariant: every read of member data takes a [`Scope`].** The scope is derived from the
+//! signed-in user (or the authenticated collector) and is applied inside the query, so a caller
+//! cannot forget it: there is no method that returns events, alerts, collectors or members
+//! without one. Out-of-scope rows are indistinguishable from missing rows (`None` / empty).
+//!
+//! **Invariant: a batch is stored at most once per collector.** [`Store::ingest`] records the
+//! batch id, the events, their rollups and the resulting alerts in one transaction; a batch id
+//! already recorded for that collector stores nothing and reports a duplicate.
+//!
+//! Backends are chosen by URL ([`open`]): `sqlite://PATH` today; the PostgreSQL backend of the
+//! scale-out issue implements the same trait and runs the same conformance suite
+//! (`tests/conformance.rs`).
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use watchhouse_detect::{AlertKind, Observation, Severity};
+use watchhouse_event::Event;
+use watchhouse_proto::{Batch, CollectorStats};
+
+pub mod sqlite;
+
+/// Row id.
+pub type Id = i64;
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated (e.g. a second force with the same name).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// A referenced row does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request was invalid for the data (e.g. a member role without a member).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The backend failed.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A role. Stable names are used in the database, the CLI and the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads one member's data.
+    MemberViewer,
+    /// Reads and manages one member (collectors, enrolment tokens).
+    MemberAdmin,
+    /// Managed-service provider: reads several members.
+    Msp,
+    /// Force Cyber Protect officer: the members of one force.
+    ForceOfficer,
+    /// Regional (with a region) or national (without) analyst.
+    Analyst,
+    /// Everything, including user management.
+    Admin,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: &'static [Role] = &[
+        Role::MemberViewer,
+        Role::MemberAdmin,
+        Role::Msp,
+        Role::ForceOfficer,
+        Role::Analyst,
+        Role::Admin,
+    ];
+
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::MemberViewer => "member_viewer",
+            Role::MemberAdmin => "member_admin",
+            Role::Msp => "msp",
+            Role::ForceOfficer => "force_officer",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses [`Role::as_str`].
+    pub fn from_name(s: &str) -> Option<Role> {
+        Role::ALL.iter().copied().find(|r| r.as_str() == s)
+    }
+
+    /// Words for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::MemberViewer => "Member (view)",
+            Role::MemberAdmin => "Member administrator",
+            Role::Msp => "Managed service provider",
+            Role::ForceOfficer => "Force Cyber Protect officer",
+            Role::Analyst => "Analyst",
+            Role::Admin => "Administrator",
+        }
+    }
+}
+
+/// Which members' data a caller may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything (administrator, national analyst).
+    All,
+    /// Members of forces in one region (regional analyst).
+    Region(String),
+    /// Members of one force (force officer).
+    Force(Id),
+    /// These members only (member users, MSPs, a collector).
+    Members(Vec<Id>),
+}
+
+impl Scope {
+    /// The scope a user's role gives them.
+    pub fn for_user(u: &User) -> Scope {
+        match u.role {
+            Role::Admin => Scope::All,
+            Role::Analyst => match &u.region {
+                Some(r) => Scope::Region(r.clone()),
+                None => Scope::All,
+            },
+            Role::ForceOfficer => match u.force_id {
+                Some(f) => Scope::Force(f),
+                None => Scope::Members(vec![]),
+            },
+            Role::MemberViewer | Role::MemberAdmin | Role::Msp => {
+                Scope::Members(u.member_ids.clone())
+            }
+        }
+    }
+}
+
+/// A police force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Force {
+    /// Id.
+    pub id: Id,
+    /// Name, unique.
+    pub name: String,
+    /// Region (e.g. "North West").
+    pub region: String,
+}
+
+/// A member organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Id.
+    pub id: Id,
+    /// The force whose area it is in.
+    pub force_id: Id,
+    /// Name.
+    pub name: String,
+    /// Its own networks (CIDRs) besides the private ranges.
+    pub networks: Vec<String>,
+    /// Opted in to sending outbound traffic.
+    pub send_outbound: bool,
+}
+
+/// A user (without the password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Id.
+    pub id: Id,
+    /// Email, used to sign in; unique, case-insensitive.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Force (force officers).
+    pub force_id: Option<Id>,
+    /// Region (regional analysts).
+    pub region: Option<String>,
+    /// Members (member users: one; MSPs: several).
+    pub member_ids: Vec<Id>,
+}
+
+/// A new user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Email.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// An argon2id PHC string; the store never sees passwords.
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+    /// Force, for force officers.
+    pub force_id: Option<Id>,
+    /// Region, for regional analysts.
+    pub region: Option<String>,
+    /// Members, for member users and MSPs.
+    pub member_ids: Vec<Id>,
+}
+
+/// A signed-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The user.
+    pub user: User,
+    /// The CSRF token bound to this session.
+    pub csrf: String,
+    /// Expiry.
+    pub expires_ms: i64,
+}
+
+/// An enrolled collector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collector {
+    /// Id.
+    pub id: Id,
+    /// Member it reports for.
+    pub member_id: Id,
+    /// Name given at enrolment.
+    pub name: String,
+    /// Revoked collectors are refused.
+    pub revoked: bool,
+    /// Last successful contact.
+    pub last_seen_ms: Option<i64>,
+    /// Software version last reported.
+    pub version: Option<String>,
+    /// Last reported health.
+    pub stats: Option<CollectorStats>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Id.
+    pub id: Id,
+    /// Member.
+    pub member_id: Id,
+    /// Collector that sent it.
+    pub collector_id: Id,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Alert workflow status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Not yet looked at.
+    New,
+    /// Someone is on it.
+    Acknowledged,
+    /// Done.
+    Resolved,
+}
+
+impl AlertStatus {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::New => "new",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+
+    /// Parses [`AlertStatus::as_str`].
+    pub fn from_name(s: &str) -> Option<AlertStatus> {
+        Some(match s {
+            "new" => AlertStatus::New,
+            "acknowledged" => AlertStatus::Acknowledged,
+            "resolved" => AlertStatus::Resolved,
+            _ => return None,
+        })
+    }
+}
+
+/// An alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Id.
+    pub id: Id,
+    /// Member.
+    pub member_id: Id,
+    /// Member name, for lists that span members.
+    pub member_name: String,
+    /// Detection.
+    pub kind: AlertKind,
+    /// Severity.
+    pub severity: Severity,
+    /// The address it is about.
+    pub subject_ip: IpAddr,
+    /// Lists that matched.
+    pub lists: Vec<String>,
+    /// Destination ports seen (distinct, at most [`MAX_ALERT_PORTS`]).
+    pub ports: Vec<u16>,
+    /// Events behind it (sum of event counts).
+    pub event_count: u64,
+    /// First event time.
+    pub first_seen_ms: i64,
+    /// Last event time.
+    pub last_seen_ms: i64,
+    /// Status.
+    pub status: AlertStatus,
+}
+
+/// Most distinct ports kept on an alert.
+pub const MAX_ALERT_PORTS: usize = 32;
+/// Most evidence events linked to one alert.
+pub const MAX_ALERT_EVIDENCE: usize = 50;
+
+/// What an ingest did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IngestOutcome {
+    /// Events stored (on a duplicate: the number stored the first time).
+    pub accepted: u64,
+    /// The batch had been stored before; nothing was written.
+    pub duplicate: bool,
+    /// Kinds of alerts newly created by this batch, one entry per alert.
+    pub alerts_created: Vec<AlertKind>,
+    /// Alerts that grew.
+    pub alerts_updated: u64,
+}
+
+/// Per-day counts for a chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCount {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    /// Events the firewall blocked.
+    pub blocked: u64,
+    /// Events the firewall allowed.
+    pub allowed: u64,
+}
+
+/// A ranked item in a "top" list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopItem {
+    /// The source address, or `proto/port`.
+    pub key: String,
+    /// Events.
+    pub events: u64,
+}
+
+/// Every storage operation the hub needs. Backends: [`sqlite::SqliteStore`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- tenancy -------------------------------------------------------------------------
+    /// Creates a force.
+    async fn create_force(&self, name: &str, region: &str) -> Result<Force>;
+    /// Forces visible in a scope.
+    async fn list_forces(&self, scope: &Scope) -> Result<Vec<Force>>;
+    /// Creates a member in a force.
+    async fn create_member(
+        &self,
+        force_id: Id,
+        name: &str,
+        networks: &[String],
+        send_outbound: bool,
+    ) -> Result<Member>;
+    /// Members visible in a scope.
+    async fn list_members(&self, scope: &Scope) -> Result<Vec<Member>>;
+    /// One member, if visible in the scope.
+    async fn get_member(&self, scope: &Scope, id: Id) -> Result<Option<Member>>;
+    /// Creates a user.
+    async fn create_user(&self, u: NewUser) -> Result<User>;
+    /// Sets a user's password hash.
+    async fn set_password(&self, email: &str, password_hash: &str) -> Result<()>;
+    /// A user and their password hash, for sign-in.
+    async fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>>;
+    /// Users visible in a scope (admin: all).
+    async fn list_users(&self, scope: &Scope) -> Result<Vec<User>>;
+
+    // --- sessions ------------------------------------------------------------------------
+    /// Records a session by the hash of its token.
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: Id,
+        csrf: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<()>;
+    /// The live session for a token hash.
+    async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<Session>>;
+    /// Ends a session.
+    async fn delete_session(&self, token_hash: &str) -> Result<()>;
+
+    // --- collectors ----------------------------------------------------------------------
+    /// Records a one-time enrolment token (by hash) for a member.
+    async fn create_enrolment_token(
+        &self,
+        member_id: Id,
+        token_hash: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<()>;
+    /// Atomically uses an unexpired, unused token and creates the collector.
+    async fn redeem_enrolment_token(
+        &self,
+        token_hash: &str,
+        name: &str,
+        credential_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<Collector>>;
+    /// A collector by the hash of its credential, unless revoked.
+    async fn collector_by_credential(&self, credential_hash: &str) -> Result<Option<Collector>>;
+    /// Revokes a collector; its credential stops working at once.
+    async fn revoke_collector(&self, scope: &Scope, id: Id) -> Result<bool>;
+    /// Collectors of the members in scope (optionally one member).
+    async fn list_collectors(&self, scope: &Scope, member_id: Option<Id>) -> Result<Vec<Collector>>;
+
+    // --- ingest --------------------------------------------------------------------------
+    /// Stores a batch from a collector with the detections' observations, exactly once.
+    /// `events` are the batch's accepted events (already validated), `observations` index into it.
+    async fn ingest(
+        &self,
+        collector: &Collector,
+        batch: &Batch,
+        events: &[Event],
+        observations: &[Observation],
+        dedup_window_ms: i64,
+        now_ms: i64,
+    ) -> Result<IngestOutcome>;
+
+    // --- reads ---------------------------------------------------------------------------
+    /// Most recent events of a member, newest first.
+    async fn recent_events(&self, scope: &Scope, member_id: Id, limit: u32)
+        -> Result<Vec<StoredEvent>>;
+    /// Total events stored for a member (sum of counts).
+    async fn event_total(&self, scope: &Scope, member_id: Id) -> Result<u64>;
+    /// Alerts in scope, optionally for one member, most recent first.
+    async fn alerts(&self, scope: &Scope, member_id: Option<Id>, limit: u32) -> Result<Vec<Alert>>;
+    /// One alert and its evidence, if in scope.
+    async fn alert(&self, scope: &Scope, id: Id) -> Result<Option<(Alert, Vec<StoredEvent>)>>;
+    /// Sets an alert's status; false if not in scope.
+    async fn set_alert_status(&self, scope: &Scope, id: Id, status: AlertStatus) -> Result<bool>;
+    /// Daily blocked/allowed counts for a member over `[from_day, to_day]`.
+    async fn daily_counts(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DayCount>>;
+    /// Top inbound sources since a day.
+    async fn top_sources(&self, scope: &Scope, member_id: Id, since_day: i64, n: u32)
+        -> Result<Vec<TopItem>>;
+    /// Top targeted inbound ports since a day.
+    async fn top_ports(&self, scope: &Scope, member_id: Id, since_day: i64, n: u32)
+        -> Result<Vec<TopItem>>;
+}
+
+/// Opens a store by URL: `sqlite://PATH` (created if missing, migrations applied).
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let s = sqlite::SqliteStore::open(std::path::Path::new(path)).await?;
+        return Ok(std::sync::Arc::new(s));
+    }
+    Err(StoreError::Invalid(format!(
+        "unsupported database URL `{url}`: use sqlite://PATH (PostgreSQL arrives with the scale-out backend)"
+    )))
+}
+
+/// Days since the epoch for a millisecond timestamp (UTC).
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(86_400_000)
+}

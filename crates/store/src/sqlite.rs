@@ -1,0 +1,1212 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! One writer connection (SQLite allows one writer at a time anyway) and a few reader
+//! connections, each behind a mutex and used from Tokio's blocking pool, so slow queries never
+//! block the async runtime. Migrations are embedded and applied in order at open.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use watchhouse_detect::{AlertKind, Observation, Severity};
+use watchhouse_event::{Action, Direction, Event, Format, IpProto};
+use watchhouse_proto::Batch;
+
+use crate::*;
+
+/// Migrations, applied in order; index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    readers: Vec<Arc<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+fn be(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation {
+            let m = msg.clone().unwrap_or_default();
+            if m.contains("UNIQUE") {
+                return StoreError::Conflict(m);
+            }
+            if m.contains("FOREIGN KEY") {
+                return StoreError::NotFound("a referenced row does not exist".into());
+            }
+            return StoreError::Invalid(m);
+        }
+    }
+    be(e)
+}
+
+fn lock(m: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn configure(c: &Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32000;",
+    )
+}
+
+fn migrate(c: &mut Connection) -> Result<()> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)",
+    )
+    .map_err(be)?;
+    let current: i64 = c
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .map_err(be)?;
+    if current > MIGRATIONS.len() as i64 {
+        return Err(StoreError::Invalid(format!(
+            "the database schema is version {current}, newer than this build knows ({}): upgrade Watchhouse",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = c.transaction().map_err(be)?;
+        tx.execute_batch(sql).map_err(be)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_ms) VALUES (?, ?)",
+            params![i as i64 + 1, now_ms()],
+        )
+        .map_err(be)?;
+        tx.commit().map_err(be)?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// SQL condition restricting `members m` to a scope, with its parameters.
+fn scope_sql(scope: &Scope) -> (String, Vec<Value>) {
+    match scope {
+        Scope::All => ("1".into(), vec![]),
+        Scope::Force(f) => ("m.force_id = ?".into(), vec![Value::Integer(*f)]),
+        Scope::Region(r) => (
+            "m.force_id IN (SELECT id FROM forces WHERE region = ?)".into(),
+            vec![Value::Text(r.clone())],
+        ),
+        Scope::Members(ids) if ids.is_empty() => ("0".into(), vec![]),
+        Scope::Members(ids) => (
+            format!("m.id IN ({})", vec!["?"; ids.len()].join(",")),
+            ids.iter().map(|i| Value::Integer(*i)).collect(),
+        ),
+    }
+}
+
+const EVENT_COLS: &str = "e.id, e.member_id, e.collector_id, e.time_ms, e.last_ms, e.action, e.protocol, \
+     e.src_ip, e.src_port, e.dst_ip, e.dst_port, e.direction, e.in_iface, e.out_iface, e.rule, \
+     e.device, e.format, e.bytes, e.packets, e.count, e.raw";
+
+fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let text_err = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("bad {what} in database").into(),
+        )
+    };
+    let action: String = r.get(5)?;
+    let src: String = r.get(7)?;
+    let dst: String = r.get(9)?;
+    let dir: String = r.get(11)?;
+    let fmt: String = r.get(16)?;
+    Ok(StoredEvent {
+        id: r.get(0)?,
+        member_id: r.get(1)?,
+        collector_id: r.get(2)?,
+        event: Event {
+            time_ms: r.get(3)?,
+            last_ms: r.get(4)?,
+            action: Action::from_name(&action).ok_or_else(|| text_err(5, "action"))?,
+            protocol: IpProto(r.get::<_, i64>(6)? as u8),
+            src_ip: src.parse().map_err(|_| text_err(7, "address"))?,
+            src_port: r.get::<_, Option<i64>>(8)?.map(|p| p as u16),
+            dst_ip: dst.parse().map_err(|_| text_err(9, "address"))?,
+            dst_port: r.get::<_, Option<i64>>(10)?.map(|p| p as u16),
+            direction: Direction::from_name(&dir).ok_or_else(|| text_err(11, "direction"))?,
+            in_iface: r.get(12)?,
+            out_iface: r.get(13)?,
+            rule: r.get(14)?,
+            device: r.get(15)?,
+            format: Format::from_name(&fmt).ok_or_else(|| text_err(16, "format"))?,
+            bytes: r.get::<_, Option<i64>>(17)?.map(|b| b as u64),
+            packets: r.get::<_, Option<i64>>(18)?.map(|b| b as u64),
+            count: r.get::<_, i64>(19)? as u32,
+            raw: r.get(20)?,
+        },
+    })
+}
+
+const ALERT_COLS: &str = "a.id, a.member_id, m.name, a.kind, a.severity, a.subject_ip, a.lists, a.ports, \
+     a.event_count, a.first_seen_ms, a.last_seen_ms, a.status";
+
+fn row_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    let conv = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("bad {what} in database").into(),
+        )
+    };
+    let kind: String = r.get(3)?;
+    let sev: String = r.get(4)?;
+    let ip: String = r.get(5)?;
+    let lists: String = r.get(6)?;
+    let ports: String = r.get(7)?;
+    let status: String = r.get(11)?;
+    Ok(Alert {
+        id: r.get(0)?,
+        member_id: r.get(1)?,
+        member_name: r.get(2)?,
+        kind: AlertKind::from_name(&kind).ok_or_else(|| conv(3, "kind"))?,
+        severity: Severity::from_name(&sev).ok_or_else(|| conv(4, "severity"))?,
+        subject_ip: ip.parse::<IpAddr>().map_err(|_| conv(5, "address"))?,
+        lists: serde_json::from_str(&lists).map_err(|_| conv(6, "lists"))?,
+        ports: serde_json::from_str(&ports).map_err(|_| conv(7, "ports"))?,
+        event_count: r.get::<_, i64>(8)? as u64,
+        first_seen_ms: r.get(9)?,
+        last_seen_ms: r.get(10)?,
+        status: AlertStatus::from_name(&status).ok_or_else(|| conv(11, "status"))?,
+    })
+}
+
+fn load_user(c: &Connection, id: Id) -> rusqlite::Result<Option<(User, String)>> {
+    let row = c
+        .query_row(
+            "SELECT id, email, name, role, force_id, region, password_hash FROM users WHERE id = ?",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, Id>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<Id>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, email, name, role, force_id, region, hash)) = row else {
+        return Ok(None);
+    };
+    let mut st = c.prepare_cached(
+        "SELECT member_id FROM user_members WHERE user_id = ? ORDER BY member_id",
+    )?;
+    let member_ids = st
+        .query_map([id], |r| r.get::<_, Id>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let role = Role::from_name(&role).unwrap_or(Role::MemberViewer);
+    Ok(Some((
+        User {
+            id,
+            email,
+            name,
+            role,
+            force_id,
+            region,
+            member_ids,
+        },
+        hash,
+    )))
+}
+
+fn load_collector(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collector> {
+    let stats: Option<String> = r.get(6)?;
+    Ok(Collector {
+        id: r.get(0)?,
+        member_id: r.get(1)?,
+        name: r.get(2)?,
+        revoked: r.get::<_, Option<i64>>(3)?.is_some(),
+        last_seen_ms: r.get(4)?,
+        version: r.get(5)?,
+        stats: stats.and_then(|s| serde_json::from_str(&s).ok()),
+    })
+}
+
+const COLLECTOR_COLS: &str =
+    "c.id, c.member_id, c.name, c.revoked_ms, c.last_seen_ms, c.version, c.stats";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+            .await
+            .map_err(be)?
+    }
+
+    fn open_blocking(path: &Path) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let mut w = Connection::open(path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        configure(&w).map_err(be)?;
+        migrate(&mut w)?;
+        let readers = (0..4)
+            .map(|_| {
+                let c = Connection::open(path).map_err(be)?;
+                configure(&c).map_err(be)?;
+                Ok(Arc::new(Mutex::new(c)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(w)),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let c = self.writer.clone();
+        tokio::task::spawn_blocking(move || f(&mut lock(&c)))
+            .await
+            .map_err(be)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let c = self.readers[i].clone();
+        tokio::task::spawn_blocking(move || f(&lock(&c)))
+            .await
+            .map_err(be)?
+    }
+}
+
+fn member_visible(c: &Connection, scope: &Scope, member_id: Id) -> Result<bool> {
+    let (cond, mut p) = scope_sql(scope);
+    p.insert(0, Value::Integer(member_id));
+    let sql = format!("SELECT 1 FROM members m WHERE m.id = ? AND {cond}");
+    c.query_row(&sql, params_from_iter(p), |_| Ok(()))
+        .optional()
+        .map(|o| o.is_some())
+        .map_err(be)
+}
+
+fn insert_events(
+    tx: &Transaction<'_>,
+    collector: &Collector,
+    events: &[Event],
+) -> Result<Vec<Id>> {
+    let mut ids = Vec::with_capacity(events.len());
+    let mut ins = tx
+        .prepare_cached(
+            "INSERT INTO events (member_id, collector_id, time_ms, last_ms, action, protocol, src_ip, src_port, \
+             dst_ip, dst_port, direction, in_iface, out_iface, rule, device, format, bytes, packets, count, raw) \
+             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        )
+        .map_err(be)?;
+    let mut daily = tx
+        .prepare_cached(
+            "INSERT INTO rollup_daily (member_id, day, allowed, events) VALUES (?,?,?,?) \
+             ON CONFLICT (member_id, day, allowed) DO UPDATE SET events = events + excluded.events",
+        )
+        .map_err(be)?;
+    let mut src = tx
+        .prepare_cached(
+            "INSERT INTO rollup_src (member_id, day, src_ip, events) VALUES (?,?,?,?) \
+             ON CONFLICT (member_id, day, src_ip) DO UPDATE SET events = events + excluded.events",
+        )
+        .map_err(be)?;
+    let mut port = tx
+        .prepare_cached(
+            "INSERT INTO rollup_port (member_id, day, protocol, dst_port, events) VALUES (?,?,?,?,?) \
+             ON CONFLICT (member_id, day, protocol, dst_port) DO UPDATE SET events = events + excluded.events",
+        )
+        .map_err(be)?;
+    for e in events {
+        ins.execute(params![
+            collector.member_id,
+            collector.id,
+            e.time_ms,
+            e.last_ms.max(e.time_ms),
+            e.action.as_str(),
+            e.protocol.0 as i64,
+            e.src_ip.to_string(),
+            e.src_port.map(i64::from),
+            e.dst_ip.to_string(),
+            e.dst_port.map(i64::from),
+            e.direction.as_str(),
+            e.in_iface,
+            e.out_iface,
+            e.rule,
+            e.device,
+            e.format.as_str(),
+            e.bytes.map(|b| b.min(i64::MAX as u64) as i64),
+            e.packets.map(|b| b.min(i64::MAX as u64) as i64),
+            e.count as i64,
+            e.raw,
+        ])
+        .map_err(map_err)?;
+        ids.push(tx.last_insert_rowid());
+        let day = day_of(e.time_ms);
+        let n = e.count.max(1) as i64;
+        daily
+            .execute(params![collector.member_id, day, e.action.is_allowed() as i64, n])
+            .map_err(be)?;
+        if e.direction == Direction::Inbound {
+            src.execute(params![collector.member_id, day, e.src_ip.to_string(), n])
+                .map_err(be)?;
+            if let Some(p) = e.dst_port {
+                port.execute(params![collector.member_id, day, e.protocol.0 as i64, p as i64, n])
+                    .map_err(be)?;
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Folds observations into alerts (new, or grown within the deduplication window).
+fn upsert_alerts(
+    tx: &Transaction<'_>,
+    member_id: Id,
+    events: &[Event],
+    event_ids: &[Id],
+    observations: &[Observation],
+    window_ms: i64,
+    now: i64,
+    out: &mut IngestOutcome,
+) -> Result<()> {
+    for o in observations {
+        let Some(e) = events.get(o.event_index) else {
+            return Err(StoreError::Invalid("observation refers to no event".into()));
+        };
+        let event_id = event_ids[o.event_index];
+        let existing: Option<(Id, String, String, i64)> = tx
+            .prepare_cached(
+                "SELECT id, ports, lists, event_count FROM alerts WHERE member_id = ? AND dedup_key = ? \
+                 AND status != 'resolved' AND last_seen_ms >= ? ORDER BY last_seen_ms DESC LIMIT 1",
+            )
+            .map_err(be)?
+            .query_row(params![member_id, o.dedup_key, e.time_ms - window_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .map_err(be)?;
+        let alert_id = match existing {
+            Some((id, ports, lists, _)) => {
+                let mut ports: BTreeSet<u16> = serde_json::from_str(&ports).unwrap_or_default();
+                if let Some(p) = e.dst_port {
+                    if ports.len() < MAX_ALERT_PORTS {
+                        ports.insert(p);
+                    }
+                }
+                let mut lists: BTreeSet<String> = serde_json::from_str(&lists).unwrap_or_default();
+                lists.extend(o.lists.iter().cloned());
+                tx.prepare_cached(
+                    "UPDATE alerts SET event_count = event_count + ?, last_seen_ms = MAX(last_seen_ms, ?), \
+                     first_seen_ms = MIN(first_seen_ms, ?), ports = ?, lists = ?, updated_ms = ? WHERE id = ?",
+                )
+                .map_err(be)?
+                .execute(params![
+                    e.count.max(1) as i64,
+                    e.last_ms.max(e.time_ms),
+                    e.time_ms,
+                    serde_json::to_string(&ports).map_err(be)?,
+                    serde_json::to_string(&lists).map_err(be)?,
+                    now,
+                    id
+                ])
+                .map_err(be)?;
+                out.alerts_updated += 1;
+                id
+            }
+            None => {
+                let ports: Vec<u16> = e.dst_port.into_iter().collect();
+                tx.prepare_cached(
+                    "INSERT INTO alerts (member_id, kind, severity, dedup_key, subject_ip, lists, ports, \
+                     event_count, first_seen_ms, last_seen_ms, status, created_ms, updated_ms) \
+                     VALUES (?,?,?,?,?,?,?,?,?,?,'new',?,?)",
+                )
+                .map_err(be)?
+                .execute(params![
+                    member_id,
+                    o.kind.as_str(),
+                    o.severity.as_str(),
+                    o.dedup_key,
+                    o.subject_ip.to_string(),
+                    serde_json::to_string(&o.lists).map_err(be)?,
+                    serde_json::to_string(&ports).map_err(be)?,
+                    e.count.max(1) as i64,
+                    e.time_ms,
+                    e.last_ms.max(e.time_ms),
+                    now,
+                    now
+                ])
+                .map_err(be)?;
+                out.alerts_created.push(o.kind);
+                tx.last_insert_rowid()
+            }
+        };
+        let linked: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM alert_events WHERE alert_id = ?")
+            .map_err(be)?
+            .query_row([alert_id], |r| r.get(0))
+            .map_err(be)?;
+        if (linked as usize) < MAX_ALERT_EVIDENCE {
+            tx.prepare_cached("INSERT OR IGNORE INTO alert_events (alert_id, event_id) VALUES (?, ?)")
+                .map_err(be)?
+                .execute(params![alert_id, event_id])
+                .map_err(be)?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_force(&self, name: &str, region: &str) -> Result<Force> {
+        let (name, region) = (name.to_owned(), region.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO forces (name, region, created_ms) VALUES (?, ?, ?)",
+                params![name, region, now_ms()],
+            )
+            .map_err(map_err)?;
+            Ok(Force {
+                id: c.last_insert_rowid(),
+                name,
+                region,
+            })
+        })
+        .await
+    }
+
+    async fn list_forces(&self, scope: &Scope) -> Result<Vec<Force>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let (sql, p) = match &scope {
+                Scope::All => ("SELECT id, name, region FROM forces ORDER BY name".to_owned(), vec![]),
+                Scope::Region(r) => (
+                    "SELECT id, name, region FROM forces WHERE region = ? ORDER BY name".to_owned(),
+                    vec![Value::Text(r.clone())],
+                ),
+                Scope::Force(f) => (
+                    "SELECT id, name, region FROM forces WHERE id = ?".to_owned(),
+                    vec![Value::Integer(*f)],
+                ),
+                Scope::Members(_) => {
+                    let (cond, p) = scope_sql(&scope);
+                    (
+                        format!(
+                            "SELECT DISTINCT f.id, f.name, f.region FROM forces f JOIN members m ON m.force_id = f.id WHERE {cond} ORDER BY f.name"
+                        ),
+                        p,
+                    )
+                }
+            };
+            let mut st = c.prepare(&sql).map_err(be)?;
+            let rows = st
+                .query_map(params_from_iter(p), |r| {
+                    Ok(Force {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        region: r.get(2)?,
+                    })
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn create_member(
+        &self,
+        force_id: Id,
+        name: &str,
+        networks: &[String],
+        send_outbound: bool,
+    ) -> Result<Member> {
+        let name = name.to_owned();
+        let networks = networks.to_vec();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO members (force_id, name, networks, send_outbound, created_ms) VALUES (?, ?, ?, ?, ?)",
+                params![
+                    force_id,
+                    name,
+                    serde_json::to_string(&networks).map_err(be)?,
+                    send_outbound as i64,
+                    now_ms()
+                ],
+            )
+            .map_err(map_err)?;
+            Ok(Member {
+                id: c.last_insert_rowid(),
+                force_id,
+                name,
+                networks,
+                send_outbound,
+            })
+        })
+        .await
+    }
+
+    async fn list_members(&self, scope: &Scope) -> Result<Vec<Member>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let (cond, p) = scope_sql(&scope);
+            let sql = format!(
+                "SELECT m.id, m.force_id, m.name, m.networks, m.send_outbound FROM members m WHERE {cond} ORDER BY m.name"
+            );
+            let mut st = c.prepare(&sql).map_err(be)?;
+            let rows = st
+                .query_map(params_from_iter(p), |r| {
+                    let nets: String = r.get(3)?;
+                    Ok(Member {
+                        id: r.get(0)?,
+                        force_id: r.get(1)?,
+                        name: r.get(2)?,
+                        networks: serde_json::from_str(&nets).unwrap_or_default(),
+                        send_outbound: r.get::<_, i64>(4)? != 0,
+                    })
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn get_member(&self, scope: &Scope, id: Id) -> Result<Option<Member>> {
+        let visible = self.list_members(scope).await?;
+        Ok(visible.into_iter().find(|m| m.id == id))
+    }
+
+    async fn create_user(&self, u: NewUser) -> Result<User> {
+        self.write(move |c| {
+            validate_new_user(&u)?;
+            let tx = c.transaction().map_err(be)?;
+            tx.execute(
+                "INSERT INTO users (email, name, password_hash, role, force_id, region, created_ms) VALUES (?,?,?,?,?,?,?)",
+                params![u.email.trim(), u.name, u.password_hash, u.role.as_str(), u.force_id, u.region, now_ms()],
+            )
+            .map_err(map_err)?;
+            let id = tx.last_insert_rowid();
+            for m in &u.member_ids {
+                tx.execute(
+                    "INSERT INTO user_members (user_id, member_id) VALUES (?, ?)",
+                    params![id, m],
+                )
+                .map_err(map_err)?;
+            }
+            let user = load_user(&tx, id).map_err(be)?.map(|(u, _)| u);
+            tx.commit().map_err(be)?;
+            user.ok_or_else(|| StoreError::Backend("user vanished".into()))
+        })
+        .await
+    }
+
+    async fn set_password(&self, email: &str, password_hash: &str) -> Result<()> {
+        let (email, hash) = (email.to_owned(), password_hash.to_owned());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE users SET password_hash = ? WHERE email = ? COLLATE NOCASE",
+                    params![hash, email],
+                )
+                .map_err(be)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("no user with email {email}")));
+            }
+            // Changing a password ends every session of that user.
+            c.execute(
+                "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ? COLLATE NOCASE)",
+                [&email],
+            )
+            .map_err(be)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>> {
+        let email = email.trim().to_owned();
+        self.read(move |c| {
+            let id: Option<Id> = c
+                .query_row(
+                    "SELECT id FROM users WHERE email = ? COLLATE NOCASE AND disabled = 0",
+                    [&email],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(be)?;
+            match id {
+                Some(id) => load_user(c, id).map_err(be),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn list_users(&self, scope: &Scope) -> Result<Vec<User>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let ids: Vec<Id> = {
+                let mut st = c.prepare("SELECT id FROM users ORDER BY email").map_err(be)?;
+                let v = st
+                    .query_map([], |r| r.get(0))
+                    .map_err(be)?
+                    .collect::<rusqlite::Result<Vec<Id>>>()
+                    .map_err(be)?;
+                v
+            };
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some((u, _)) = load_user(c, id).map_err(be)? {
+                    let visible = match &scope {
+                        Scope::All => true,
+                        Scope::Force(f) => u.force_id == Some(*f),
+                        Scope::Region(r) => u.region.as_deref() == Some(r.as_str()),
+                        Scope::Members(ms) => {
+                            !u.member_ids.is_empty() && u.member_ids.iter().all(|m| ms.contains(m))
+                        }
+                    };
+                    if visible {
+                        out.push(u);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: Id,
+        csrf: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<()> {
+        let (t, csrf) = (token_hash.to_owned(), csrf.to_owned());
+        self.write(move |c| {
+            c.execute("DELETE FROM sessions WHERE expires_ms < ?", [now_ms])
+                .map_err(be)?;
+            c.execute(
+                "INSERT INTO sessions (token_hash, user_id, csrf, created_ms, expires_ms) VALUES (?,?,?,?,?)",
+                params![t, user_id, csrf, now_ms, expires_ms],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<Session>> {
+        let t = token_hash.to_owned();
+        self.read(move |c| {
+            let row: Option<(Id, String, i64)> = c
+                .query_row(
+                    "SELECT s.user_id, s.csrf, s.expires_ms FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.token_hash = ? AND s.expires_ms > ? AND u.disabled = 0",
+                    params![t, now_ms],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(be)?;
+            let Some((uid, csrf, expires_ms)) = row else {
+                return Ok(None);
+            };
+            Ok(load_user(c, uid).map_err(be)?.map(|(user, _)| Session {
+                user,
+                csrf,
+                expires_ms,
+            }))
+        })
+        .await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        let t = token_hash.to_owned();
+        self.write(move |c| {
+            c.execute("DELETE FROM sessions WHERE token_hash = ?", [t])
+                .map_err(be)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_enrolment_token(
+        &self,
+        member_id: Id,
+        token_hash: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<()> {
+        let t = token_hash.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO enrolment_tokens (token_hash, member_id, created_ms, expires_ms) VALUES (?,?,?,?)",
+                params![t, member_id, now_ms, expires_ms],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn redeem_enrolment_token(
+        &self,
+        token_hash: &str,
+        name: &str,
+        credential_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<Collector>> {
+        let (t, name, cred) = (token_hash.to_owned(), name.to_owned(), credential_hash.to_owned());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(be)?;
+            let member: Option<Id> = tx
+                .query_row(
+                    "SELECT member_id FROM enrolment_tokens WHERE token_hash = ? AND used_ms IS NULL AND expires_ms > ?",
+                    params![t, now_ms],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(be)?;
+            let Some(member_id) = member else {
+                return Ok(None);
+            };
+            tx.execute(
+                "INSERT INTO collectors (member_id, name, credential_hash, created_ms) VALUES (?,?,?,?)",
+                params![member_id, name, cred, now_ms],
+            )
+            .map_err(map_err)?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "UPDATE enrolment_tokens SET used_ms = ?, collector_id = ? WHERE token_hash = ?",
+                params![now_ms, id, t],
+            )
+            .map_err(be)?;
+            tx.commit().map_err(be)?;
+            Ok(Some(Collector {
+                id,
+                member_id,
+                name,
+                revoked: false,
+                last_seen_ms: None,
+                version: None,
+                stats: None,
+            }))
+        })
+        .await
+    }
+
+    async fn collector_by_credential(&self, credential_hash: &str) -> Result<Option<Collector>> {
+        let h = credential_hash.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                &format!(
+                    "SELECT {COLLECTOR_COLS} FROM collectors c WHERE c.credential_hash = ? AND c.revoked_ms IS NULL"
+                ),
+                [h],
+                load_collector,
+            )
+            .optional()
+            .map_err(be)
+        })
+        .await
+    }
+
+    async fn revoke_collector(&self, scope: &Scope, id: Id) -> Result<bool> {
+        let scope = scope.clone();
+        self.write(move |c| {
+            let (cond, mut p) = scope_sql(&scope);
+            p.insert(0, Value::Integer(now_ms()));
+            p.insert(1, Value::Integer(id));
+            let sql = format!(
+                "UPDATE collectors SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL AND member_id IN \
+                 (SELECT m.id FROM members m WHERE {cond})"
+            );
+            Ok(c.execute(&sql, params_from_iter(p)).map_err(be)? > 0)
+        })
+        .await
+    }
+
+    async fn list_collectors(&self, scope: &Scope, member_id: Option<Id>) -> Result<Vec<Collector>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let (cond, mut p) = scope_sql(&scope);
+            let mut sql = format!(
+                "SELECT {COLLECTOR_COLS} FROM collectors c JOIN members m ON m.id = c.member_id WHERE {cond}"
+            );
+            if let Some(mid) = member_id {
+                sql.push_str(" AND c.member_id = ?");
+                p.push(Value::Integer(mid));
+            }
+            sql.push_str(" ORDER BY c.id");
+            let mut st = c.prepare(&sql).map_err(be)?;
+            let v = st
+                .query_map(params_from_iter(p), load_collector)
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn ingest(
+        &self,
+        collector: &Collector,
+        batch: &Batch,
+        events: &[Event],
+        observations: &[Observation],
+        dedup_window_ms: i64,
+        now_ms: i64,
+    ) -> Result<IngestOutcome> {
+        let collector = collector.clone();
+        let batch_id = batch.batch_id.to_string();
+        let version = batch.collector_version.clone();
+        let stats = match &batch.stats {
+            Some(s) => Some(serde_json::to_string(s).map_err(be)?),
+            None => None,
+        };
+        let events = events.to_vec();
+        let observations = observations.to_vec();
+        self.write(move |c| {
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(be)?;
+            let prior: Option<i64> = tx
+                .query_row(
+                    "SELECT accepted FROM ingest_batches WHERE collector_id = ? AND batch_id = ?",
+                    params![collector.id, batch_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(be)?;
+            if let Some(accepted) = prior {
+                // A retry of a batch we already hold: store nothing, but note the contact.
+                tx.execute(
+                    "UPDATE collectors SET last_seen_ms = ? WHERE id = ?",
+                    params![now_ms, collector.id],
+                )
+                .map_err(be)?;
+                tx.commit().map_err(be)?;
+                return Ok(IngestOutcome {
+                    accepted: accepted as u64,
+                    duplicate: true,
+                    ..Default::default()
+                });
+            }
+            tx.execute(
+                "INSERT INTO ingest_batches (collector_id, batch_id, accepted, received_ms) VALUES (?,?,?,?)",
+                params![collector.id, batch_id, events.len() as i64, now_ms],
+            )
+            .map_err(map_err)?;
+            let ids = insert_events(&tx, &collector, &events)?;
+            let mut out = IngestOutcome {
+                accepted: events.len() as u64,
+                ..Default::default()
+            };
+            upsert_alerts(
+                &tx,
+                collector.member_id,
+                &events,
+                &ids,
+                &observations,
+                dedup_window_ms,
+                now_ms,
+                &mut out,
+            )?;
+            tx.execute(
+                "UPDATE collectors SET last_seen_ms = ?, version = ?, stats = COALESCE(?, stats) WHERE id = ?",
+                params![now_ms, version, stats, collector.id],
+            )
+            .map_err(be)?;
+            tx.commit().map_err(be)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn recent_events(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let (cond, mut p) = scope_sql(&scope);
+            p.insert(0, Value::Integer(member_id));
+            p.push(Value::Integer(limit.min(1000) as i64));
+            let sql = format!(
+                "SELECT {EVENT_COLS} FROM events e JOIN members m ON m.id = e.member_id \
+                 WHERE e.member_id = ? AND {cond} ORDER BY e.time_ms DESC, e.id DESC LIMIT ?"
+            );
+            let mut st = c.prepare(&sql).map_err(be)?;
+            let v = st
+                .query_map(params_from_iter(p), row_event)
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn event_total(&self, scope: &Scope, member_id: Id) -> Result<u64> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            if !member_visible(c, &scope, member_id)? {
+                return Ok(0);
+            }
+            let n: i64 = c
+                .query_row(
+                    "SELECT COALESCE(SUM(events), 0) FROM rollup_daily WHERE member_id = ?",
+                    [member_id],
+                    |r| r.get(0),
+                )
+                .map_err(be)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn alerts(&self, scope: &Scope, member_id: Option<Id>, limit: u32) -> Result<Vec<Alert>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let (cond, mut p) = scope_sql(&scope);
+            let mut sql = format!(
+                "SELECT {ALERT_COLS} FROM alerts a JOIN members m ON m.id = a.member_id WHERE {cond}"
+            );
+            if let Some(mid) = member_id {
+                sql.push_str(" AND a.member_id = ?");
+                p.push(Value::Integer(mid));
+            }
+            sql.push_str(
+                " ORDER BY CASE a.status WHEN 'resolved' THEN 1 ELSE 0 END, \
+                 CASE a.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, \
+                 a.last_seen_ms DESC LIMIT ?",
+            );
+            p.push(Value::Integer(limit.min(1000) as i64));
+            let mut st = c.prepare(&sql).map_err(be)?;
+            let v = st
+                .query_map(params_from_iter(p), row_alert)
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn alert(&self, scope: &Scope, id: Id) -> Result<Option<(Alert, Vec<StoredEvent>)>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let (cond, mut p) = scope_sql(&scope);
+            p.insert(0, Value::Integer(id));
+            let sql = format!(
+                "SELECT {ALERT_COLS} FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.id = ? AND {cond}"
+            );
+            let Some(alert) = c
+                .query_row(&sql, params_from_iter(p), row_alert)
+                .optional()
+                .map_err(be)?
+            else {
+                return Ok(None);
+            };
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {EVENT_COLS} FROM alert_events ae JOIN events e ON e.id = ae.event_id \
+                     WHERE ae.alert_id = ? AND e.member_id = ? ORDER BY e.time_ms, e.id"
+                ))
+                .map_err(be)?;
+            let evidence = st
+                .query_map(params![id, alert.member_id], row_event)
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(Some((alert, evidence)))
+        })
+        .await
+    }
+
+    async fn set_alert_status(&self, scope: &Scope, id: Id, status: AlertStatus) -> Result<bool> {
+        let scope = scope.clone();
+        self.write(move |c| {
+            let (cond, mut p) = scope_sql(&scope);
+            p.insert(0, Value::Text(status.as_str().to_owned()));
+            p.insert(1, Value::Integer(now_ms()));
+            p.insert(2, Value::Integer(id));
+            let sql = format!(
+                "UPDATE alerts SET status = ?, updated_ms = ? WHERE id = ? AND member_id IN (SELECT m.id FROM members m WHERE {cond})"
+            );
+            Ok(c.execute(&sql, params_from_iter(p)).map_err(be)? > 0)
+        })
+        .await
+    }
+
+    async fn daily_counts(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DayCount>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            if !member_visible(c, &scope, member_id)? {
+                return Ok(vec![]);
+            }
+            let mut st = c
+                .prepare_cached(
+                    "SELECT day, allowed, events FROM rollup_daily WHERE member_id = ? AND day BETWEEN ? AND ? ORDER BY day",
+                )
+                .map_err(be)?;
+            let rows = st
+                .query_map(params![member_id, from_day, to_day], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            let mut out: Vec<DayCount> = (from_day..=to_day)
+                .map(|day| DayCount {
+                    day,
+                    blocked: 0,
+                    allowed: 0,
+                })
+                .collect();
+            for (day, allowed, n) in rows {
+                if let Some(d) = out.get_mut((day - from_day) as usize) {
+                    if allowed != 0 {
+                        d.allowed += n as u64;
+                    } else {
+                        d.blocked += n as u64;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn top_sources(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        since_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            if !member_visible(c, &scope, member_id)? {
+                return Ok(vec![]);
+            }
+            let mut st = c
+                .prepare_cached(
+                    "SELECT src_ip, SUM(events) AS n FROM rollup_src WHERE member_id = ? AND day >= ? \
+                     GROUP BY src_ip ORDER BY n DESC, src_ip LIMIT ?",
+                )
+                .map_err(be)?;
+            let v = st
+                .query_map(params![member_id, since_day, n.min(100)], |r| {
+                    Ok(TopItem {
+                        key: r.get(0)?,
+                        events: r.get::<_, i64>(1)? as u64,
+                    })
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn top_ports(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        since_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            if !member_visible(c, &scope, member_id)? {
+                return Ok(vec![]);
+            }
+            let mut st = c
+                .prepare_cached(
+                    "SELECT protocol, dst_port, SUM(events) AS n FROM rollup_port WHERE member_id = ? AND day >= ? \
+                     GROUP BY protocol, dst_port ORDER BY n DESC, dst_port LIMIT ?",
+                )
+                .map_err(be)?;
+            let v = st
+                .query_map(params![member_id, since_day, n.min(100)], |r| {
+                    let proto = IpProto(r.get::<_, i64>(0)? as u8);
+                    Ok(TopItem {
+                        key: format!("{}/{}", proto, r.get::<_, i64>(1)?),
+                        events: r.get::<_, i64>(2)? as u64,
+                    })
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+}
+
+fn validate_new_user(u: &NewUser) -> Result<()> {
+    let email = u.email.trim();
+    if email.is_empty() || !email.contains('@') || email.len() > 254 {
+        return Err(StoreError::Invalid(format!("`{email}` is not an email address")));
+    }
+    match u.role {
+        Role::MemberViewer | Role::MemberAdmin if u.member_ids.len() != 1 => Err(StoreError::Invalid(
+            "a member user belongs to exactly one member".into(),
+        )),
+        Role::Msp if u.member_ids.is_empty() => Err(StoreError::Invalid(
+            "a managed service provider needs at least one member".into(),
+        )),
+        Role::ForceOfficer if u.force_id.is_none() => {
+            Err(StoreError::Invalid("a force officer needs a force".into()))
+        }
+        _ => Ok(()),
+    }
+}

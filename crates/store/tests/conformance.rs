@@ -1,0 +1,267 @@
+//! The storage conformance suite: every behaviour the hub relies on, written once against
+//! `dyn Store`. Each backend runs all of it (SQLite here; PostgreSQL joins with the scale-out work).
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+use watchhouse_detect::{detect, AlertKind, Severity};
+use watchhouse_event::{Action, Direction, Event, Format, IpProto};
+use watchhouse_intel::{parse_netset, ListInfo, MatcherBuilder};
+use watchhouse_proto::Batch;
+use watchhouse_store::*;
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_763_700_000_000; // 2025-11-21
+
+fn event(src: &str, dport: u16, action: Action, t: i64) -> Event {
+    Event {
+        time_ms: t,
+        last_ms: t,
+        action,
+        protocol: IpProto::TCP,
+        src_ip: src.parse().unwrap(),
+        src_port: Some(40000),
+        dst_ip: "198.51.100.10".parse().unwrap(),
+        dst_port: Some(dport),
+        direction: Direction::Inbound,
+        in_iface: Some("eth0".into()),
+        out_iface: None,
+        rule: None,
+        device: Some("fw".into()),
+        format: Format::Netfilter,
+        bytes: Some(40),
+        packets: Some(1),
+        count: 1,
+        raw: format!("SRC={src} DPT={dport}"),
+    }
+}
+
+fn batch(events: Vec<Event>) -> Batch {
+    Batch {
+        version: 1,
+        batch_id: Uuid::new_v4(),
+        collector_version: "test".into(),
+        sealed_at_ms: T0,
+        events,
+        stats: None,
+    }
+}
+
+struct World {
+    store: Arc<dyn Store>,
+    f1: Force,
+    f2: Force,
+    a: Member,
+    b: Member,
+    c: Member,
+    col_a: Collector,
+    col_c: Collector,
+}
+
+async fn world(store: Arc<dyn Store>) -> World {
+    let f1 = store.create_force("Force One", "North").await.unwrap();
+    let f2 = store.create_force("Force Two", "South").await.unwrap();
+    let a = store.create_member(f1.id, "Alpha Ltd", &["198.51.100.0/24".into()], false).await.unwrap();
+    let b = store.create_member(f1.id, "Bravo School", &[], false).await.unwrap();
+    let c = store.create_member(f2.id, "Charlie Surgery", &[], false).await.unwrap();
+    store.create_enrolment_token(a.id, "tok-a", T0, T0 + DAY).await.unwrap();
+    store.create_enrolment_token(c.id, "tok-c", T0, T0 + DAY).await.unwrap();
+    let col_a = store.redeem_enrolment_token("tok-a", "fw-a", "cred-a", T0).await.unwrap().unwrap();
+    let col_c = store.redeem_enrolment_token("tok-c", "fw-c", "cred-c", T0).await.unwrap().unwrap();
+    World { store, f1, f2, a, b, c, col_a, col_c }
+}
+
+async fn ingest(w: &World, col: &Collector, b: &Batch) -> IngestOutcome {
+    let mut mb = MatcherBuilder::new();
+    let (v, _) = parse_netset("203.0.113.0/24\n");
+    mb.add_list(ListInfo { name: "demo".into(), category: "attacks".into() }, v);
+    let m = mb.build();
+    let obs = detect(&b.events, &m);
+    w.store.ingest(col, b, &b.events, &obs, DAY, T0).await.unwrap()
+}
+
+async fn suite(store: Arc<dyn Store>) {
+    let w = world(store).await;
+    enrolment_is_one_time(&w).await;
+    ingest_is_idempotent_and_alerts_dedupe(&w).await;
+    scopes_isolate_tenants(&w).await;
+    revoked_collectors_are_refused(&w).await;
+    sessions_expire(&w).await;
+    users_are_validated(&w).await;
+}
+
+async fn enrolment_is_one_time(w: &World) {
+    assert!(w.store.redeem_enrolment_token("tok-a", "again", "cred-x", T0).await.unwrap().is_none());
+    w.store.create_enrolment_token(w.b.id, "tok-old", T0 - 2 * DAY, T0 - DAY).await.unwrap();
+    assert!(
+        w.store.redeem_enrolment_token("tok-old", "late", "cred-y", T0).await.unwrap().is_none(),
+        "expired token must not enrol"
+    );
+    let found = w.store.collector_by_credential("cred-a").await.unwrap().unwrap();
+    assert_eq!(found.member_id, w.a.id);
+    assert!(w.store.collector_by_credential("nope").await.unwrap().is_none());
+}
+
+async fn ingest_is_idempotent_and_alerts_dedupe(w: &World) {
+    let b1 = batch(vec![
+        event("203.0.113.5", 22, Action::Drop, T0),
+        event("203.0.113.5", 23, Action::Drop, T0 + 1000),
+        event("203.0.113.6", 3389, Action::Allow, T0 + 2000),
+        event("8.8.8.8", 443, Action::Allow, T0 + 3000),
+    ]);
+    let out = ingest(w, &w.col_a, &b1).await;
+    assert_eq!(out.accepted, 4);
+    assert!(!out.duplicate);
+    assert_eq!(out.alerts_created, vec![AlertKind::ListedSourceInbound; 2]);
+    assert_eq!(out.alerts_updated, 1);
+
+    // The same batch again (a retry after a lost acknowledgement): nothing new is stored.
+    let again = ingest(w, &w.col_a, &b1).await;
+    assert!(again.duplicate);
+    assert_eq!(again.accepted, 4);
+    assert!(again.alerts_created.is_empty());
+    let all = Scope::All;
+    assert_eq!(w.store.event_total(&all, w.a.id).await.unwrap(), 4);
+    assert_eq!(w.store.recent_events(&all, w.a.id, 100).await.unwrap().len(), 4);
+
+    // A later batch grows the existing alert instead of opening another.
+    let b2 = batch(vec![event("203.0.113.5", 80, Action::Drop, T0 + 60_000)]);
+    let out2 = ingest(w, &w.col_a, &b2).await;
+    assert!(out2.alerts_created.is_empty());
+    let alerts = w.store.alerts(&all, Some(w.a.id), 50).await.unwrap();
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts[0].severity, Severity::High, "high sorts first");
+    let low = alerts.iter().find(|a| a.severity == Severity::Low).unwrap();
+    assert_eq!(low.event_count, 3);
+    assert_eq!(low.ports, vec![22, 23, 80]);
+    let (_, evidence) = w.store.alert(&all, low.id).await.unwrap().unwrap();
+    assert_eq!(evidence.len(), 3);
+
+    // Rollups.
+    let day = day_of(T0);
+    let days = w.store.daily_counts(&all, w.a.id, day - 1, day).await.unwrap();
+    assert_eq!(days.len(), 2);
+    assert_eq!(days[1].blocked, 3);
+    assert_eq!(days[1].allowed, 2);
+    let top = w.store.top_sources(&all, w.a.id, day, 5).await.unwrap();
+    assert_eq!(top[0].key, "203.0.113.5");
+    assert_eq!(top[0].events, 3);
+    let ports = w.store.top_ports(&all, w.a.id, day, 10).await.unwrap();
+    assert!(ports.iter().any(|p| p.key == "tcp/3389"));
+
+    // Status changes are scoped and persisted.
+    assert!(!w.store.set_alert_status(&Scope::Members(vec![w.b.id]), low.id, AlertStatus::Resolved).await.unwrap());
+    assert!(w.store.set_alert_status(&Scope::Members(vec![w.a.id]), low.id, AlertStatus::Acknowledged).await.unwrap());
+    let (a, _) = w.store.alert(&all, low.id).await.unwrap().unwrap();
+    assert_eq!(a.status, AlertStatus::Acknowledged);
+
+    // Another member's collector.
+    ingest(w, &w.col_c, &batch(vec![event("203.0.113.9", 445, Action::Drop, T0)])).await;
+}
+
+async fn scopes_isolate_tenants(w: &World) {
+    let s = &w.store;
+    let only_b = Scope::Members(vec![w.b.id]);
+    let only_a = Scope::Members(vec![w.a.id]);
+    let force2 = Scope::Force(w.f2.id);
+    let south = Scope::Region("South".into());
+
+    // Member B sees nothing of A.
+    assert!(s.get_member(&only_b, w.a.id).await.unwrap().is_none());
+    assert!(s.recent_events(&only_b, w.a.id, 100).await.unwrap().is_empty());
+    assert_eq!(s.event_total(&only_b, w.a.id).await.unwrap(), 0);
+    assert!(s.alerts(&only_b, Some(w.a.id), 100).await.unwrap().is_empty());
+    assert!(s.alerts(&only_b, None, 100).await.unwrap().is_empty());
+    assert!(s.daily_counts(&only_b, w.a.id, 0, day_of(T0)).await.unwrap().is_empty());
+    assert!(s.top_sources(&only_b, w.a.id, 0, 10).await.unwrap().is_empty());
+    assert!(s.top_ports(&only_b, w.a.id, 0, 10).await.unwrap().is_empty());
+    assert!(s.list_collectors(&only_b, Some(w.a.id)).await.unwrap().is_empty());
+    let a_alert = s.alerts(&only_a, None, 1).await.unwrap()[0].id;
+    assert!(s.alert(&only_b, a_alert).await.unwrap().is_none());
+    assert_eq!(s.list_members(&only_b).await.unwrap().len(), 1);
+
+    // Force 2's officer sees Charlie only; the South region likewise.
+    for scope in [&force2, &south] {
+        let members = s.list_members(scope).await.unwrap();
+        assert_eq!(members.iter().map(|m| m.id).collect::<Vec<_>>(), vec![w.c.id]);
+        assert!(s.alert(scope, a_alert).await.unwrap().is_none());
+        assert!(s.alerts(scope, None, 100).await.unwrap().iter().all(|a| a.member_id == w.c.id));
+        assert!(s.recent_events(scope, w.a.id, 10).await.unwrap().is_empty());
+        assert!(s.list_collectors(scope, None).await.unwrap().iter().all(|c| c.member_id == w.c.id));
+        assert_eq!(s.list_forces(scope).await.unwrap(), vec![w.f2.clone()]);
+    }
+    // Force 1 sees A and B.
+    assert_eq!(s.list_members(&Scope::Force(w.f1.id)).await.unwrap().len(), 2);
+    assert_eq!(s.list_members(&Scope::All).await.unwrap().len(), 3);
+    assert!(s.list_members(&Scope::Members(vec![])).await.unwrap().is_empty());
+}
+
+async fn revoked_collectors_are_refused(w: &World) {
+    assert!(!w.store.revoke_collector(&Scope::Members(vec![w.b.id]), w.col_c.id).await.unwrap());
+    assert!(w.store.revoke_collector(&Scope::Force(w.f2.id), w.col_c.id).await.unwrap());
+    assert!(w.store.collector_by_credential("cred-c").await.unwrap().is_none());
+    let listed = w.store.list_collectors(&Scope::All, Some(w.c.id)).await.unwrap();
+    assert!(listed[0].revoked);
+}
+
+async fn sessions_expire(w: &World) {
+    let u = w
+        .store
+        .create_user(NewUser {
+            email: "viewer@alpha.example".into(),
+            name: "Viewer".into(),
+            password_hash: "$argon2id$fake".into(),
+            role: Role::MemberViewer,
+            force_id: None,
+            region: None,
+            member_ids: vec![w.a.id],
+        })
+        .await
+        .unwrap();
+    assert_eq!(Scope::for_user(&u), Scope::Members(vec![w.a.id]));
+    w.store.create_session("s1", u.id, "csrf1", T0, T0 + 1000).await.unwrap();
+    let s = w.store.session("s1", T0 + 10).await.unwrap().unwrap();
+    assert_eq!(s.user.id, u.id);
+    assert_eq!(s.csrf, "csrf1");
+    assert!(w.store.session("s1", T0 + 2000).await.unwrap().is_none());
+    w.store.create_session("s2", u.id, "c", T0, T0 + 1000).await.unwrap();
+    w.store.delete_session("s2").await.unwrap();
+    assert!(w.store.session("s2", T0).await.unwrap().is_none());
+    let (lu, hash) = w.store.user_for_login("VIEWER@alpha.example").await.unwrap().unwrap();
+    assert_eq!(lu.id, u.id);
+    assert_eq!(hash, "$argon2id$fake");
+}
+
+async fn users_are_validated(w: &World) {
+    let bad = NewUser {
+        email: "x@y".into(),
+        name: "x".into(),
+        password_hash: "h".into(),
+        role: Role::MemberViewer,
+        force_id: None,
+        region: None,
+        member_ids: vec![],
+    };
+    assert!(matches!(w.store.create_user(bad.clone()).await, Err(StoreError::Invalid(_))));
+    let dup = NewUser { email: "viewer@alpha.example".into(), member_ids: vec![w.a.id], ..bad };
+    assert!(matches!(w.store.create_user(dup).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(w.store.create_force("Force One", "x").await, Err(StoreError::Conflict(_))));
+    assert!(w.store.create_member(9999, "ghost", &[], false).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("wh.db").display());
+    let store = open(&url).await.unwrap();
+    suite(store).await;
+    // Re-opening applies no migration twice and keeps the data.
+    let again = open(&url).await.unwrap();
+    assert_eq!(again.list_members(&Scope::All).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn unknown_url_is_a_clear_error() {
+    let err = open("mysql://x").await.err().unwrap();
+    assert!(err.to_string().contains("sqlite://"), "{err}");
+}
