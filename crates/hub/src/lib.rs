@@ -1,1 +1,185 @@
-//! placeholder
+//! The hub: authenticated ingest from collectors, detection, storage, the JSON API, the web UI
+//! and metrics, served by one axum router.
+//!
+//! ```text
+//! collector ──POST /api/v1/ingest──▶ validate ─▶ detect (pure) ─▶ Store::ingest (one transaction)
+//! browser   ──GET /members/{id}────▶ session ─▶ Scope ─▶ Store reads ─▶ web (pure rendering)
+//! ```
+//!
+//! **Invariant: handlers never build a [`Scope`] themselves.** The scope comes from the session
+//! ([`auth::Authed`]) or from the collector's own member, and every store read takes it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use watchhouse_intel::Matcher;
+use watchhouse_store::Store;
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod intel;
+pub mod metrics;
+pub mod pages;
+
+pub use config::{CookieSecurity, FeedConfig, HubConfig};
+
+/// Milliseconds since the epoch, now. The only clock read in the hub's request paths.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Shared state behind every handler.
+pub struct Inner {
+    /// Storage backend.
+    pub store: Arc<dyn Store>,
+    /// Settings.
+    pub config: HubConfig,
+    /// Counters.
+    pub metrics: metrics::Metrics,
+    /// The current intelligence matcher; replaced whole when feeds change.
+    matcher: RwLock<Arc<Matcher>>,
+    /// Sign-in rate limit.
+    pub limiter: auth::LoginLimiter,
+    /// Whether cookies carry `Secure`.
+    pub secure_cookies: bool,
+}
+
+/// Cheaply clonable handle to [`Inner`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(store: Arc<dyn Store>, config: HubConfig, matcher: Matcher) -> AppState {
+        let listen_is_loopback = config
+            .listen
+            .parse::<SocketAddr>()
+            .map(|a| a.ip().is_loopback())
+            .unwrap_or(false);
+        let secure_cookies = match config.secure_cookies {
+            CookieSecurity::Always => true,
+            CookieSecurity::Never => false,
+            CookieSecurity::Auto => !listen_is_loopback,
+        };
+        let metrics = metrics::Metrics::new();
+        metrics
+            .intel_entries
+            .store(matcher.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        AppState(Arc::new(Inner {
+            store,
+            limiter: auth::LoginLimiter::new(
+                config.login_max_failures,
+                Duration::from_secs(config.login_window_secs),
+            ),
+            config,
+            metrics,
+            matcher: RwLock::new(Arc::new(matcher)),
+            secure_cookies,
+        }))
+    }
+
+    /// The matcher in use now.
+    pub fn matcher(&self) -> Arc<Matcher> {
+        self.matcher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Swaps in a new matcher; lookups in flight finish on the old one.
+    pub fn set_matcher(&self, m: Matcher) {
+        self.metrics
+            .intel_entries
+            .store(m.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        *self.matcher.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
+    }
+}
+
+async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/static/app.css", get(pages::css))
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/members/{id}", get(pages::member))
+        .route("/alerts/{id}", get(pages::alert))
+        .route("/alerts/{id}/status", post(pages::alert_status))
+        .route("/api/v1/enrol", post(api::enrol))
+        .route(
+            "/api/v1/ingest",
+            post(api::ingest).layer(DefaultBodyLimit::max(watchhouse_proto::MAX_BATCH_BYTES)),
+        )
+        .route("/api/v1/me", get(api::me))
+        .route("/api/v1/forces", get(api::forces))
+        .route("/api/v1/forces/{id}/members", get(api::force_members))
+        .route("/api/v1/members", get(api::members))
+        .route("/api/v1/members/{id}", get(api::member))
+        .route("/api/v1/members/{id}/events", get(api::member_events))
+        .route("/api/v1/members/{id}/alerts", get(api::member_alerts))
+        .route("/api/v1/members/{id}/summary", get(api::member_summary))
+        .route("/api/v1/members/{id}/collectors", get(api::member_collectors))
+        .route(
+            "/api/v1/members/{id}/enrolment-tokens",
+            post(api::create_enrolment_token),
+        )
+        .route("/api/v1/alerts", get(api::alerts))
+        .route("/api/v1/alerts/{id}", get(api::alert))
+        .route("/api/v1/alerts/{id}/status", post(api::alert_status))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+/// Serves the hub on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -130,6 +130,10 @@ pub struct IngestResponse {
     pub accepted: u64,
     /// True when this batch had already been stored; nothing was stored again.
     pub duplicate: bool,
+    /// Events in the batch the hub refused (out-of-range time, oversized fields, internal
+    /// traffic); counted in the hub's metrics, never stored.
+    #[serde(default)]
+    pub rejected: u64,
     /// Current settings for the collector.
     pub settings: CollectorSettings,
 }

@@ -92,6 +92,11 @@ impl Role {
         Role::ALL.iter().copied().find(|r| r.as_str() == s)
     }
 
+    /// Roles that belong to member organisations rather than to policing.
+    pub fn is_member_side(self) -> bool {
+        matches!(self, Role::MemberViewer | Role::MemberAdmin | Role::Msp)
+    }
+
     /// Words for people.
     pub fn label(self) -> &'static str {
         match self {

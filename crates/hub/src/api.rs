@@ -1,0 +1,505 @@
+//! JSON endpoints: collector enrolment and ingest, and the read API behind the web UI.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use watchhouse_detect::{describe, detect, AlertFacts};
+use watchhouse_event::{Direction, Event};
+use watchhouse_proto::{
+    Batch, CollectorSettings, EnrolRequest, EnrolResponse, IngestResponse, IDEMPOTENCY_HEADER,
+    MAX_BATCH_EVENTS, WIRE_VERSION,
+};
+use watchhouse_store::{day_of, AlertStatus, Collector, Id, Role, Scope};
+
+use crate::auth::{ct_eq, hash_secret, random_token, Authed};
+use crate::error::ApiError;
+use crate::{now_ms, AppState};
+
+/// `GET /healthz`: the process is up and the database answers.
+pub async fn healthz(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    st.store.list_forces(&Scope::Members(vec![])).await?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        st.metrics.render(),
+    )
+}
+
+fn clip(s: &str, n: usize) -> &str {
+    let mut end = s.len().min(n);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+async fn settings_for(st: &AppState, member_id: Id) -> Result<CollectorSettings, ApiError> {
+    let m = st
+        .store
+        .get_member(&Scope::Members(vec![member_id]), member_id)
+        .await?;
+    Ok(CollectorSettings {
+        member_networks: m.as_ref().map(|m| m.networks.clone()).unwrap_or_default(),
+        send_outbound: m.map(|m| m.send_outbound).unwrap_or(false),
+        upload_interval_ms: st.config.upload_interval_ms,
+    })
+}
+
+/// `POST /api/v1/enrol`: a one-time token becomes a collector credential.
+pub async fn enrol(
+    State(st): State<AppState>,
+    body: Bytes,
+) -> Result<Json<EnrolResponse>, ApiError> {
+    let req: EnrolRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("Expected {{\"token\", \"name\", \"version\"}}: {}", clip(&e.to_string(), 200)),
+        )
+    })?;
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "Give the collector a name of 1 to 100 printable characters, e.g. the site it reads.",
+        ));
+    }
+    let credential = format!("whc_{}", random_token());
+    let collector = st
+        .store
+        .redeem_enrolment_token(
+            &hash_secret(req.token.trim()),
+            name,
+            &hash_secret(&credential),
+            now_ms(),
+        )
+        .await?;
+    let Some(collector) = collector else {
+        st.metrics.ingest_unauthorised.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::unauthorised(
+            "invalid_enrolment_token",
+            "This enrolment token is unknown, expired or already used. Ask your Watchhouse administrator for a new one.",
+        ));
+    };
+    tracing::info!(collector = collector.id, member = collector.member_id, name = %collector.name, "collector enrolled");
+    Ok(Json(EnrolResponse {
+        collector_id: collector.id.to_string(),
+        member_id: collector.member_id.to_string(),
+        credential,
+        settings: settings_for(&st, collector.member_id).await?,
+    }))
+}
+
+async fn collector_auth(st: &AppState, headers: &HeaderMap) -> Result<Collector, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(cred) = bearer else {
+        st.metrics.ingest_unauthorised.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::unauthorised(
+            "missing_credential",
+            "Send the collector credential as `Authorization: Bearer <credential>`. Enrol the collector first if it has none.",
+        ));
+    };
+    match st.store.collector_by_credential(&hash_secret(cred)).await? {
+        Some(c) => Ok(c),
+        None => {
+            st.metrics.ingest_unauthorised.fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::unauthorised(
+                "invalid_credential",
+                "This collector's credential is not valid or has been revoked. Enrol it again with a new token from your Watchhouse administrator.",
+            ))
+        }
+    }
+}
+
+/// Longest raw line stored.
+pub const MAX_RAW_BYTES: usize = 64 * 1024;
+/// Longest short text field (interface, rule, device).
+pub const MAX_FIELD_BYTES: usize = 255;
+
+/// Why the hub refuses an event inside an otherwise valid batch.
+pub fn check_event(e: &Event, now: i64, max_age_ms: i64, max_future_ms: i64) -> Result<(), &'static str> {
+    if e.direction == Direction::Internal {
+        // Defence in depth: collectors never send internal traffic; the hub never stores it.
+        return Err("internal_traffic");
+    }
+    if e.time_ms < now - max_age_ms || e.time_ms > now + max_future_ms {
+        return Err("time_out_of_range");
+    }
+    if e.last_ms != 0 && (e.last_ms < e.time_ms || e.last_ms > now + max_future_ms) {
+        return Err("time_out_of_range");
+    }
+    if e.count == 0 {
+        return Err("bad_count");
+    }
+    if e.raw.len() > MAX_RAW_BYTES {
+        return Err("raw_too_long");
+    }
+    let long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > MAX_FIELD_BYTES);
+    if long(&e.in_iface) || long(&e.out_iface) || long(&e.rule) || long(&e.device) {
+        return Err("field_too_long");
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/ingest`: a batch from an enrolled collector, stored exactly once.
+pub async fn ingest(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let collector = collector_auth(&st, &headers).await?;
+    let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
+        st.metrics.batch("rejected");
+        ApiError::bad_request(
+            "invalid_batch",
+            format!(
+                "The batch is not valid wire-format version {WIRE_VERSION} JSON: {}",
+                clip(&e.to_string(), 300)
+            ),
+        )
+    })?;
+    if batch.version != WIRE_VERSION {
+        st.metrics.batch("rejected");
+        return Err(ApiError::bad_request(
+            "unsupported_version",
+            format!(
+                "Wire version {} is not supported by this hub (it reads version {WIRE_VERSION}). Upgrade the hub or the collector so they match.",
+                batch.version
+            ),
+        ));
+    }
+    if let Some(key) = headers.get(IDEMPOTENCY_HEADER) {
+        if key.to_str().ok() != Some(batch.batch_id.to_string().as_str()) {
+            st.metrics.batch("rejected");
+            return Err(ApiError::bad_request(
+                "idempotency_mismatch",
+                "The Idempotency-Key header must equal the batch_id in the body.",
+            ));
+        }
+    }
+    if batch.events.len() > MAX_BATCH_EVENTS {
+        st.metrics.batch("rejected");
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("A batch holds at most {MAX_BATCH_EVENTS} events; split it."),
+        ));
+    }
+    let now = now_ms();
+    let max_age = st.config.max_event_age_days as i64 * 86_400_000;
+    let max_future = st.config.max_event_future_secs as i64 * 1000;
+    let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let events: Vec<Event> = batch
+        .events
+        .iter()
+        .filter(|e| match check_event(e, now, max_age, max_future) {
+            Ok(()) => true,
+            Err(reason) => {
+                *rejected.entry(reason).or_default() += 1;
+                false
+            }
+        })
+        .cloned()
+        .collect();
+    let matcher = st.matcher();
+    let observations = detect(&events, &matcher);
+    let out = st
+        .store
+        .ingest(
+            &collector,
+            &batch,
+            &events,
+            &observations,
+            st.config.dedup_window_secs as i64 * 1000,
+            now,
+        )
+        .await?;
+    let rejected_total: u64 = rejected.values().sum();
+    if out.duplicate {
+        st.metrics.batch("duplicate");
+        tracing::info!(collector = collector.id, batch = %batch.batch_id, "duplicate batch acknowledged, nothing stored");
+    } else {
+        st.metrics.batch("stored");
+        st.metrics
+            .events_ingested
+            .fetch_add(out.accepted, Ordering::Relaxed);
+        for (reason, n) in &rejected {
+            st.metrics.rejected(reason, *n);
+        }
+        for k in &out.alerts_created {
+            st.metrics.alert(*k);
+        }
+        if rejected_total > 0 {
+            tracing::warn!(collector = collector.id, ?rejected, "events refused at ingest");
+        }
+        tracing::debug!(collector = collector.id, accepted = out.accepted, alerts = out.alerts_created.len(), "batch stored");
+    }
+    Ok(Json(IngestResponse {
+        batch_id: batch.batch_id,
+        accepted: out.accepted,
+        duplicate: out.duplicate,
+        rejected: rejected_total,
+        settings: settings_for(&st, collector.member_id).await?,
+    }))
+}
+
+/// `GET /api/v1/me`.
+pub async fn me(a: Authed) -> Json<Value> {
+    Json(json!({ "user": a.session.user }))
+}
+
+/// `GET /api/v1/forces`.
+pub async fn forces(State(st): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "forces": st.store.list_forces(&a.scope).await? })))
+}
+
+/// `GET /api/v1/forces/{id}/members`.
+pub async fn force_members(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<Id>,
+) -> Result<Json<Value>, ApiError> {
+    if a.session.user.role.is_member_side() {
+        return Err(ApiError::not_found("force"));
+    }
+    let forces = st.store.list_forces(&a.scope).await?;
+    if !forces.iter().any(|f| f.id == id) {
+        return Err(ApiError::not_found("force"));
+    }
+    let members: Vec<_> = st
+        .store
+        .list_members(&a.scope)
+        .await?
+        .into_iter()
+        .filter(|m| m.force_id == id)
+        .collect();
+    Ok(Json(json!({ "members": members })))
+}
+
+/// `GET /api/v1/members`.
+pub async fn members(State(st): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "members": st.store.list_members(&a.scope).await? })))
+}
+
+async fn visible_member(st: &AppState, a: &Authed, id: Id) -> Result<watchhouse_store::Member, ApiError> {
+    st.store
+        .get_member(&a.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))
+}
+
+/// `GET /api/v1/members/{id}`.
+pub async fn member(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<Id>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "member": visible_member(&st, &a, id).await? })))
+}
+
+/// `?limit=` on list endpoints.
+#[derive(Debug, Deserialize)]
+pub struct Limit {
+    /// At most this many items (capped at 1000).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/members/{id}/events`.
+pub async fn member_events(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<Id>,
+    Query(q): Query<Limit>,
+) -> Result<Json<Value>, ApiError> {
+    visible_member(&st, &a, id).await?;
+    let events = st
+        .store
+        .recent_events(&a.scope, id, q.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(json!({ "events": events })))
+}
+
+/// `GET /api/v1/members/{id}/alerts`.
+pub async fn member_alerts(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<Id>,
+    Query(q): Query<Limit>,
+) -> Result<Json<Value>, ApiError> {
+    visible_member(&st, &a, id).await?;
+    let alerts = st.store.alerts(&a.scope, Some(id), q.limit.unwrap_or(100)).await?;
+    Ok(Json(json!({ "alerts": alerts })))
+}
+
+/// `?days=` for the summary.
+#[derive(Debug, Deserialize)]
+pub struct Days {
+    /// How many days back (1–90, default 14).
+    pub days: Option<i64>,
+}
+
+/// `GET /api/v1/members/{id}/summary`: per-day counts, top sources and ports.
+pub async fn member_summary(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<Id>,
+    Query(q): Query<Days>,
+) -> Result<Json<Value>, ApiError> {
+    visible_member(&st, &a, id).await?;
+    let days = q.days.unwrap_or(14).clamp(1, 90);
+    let today = day_of(now_ms());
+    let from = today - days + 1;
+    Ok(Json(json!({
+        "from_day": from,
+        "to_day": today,
+        "total_events": st.store.event_total(&a.scope, id).await?,
+        "days": st.store.daily_counts(&a.scope, id, from, today).await?,
+        "top_sources": st.store.top_sources(&a.scope, id, from, 10).await?,
+        "top_ports": st.store.top_ports(&a.scope, id, from, 10).await?,
+    })))
+}
+
+/// `GET /api/v1/members/{id}/collectors`.
+pub async fn member_collectors(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<Id>,
+) -> Result<Json<Value>, ApiError> {
+    visible_member(&st, &a, id).await?;
+    Ok(Json(json!({ "collectors": st.store.list_collectors(&a.scope, Some(id)).await? })))
+}
+
+fn require_csrf(a: &Authed, headers: &HeaderMap) -> Result<(), ApiError> {
+    let sent = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct_eq(sent, &a.session.csrf) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "Send the session's CSRF token in the X-CSRF-Token header (GET /api/v1/me does not reveal it; read it from a page form).",
+        ))
+    }
+}
+
+/// `POST /api/v1/members/{id}/enrolment-tokens`: a one-time token for a new collector.
+pub async fn create_enrolment_token(
+    State(st): State<AppState>,
+    a: Authed,
+    headers: HeaderMap,
+    Path(id): Path<Id>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_csrf(&a, &headers)?;
+    visible_member(&st, &a, id).await?;
+    if !matches!(
+        a.session.user.role,
+        Role::MemberAdmin | Role::ForceOfficer | Role::Admin
+    ) {
+        return Err(ApiError::forbidden(
+            "Only a member administrator, the member's force officer or an administrator can enrol collectors.",
+        ));
+    }
+    let token = format!("whe_{}", random_token());
+    let now = now_ms();
+    let expires = now + st.config.enrolment_token_hours as i64 * 3_600_000;
+    st.store
+        .create_enrolment_token(id, &hash_secret(&token), now, expires)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": token, "member_id": id, "expires_ms": expires })),
+    ))
+}
+
+/// `GET /api/v1/alerts`: alerts across every member in scope.
+pub async fn alerts(
+    State(st): State<AppState>,
+    a: Authed,
+    Query(q): Query<Limit>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "alerts": st.store.alerts(&a.scope, None, q.limit.unwrap_or(100)).await? })))
+}
+
+/// `GET /api/v1/alerts/{id}`: an alert, its plain-English text and its evidence.
+pub async fn alert(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<Id>,
+) -> Result<Json<Value>, ApiError> {
+    let (alert, evidence) = st
+        .store
+        .alert(&a.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("alert"))?;
+    let text = describe(&AlertFacts {
+        kind: alert.kind,
+        severity: alert.severity,
+        subject_ip: alert.subject_ip,
+        lists: alert.lists.clone(),
+        ports: alert.ports.clone(),
+        event_count: alert.event_count,
+    });
+    Ok(Json(json!({
+        "alert": alert,
+        "title": text.title,
+        "what_it_means": text.what_it_means,
+        "what_to_do": text.what_to_do,
+        "evidence": evidence,
+    })))
+}
+
+/// Body of a status change.
+#[derive(Debug, Deserialize)]
+pub struct StatusBody {
+    /// `new`, `acknowledged` or `resolved`.
+    pub status: String,
+}
+
+/// `POST /api/v1/alerts/{id}/status`.
+pub async fn alert_status(
+    State(st): State<AppState>,
+    a: Authed,
+    headers: HeaderMap,
+    Path(id): Path<Id>,
+    Json(body): Json<StatusBody>,
+) -> Result<Json<Value>, ApiError> {
+    require_csrf(&a, &headers)?;
+    let status = AlertStatus::from_name(&body.status).ok_or_else(|| {
+        ApiError::bad_request("invalid_status", "status must be new, acknowledged or resolved")
+    })?;
+    update_status(&st, &a, id, status).await?;
+    Ok(Json(json!({ "id": id, "status": status })))
+}
+
+/// Shared by the API and the form: viewers read only.
+pub async fn update_status(st: &AppState, a: &Authed, id: Id, status: AlertStatus) -> Result<(), ApiError> {
+    if a.session.user.role == Role::MemberViewer {
+        // Do not reveal whether the alert exists to a viewer outside its scope.
+        if st.store.alert(&a.scope, id).await?.is_none() {
+            return Err(ApiError::not_found("alert"));
+        }
+        return Err(ApiError::forbidden(
+            "Your account can view alerts but not change them. Ask your member administrator.",
+        ));
+    }
+    if !st.store.set_alert_status(&a.scope, id, status).await? {
+        return Err(ApiError::not_found("alert"));
+    }
+    tracing::info!(alert = id, user = a.session.user.id, status = status.as_str(), "alert status changed");
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! HTML handlers: sign-in, home, member overview, alert detail.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use watchhouse_store::{day_of, AlertStatus, Id, Role};
+use watchhouse_web::{self as web, Viewer};
+
+use crate::api::update_status;
+use crate::auth::{
+    self, cookie, ct_eq, hash_secret, random_token, safe_next, set_cookie, Authed, PageAuthed,
+    LOGIN_CSRF_COOKIE, SESSION_COOKIE,
+};
+use crate::error::ApiError;
+use crate::{now_ms, AppState};
+
+/// Renders an error as a page with the right status.
+pub fn error_response(viewer: Option<&Viewer<'_>>, e: ApiError) -> Response {
+    let title = match e.status {
+        StatusCode::NOT_FOUND => "Page not found",
+        StatusCode::FORBIDDEN => "You cannot do that",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        s if s.is_server_error() => "Sorry, there is a problem with the service",
+        _ => "There is a problem",
+    };
+    (e.status, Html(web::error_page(viewer, title, &e.message).into_string())).into_response()
+}
+
+fn viewer(a: &Authed) -> Viewer<'_> {
+    Viewer {
+        user: &a.session.user,
+        csrf: &a.session.csrf,
+    }
+}
+
+/// `GET /static/app.css`.
+pub async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        web::APP_CSS,
+    )
+}
+
+/// Fallback: 404 page.
+pub async fn not_found() -> Response {
+    error_response(None, ApiError::not_found("page"))
+}
+
+/// `?next=` on the sign-in page.
+#[derive(Debug, Deserialize)]
+pub struct Next {
+    /// Where to go after signing in.
+    pub next: Option<String>,
+}
+
+/// `GET /login`.
+pub async fn login_form(State(st): State<AppState>, Query(q): Query<Next>) -> Response {
+    let csrf = random_token();
+    let next = safe_next(q.next.as_deref().unwrap_or("/")).to_owned();
+    (
+        [(
+            header::SET_COOKIE,
+            set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, st.secure_cookies),
+        )],
+        Html(web::login_page(&csrf, "", None, &next).into_string()),
+    )
+        .into_response()
+}
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /login`.
+pub async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let next = safe_next(&f.next).to_owned();
+    let form_ok = cookie(&headers, LOGIN_CSRF_COOKIE).is_some_and(|c| ct_eq(c, &f.csrf));
+    let retry = |status: StatusCode, msg: &str, extra: Option<(header::HeaderName, String)>| {
+        let csrf = random_token();
+        let mut res = (
+            status,
+            [(
+                header::SET_COOKIE,
+                set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, st.secure_cookies),
+            )],
+            Html(web::login_page(&csrf, f.email.trim(), Some(msg), &next).into_string()),
+        )
+            .into_response();
+        if let Some((k, v)) = extra {
+            if let Ok(v) = v.parse() {
+                res.headers_mut().insert(k, v);
+            }
+        }
+        res
+    };
+    if !form_ok {
+        return retry(
+            StatusCode::BAD_REQUEST,
+            "The sign-in form had expired. Please enter your details again.",
+            None,
+        );
+    }
+    let ip = peer.ip().to_string();
+    if let Some(wait) = st.limiter.check(&f.email, &ip) {
+        st.metrics
+            .login_throttled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(peer = %ip, "sign-in throttled");
+        return retry(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many failed attempts. Wait {} minutes and try again, or ask your administrator to reset your password.",
+                wait.div_ceil(60)
+            ),
+            Some((header::RETRY_AFTER, wait.to_string())),
+        );
+    }
+    let found = match st.store.user_for_login(&f.email).await {
+        Ok(u) => u,
+        Err(e) => return error_response(None, e.into()),
+    };
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), h),
+        None => (None, auth::dummy_hash().to_owned()),
+    };
+    let password = f.password.clone();
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let Some(user) = user.filter(|_| ok) else {
+        st.limiter.fail(&f.email, &ip);
+        st.metrics
+            .login_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(peer = %ip, "failed sign-in");
+        return retry(
+            StatusCode::UNAUTHORIZED,
+            "The email address or password is not right.",
+            None,
+        );
+    };
+    st.limiter.succeed(&f.email);
+    let token = random_token();
+    let now = now_ms();
+    let ttl = st.config.session_hours * 3600;
+    if let Err(e) = st
+        .store
+        .create_session(&hash_secret(&token), user.id, &random_token(), now, now + ttl as i64 * 1000)
+        .await
+    {
+        return error_response(None, e.into());
+    }
+    tracing::info!(user = user.id, "signed in");
+    let mut res = Redirect::to(&next).into_response();
+    let h = res.headers_mut();
+    if let Ok(v) = set_cookie(SESSION_COOKIE, &token, ttl, st.secure_cookies).parse() {
+        h.append(header::SET_COOKIE, v);
+    }
+    if let Ok(v) = set_cookie(LOGIN_CSRF_COOKIE, "", 0, st.secure_cookies).parse() {
+        h.append(header::SET_COOKIE, v);
+    }
+    *res.status_mut() = StatusCode::SEE_OTHER;
+    res
+}
+
+/// A form carrying only the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /logout`.
+pub async fn logout(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !ct_eq(&f.csrf, &a.session.csrf) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        );
+    }
+    if let Some(t) = cookie(&headers, SESSION_COOKIE) {
+        if let Err(e) = st.store.delete_session(&hash_secret(t)).await {
+            return error_response(None, e.into());
+        }
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/login".to_owned()),
+            (
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, "", 0, st.secure_cookies),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+/// `GET /`: a member's own overview, or the list of members in scope.
+pub async fn home(State(st): State<AppState>, PageAuthed(a): PageAuthed) -> Response {
+    let u = &a.session.user;
+    if matches!(u.role, Role::MemberViewer | Role::MemberAdmin) && u.member_ids.len() == 1 {
+        return Redirect::to(&format!("/members/{}", u.member_ids[0])).into_response();
+    }
+    let members = match st.store.list_members(&a.scope).await {
+        Ok(m) => m,
+        Err(e) => return error_response(Some(&viewer(&a)), e.into()),
+    };
+    let alerts = match st.store.alerts(&a.scope, None, 50).await {
+        Ok(v) => v
+            .into_iter()
+            .filter(|x| x.status != AlertStatus::Resolved)
+            .collect::<Vec<_>>(),
+        Err(e) => return error_response(Some(&viewer(&a)), e.into()),
+    };
+    Html(web::home_page(&viewer(&a), &members, &alerts).into_string()).into_response()
+}
+
+/// `GET /members/{id}`.
+pub async fn member(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Path(id): Path<Id>,
+) -> Response {
+    match member_inner(&st, &a, id).await {
+        Ok(r) => r,
+        Err(e) => error_response(Some(&viewer(&a)), e),
+    }
+}
+
+async fn member_inner(st: &AppState, a: &Authed, id: Id) -> Result<Response, ApiError> {
+    let m = st
+        .store
+        .get_member(&a.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    let now = now_ms();
+    let today = day_of(now);
+    let from = today - 13;
+    let days = st.store.daily_counts(&a.scope, id, from, today).await?;
+    let top_sources = st.store.top_sources(&a.scope, id, from, 10).await?;
+    let top_ports = st.store.top_ports(&a.scope, id, from, 10).await?;
+    let alerts = st.store.alerts(&a.scope, Some(id), 50).await?;
+    let collectors = st.store.list_collectors(&a.scope, Some(id)).await?;
+    let total_events = st.store.event_total(&a.scope, id).await?;
+    let page = web::member_page(
+        &viewer(a),
+        &web::MemberOverview {
+            member: &m,
+            days: &days,
+            top_sources: &top_sources,
+            top_ports: &top_ports,
+            alerts: &alerts,
+            collectors: &collectors,
+            total_events,
+            now_ms: now,
+        },
+    );
+    Ok(Html(page.into_string()).into_response())
+}
+
+/// `GET /alerts/{id}`.
+pub async fn alert(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Path(id): Path<Id>,
+) -> Response {
+    match st.store.alert(&a.scope, id).await {
+        Ok(Some((alert, evidence))) => {
+            Html(web::alert_page(&viewer(&a), &alert, &evidence).into_string()).into_response()
+        }
+        Ok(None) => error_response(Some(&viewer(&a)), ApiError::not_found("alert")),
+        Err(e) => error_response(Some(&viewer(&a)), e.into()),
+    }
+}
+
+/// The status form.
+#[derive(Debug, Deserialize)]
+pub struct StatusForm {
+    csrf: String,
+    status: String,
+}
+
+/// `POST /alerts/{id}/status`.
+pub async fn alert_status(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Path(id): Path<Id>,
+    Form(f): Form<StatusForm>,
+) -> Response {
+    if !ct_eq(&f.csrf, &a.session.csrf) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        );
+    }
+    let Some(status) = AlertStatus::from_name(&f.status) else {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::bad_request("invalid_status", "Choose new, acknowledged or resolved."),
+        );
+    };
+    match update_status(&st, &a, id, status).await {
+        Ok(()) => Redirect::to(&format!("/alerts/{id}")).into_response(),
+        Err(e) => error_response(Some(&viewer(&a)), e),
+    }
+}
