@@ -1,1 +1,246 @@
-fn main() {}
+//! `watchhouse`: one binary for the hub, the collector, the demo, log diagnosis and
+//! administration. This crate is a thin shell: argument parsing, configuration and wiring.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+mod admin;
+mod config;
+mod demo;
+mod parse_cmd;
+
+/// Watchhouse: an open cyber alarm for police forces and the organisations they protect.
+///
+/// Collectors read members' firewall logs and keep private traffic private; the hub spots
+/// hostile traffic in seconds, tells each member in plain English what to do, and gives police
+/// the picture across members.
+#[derive(Debug, Parser)]
+#[command(name = "watchhouse", version, propagate_version = true)]
+struct Cli {
+    /// Configuration file (TOML). Every key can also be set with WATCHHOUSE__SECTION__KEY.
+    #[arg(long, short = 'c', global = true, env = "WATCHHOUSE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hub: web UI, JSON API and collector ingest.
+    Hub(HubArgs),
+    /// Run the collector agent on a member's network.
+    Collect(CollectArgs),
+    /// Run hub, collectors and a traffic simulator in one process, with demo accounts.
+    Demo(demo::DemoArgs),
+    /// Read firewall log lines and print each as OCSF Network Activity JSON (for diagnosing formats).
+    Parse(parse_cmd::ParseArgs),
+    /// Manage forces, members, users, enrolment tokens and collectors.
+    Admin(admin::AdminArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct HubArgs {
+    /// Print the configuration file with every default, commented, and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Listen address (overrides hub.listen).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Data directory (overrides hub.data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Database URL, e.g. sqlite:///var/lib/watchhouse/watchhouse.db (overrides hub.database).
+    #[arg(long)]
+    database: Option<String>,
+    /// A known-bad list to load, as NAME=PATH (repeatable; adds to hub.feeds).
+    #[arg(long = "feed", value_name = "NAME=PATH")]
+    feeds: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct CollectArgs {
+    /// Print the configuration file with every default, commented, and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// The hub's URL (overrides collector.hub_url).
+    #[arg(long)]
+    hub: Option<String>,
+    /// Data directory for credential, checkpoints and spool (overrides collector.data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// One-time enrolment token from your Watchhouse administrator (first run only).
+    #[arg(long, env = "WATCHHOUSE_ENROL_TOKEN", hide_env_values = true)]
+    enrol_token: Option<String>,
+    /// A name for this collector, e.g. the site or firewall.
+    #[arg(long)]
+    name: Option<String>,
+    /// Syslog UDP listen address (repeatable; replaces collector.udp_listen).
+    #[arg(long = "udp", value_name = "ADDR")]
+    udp: Vec<String>,
+    /// Syslog TCP listen address (repeatable; replaces collector.tcp_listen).
+    #[arg(long = "tcp", value_name = "ADDR")]
+    tcp: Vec<String>,
+    /// A log file to follow (repeatable; adds to collector.files).
+    #[arg(long = "file", value_name = "PATH")]
+    files: Vec<PathBuf>,
+    /// Parser: auto, netfilter or filterlog (overrides collector.format).
+    #[arg(long)]
+    format: Option<String>,
+}
+
+fn init_logging(cfg: &config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WATCHHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.level));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// Completes when Ctrl-C or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn parse_feed(s: &str) -> Result<watchhouse_hub::FeedConfig> {
+    let (name, path) = s
+        .split_once('=')
+        .with_context(|| format!("--feed {s}: expected NAME=PATH"))?;
+    Ok(watchhouse_hub::FeedConfig {
+        name: name.to_owned(),
+        path: PathBuf::from(path),
+        category: "attacks".into(),
+    })
+}
+
+/// Opens the hub's store and builds the app state with the configured feeds.
+pub async fn hub_state(
+    cfg: &watchhouse_hub::HubConfig,
+) -> Result<(watchhouse_hub::AppState, Vec<watchhouse_hub::intel::LoadedFeed>)> {
+    let store = watchhouse_store::open(&cfg.database_url())
+        .await
+        .with_context(|| format!("cannot open the database {}", cfg.database_url()))?;
+    let (feeds, _errors) = watchhouse_hub::intel::load_all(&cfg.feeds);
+    let matcher = watchhouse_hub::intel::build(&feeds);
+    Ok((
+        watchhouse_hub::AppState::new(store, cfg.clone(), matcher),
+        feeds,
+    ))
+}
+
+async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
+    let (state, feeds) = hub_state(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (is another hub running?)", cfg.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, database = %cfg.database_url(), "hub running");
+    let watcher = tokio::spawn(watchhouse_hub::intel::watch(state.clone(), feeds));
+    watchhouse_hub::serve(listener, state, shutdown_signal()).await?;
+    watcher.abort();
+    tracing::info!("hub stopped");
+    Ok(())
+}
+
+async fn run_collect(cfg: watchhouse_collector::CollectorConfig) -> Result<()> {
+    let running = watchhouse_collector::start(cfg).await?;
+    shutdown_signal().await;
+    tracing::info!("stopping: sealing received lines into the spool");
+    running.stop(std::time::Duration::from_secs(5)).await;
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let mut cfg = config::load(cli.config.as_deref(), std::env::vars())?;
+    match cli.command {
+        Command::Parse(args) => parse_cmd::run(args),
+        Command::Hub(a) => {
+            if a.print_config {
+                print!("{}", config::DEFAULT_CONFIG);
+                return Ok(());
+            }
+            if let Some(l) = a.listen {
+                cfg.hub.listen = l;
+            }
+            if let Some(d) = a.data_dir {
+                cfg.hub.data_dir = d;
+            }
+            if let Some(d) = a.database {
+                cfg.hub.database = d;
+            }
+            for f in &a.feeds {
+                cfg.hub.feeds.push(parse_feed(f)?);
+            }
+            init_logging(&cfg.log);
+            runtime()?.block_on(run_hub(cfg.hub))
+        }
+        Command::Collect(a) => {
+            if a.print_config {
+                print!("{}", config::DEFAULT_CONFIG);
+                return Ok(());
+            }
+            let c = &mut cfg.collector;
+            if let Some(v) = a.hub {
+                c.hub_url = v;
+            }
+            if let Some(v) = a.data_dir {
+                c.data_dir = v;
+            }
+            if let Some(v) = a.enrol_token {
+                c.enrolment_token = v;
+            }
+            if let Some(v) = a.name {
+                c.name = v;
+            }
+            if !a.udp.is_empty() {
+                c.udp_listen = a.udp;
+            }
+            if !a.tcp.is_empty() {
+                c.tcp_listen = a.tcp;
+            }
+            for p in a.files {
+                c.files.push(watchhouse_collector::FileSource {
+                    path: p,
+                    format: "auto".into(),
+                });
+            }
+            if let Some(f) = a.format {
+                c.format = f;
+            }
+            init_logging(&cfg.log);
+            runtime()?.block_on(run_collect(cfg.collector))
+        }
+        Command::Demo(a) => {
+            init_logging(&cfg.log);
+            runtime()?.block_on(demo::run(a, cfg))
+        }
+        Command::Admin(a) => runtime()?.block_on(admin::run(a, cfg.hub)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

@@ -1,1 +1,756 @@
-//! placeholder
+//! The collector agent: it sits on the member's network, reads the firewall's logs, keeps
+//! private traffic private, and ships the rest to the hub without losing or duplicating any.
+//!
+//! ```text
+//! UDP ─┐
+//! TCP ─┼─▶ channel ─▶ parse (pure) ─▶ edge filter (pure) ─▶ batch ─▶ spool (fsync) ─▶ shipper ─▶ hub
+//! file ┘                                    │ withheld: counted          ▲ settings pushed back ┘
+//! ```
+//!
+//! **Invariants.** A line is counted exactly once: parsed, unparsed (with reason, sampled) or
+//! withheld. A batch is on disk before anything is acknowledged, keeps its id on every retry,
+//! and leaves the spool only when the hub has acknowledged it (stored or duplicate).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use watchhouse_event::{Event, Format};
+use watchhouse_parse::{parse_line, Reason, TimeContext};
+use watchhouse_proto::{
+    Batch, CollectorSettings, CollectorStats, EnrolRequest, EnrolResponse, IngestResponse,
+    UnparsedSample, IDEMPOTENCY_HEADER, MAX_SAMPLE_BYTES, WIRE_VERSION,
+};
+
+pub mod edge;
+pub mod sources;
+pub mod spool;
+
+use edge::{EdgePolicy, Verdict};
+use sources::{FilePos, Input};
+use spool::Spool;
+
+/// The collector's version, reported to the hub.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A file to follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// Path of the log file.
+    pub path: PathBuf,
+    /// Parser to use (`auto` to detect per line).
+    #[serde(default = "auto")]
+    pub format: String,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+/// `[collector]` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// The hub's base URL.
+    pub hub_url: String,
+    /// Directory for the credential, settings, checkpoints and spool.
+    pub data_dir: PathBuf,
+    /// This collector's name, shown in the hub.
+    pub name: String,
+    /// One-time enrolment token (used once; afterwards the stored credential is used).
+    pub enrolment_token: String,
+    /// Syslog UDP listen addresses.
+    pub udp_listen: Vec<String>,
+    /// Syslog TCP listen addresses (RFC 6587, both framings).
+    pub tcp_listen: Vec<String>,
+    /// Parser for syslog sources (`auto` detects per line).
+    pub format: String,
+    /// Files to follow.
+    pub files: Vec<FileSource>,
+    /// Zone of timestamps that carry none (RFC 3164): `UTC` or an IANA name such as `Europe/London`.
+    pub timezone: String,
+    /// Seal a batch when it holds this many events.
+    pub batch_max_events: usize,
+    /// Seal a batch at least this often, in milliseconds (the hub may push another value).
+    pub upload_interval_ms: u64,
+    /// Most bytes the spool may hold before the oldest batches are dropped.
+    pub spool_max_bytes: u64,
+    /// Extra PEM CA certificate to trust for an `https://` hub.
+    pub ca_cert: String,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            hub_url: "http://127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./watchhouse-collector"),
+            name: "collector".into(),
+            enrolment_token: String::new(),
+            udp_listen: vec!["127.0.0.1:5514".into()],
+            tcp_listen: vec!["127.0.0.1:5514".into()],
+            format: "auto".into(),
+            files: Vec::new(),
+            timezone: "UTC".into(),
+            batch_max_events: 5_000,
+            upload_interval_ms: 2_000,
+            spool_max_bytes: 512 * 1024 * 1024,
+            ca_cert: String::new(),
+        }
+    }
+}
+
+/// Errors starting the collector.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// Configuration problem; the message says what to change.
+    #[error("{0}")]
+    Config(String),
+    /// Enrolment failed.
+    #[error("enrolment failed: {0}")]
+    Enrol(String),
+    /// IO.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The credential saved after enrolment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Credential {
+    collector_id: String,
+    member_id: String,
+    credential: String,
+    hub_url: String,
+}
+
+impl std::fmt::Display for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        write!(f, "collector {} for member {}", self.collector_id, self.member_id)
+    }
+}
+
+fn parse_format(s: &str) -> Result<Option<Format>, CollectorError> {
+    if s.eq_ignore_ascii_case("auto") || s.is_empty() {
+        return Ok(None);
+    }
+    Format::from_name(s).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
+        CollectorError::Config(format!(
+            "unknown format `{s}`: use auto or one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o.open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+fn http_client(cfg: &CollectorConfig) -> Result<reqwest::Client, CollectorError> {
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(format!("watchhouse-collector/{VERSION}"));
+    if !cfg.ca_cert.is_empty() {
+        let pem = std::fs::read(&cfg.ca_cert)
+            .map_err(|e| CollectorError::Config(format!("ca_cert {}: {e}", cfg.ca_cert)))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| CollectorError::Config(format!("ca_cert {}: {e}", cfg.ca_cert)))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build()
+        .map_err(|e| CollectorError::Config(format!("HTTP client: {e}")))
+}
+
+async fn ensure_enrolled(
+    cfg: &CollectorConfig,
+    client: &reqwest::Client,
+) -> Result<(Credential, Option<CollectorSettings>), CollectorError> {
+    let path = cfg.data_dir.join("credential.json");
+    if let Ok(bytes) = std::fs::read(&path) {
+        let c: Credential = serde_json::from_slice(&bytes).map_err(|e| {
+            CollectorError::Config(format!(
+                "{} is damaged ({e}); delete it and enrol again with a new token",
+                path.display()
+            ))
+        })?;
+        return Ok((c, None));
+    }
+    if cfg.enrolment_token.trim().is_empty() {
+        return Err(CollectorError::Config(format!(
+            "this collector is not enrolled yet: run it once with --enrol-token TOKEN (ask your Watchhouse administrator for a token); its credential will be kept in {}",
+            path.display()
+        )));
+    }
+    let url = format!("{}/api/v1/enrol", cfg.hub_url.trim_end_matches('/'));
+    let res = client
+        .post(&url)
+        .json(&EnrolRequest {
+            token: cfg.enrolment_token.trim().to_owned(),
+            name: cfg.name.clone(),
+            version: VERSION.into(),
+        })
+        .send()
+        .await
+        .map_err(|e| CollectorError::Enrol(format!("cannot reach the hub at {url}: {e}")))?;
+    if !res.status().is_success() {
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<watchhouse_proto::ApiError>(&body)
+            .map(|e| e.message)
+            .unwrap_or(body);
+        return Err(CollectorError::Enrol(format!("hub answered {status}: {msg}")));
+    }
+    let er: EnrolResponse = res
+        .json()
+        .await
+        .map_err(|e| CollectorError::Enrol(format!("unexpected answer from the hub: {e}")))?;
+    let cred = Credential {
+        collector_id: er.collector_id,
+        member_id: er.member_id,
+        credential: er.credential,
+        hub_url: cfg.hub_url.clone(),
+    };
+    write_private(&path, &serde_json::to_vec_pretty(&cred).unwrap_or_default())
+        .map_err(|e| CollectorError::Io(format!("cannot save {}: {e}", path.display())))?;
+    tracing::info!(%cred, "enrolled");
+    Ok((cred, Some(er.settings)))
+}
+
+/// Live settings, updated from the hub.
+#[derive(Debug)]
+struct Live {
+    policy: EdgePolicy,
+    upload_interval: Duration,
+}
+
+fn apply_settings(live: &RwLock<Live>, s: &CollectorSettings, default_interval: u64) {
+    let (policy, errors) = EdgePolicy::new(&s.member_networks, s.send_outbound);
+    for e in errors {
+        tracing::warn!(error = %e, "ignoring member network");
+    }
+    let ms = if s.upload_interval_ms == 0 {
+        default_interval
+    } else {
+        s.upload_interval_ms
+    };
+    let mut l = live.write().unwrap_or_else(|p| p.into_inner());
+    l.policy = policy;
+    l.upload_interval = Duration::from_millis(ms.clamp(100, 3_600_000));
+}
+
+/// Health counters, shared by the pipeline's tasks.
+#[derive(Debug, Default)]
+pub struct Health {
+    stats: CollectorStats,
+    samples: VecDeque<UnparsedSample>,
+}
+
+/// Samples kept.
+const MAX_SAMPLES: usize = 20;
+
+impl Health {
+    fn unparsed(&mut self, format: Option<Format>, reason: &Reason, line: &[u8], now: i64) {
+        let fmt = format.map(|f| f.as_str()).unwrap_or("unknown");
+        *self
+            .stats
+            .unparsed
+            .entry(format!("{fmt}:{}", reason.code()))
+            .or_default() += 1;
+        if self.samples.len() == MAX_SAMPLES {
+            self.samples.pop_front();
+        }
+        let cut = &line[..line.len().min(MAX_SAMPLE_BYTES)];
+        self.samples.push_back(UnparsedSample {
+            format: fmt.into(),
+            reason: reason.code().into(),
+            line: String::from_utf8_lossy(cut).into_owned(),
+            at_ms: now,
+        });
+    }
+
+    /// A snapshot for a batch or for display.
+    pub fn snapshot(&self) -> CollectorStats {
+        let mut s = self.stats.clone();
+        s.samples = self.samples.iter().cloned().collect();
+        s
+    }
+}
+
+/// A running collector.
+pub struct Running {
+    /// Bound UDP addresses (useful when configured with port 0).
+    pub udp_addrs: Vec<SocketAddr>,
+    /// Bound TCP addresses.
+    pub tcp_addrs: Vec<SocketAddr>,
+    /// Health counters.
+    pub health: Arc<Mutex<Health>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    pipeline: JoinHandle<()>,
+    shipper: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the sources, seals what was received into the spool, gives the shipper up to
+    /// `grace` to deliver, and returns. Whatever was not delivered stays spooled for next time.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = self.pipeline.await;
+        let _ = tokio::time::timeout(grace, self.shipper).await;
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Enrols if needed, binds every source and starts the pipeline.
+pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        CollectorError::Io(format!("cannot create {}: {e}", cfg.data_dir.display()))
+    })?;
+    let tz = if cfg.timezone.eq_ignore_ascii_case("utc") {
+        jiff::tz::TimeZone::UTC
+    } else {
+        jiff::tz::TimeZone::get(&cfg.timezone).map_err(|e| {
+            CollectorError::Config(format!("timezone `{}`: {e}", cfg.timezone))
+        })?
+    };
+    let syslog_format = parse_format(&cfg.format)?;
+    let client = http_client(&cfg)?;
+    let (cred, fresh_settings) = ensure_enrolled(&cfg, &client).await?;
+
+    let live = Arc::new(RwLock::new(Live {
+        policy: EdgePolicy::default(),
+        upload_interval: Duration::from_millis(cfg.upload_interval_ms.max(100)),
+    }));
+    let settings_path = cfg.data_dir.join("settings.json");
+    let saved: Option<CollectorSettings> = fresh_settings.or_else(|| {
+        std::fs::read(&settings_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    });
+    if let Some(s) = &saved {
+        apply_settings(&live, s, cfg.upload_interval_ms);
+        let _ = write_private(&settings_path, &serde_json::to_vec(s).unwrap_or_default());
+    }
+
+    let spool = Spool::open(&cfg.data_dir.join("spool"), cfg.spool_max_bytes)
+        .map_err(|e| CollectorError::Io(e.to_string()))?;
+    let spool = Arc::new(Mutex::new(spool));
+    let health = Arc::new(Mutex::new(Health::default()));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (tx, rx) = mpsc::channel::<Input>(65_536);
+
+    // Sources: index 0 is syslog; files follow.
+    let mut formats: Vec<Option<Format>> = vec![syslog_format];
+    let mut tasks = Vec::new();
+    let mut udp_addrs = Vec::new();
+    let mut tcp_addrs = Vec::new();
+    for a in &cfg.udp_listen {
+        let sock = UdpSocket::bind(a).await.map_err(|e| {
+            CollectorError::Config(format!("cannot listen for syslog on udp {a}: {e}"))
+        })?;
+        udp_addrs.push(sock.local_addr().map_err(|e| CollectorError::Io(e.to_string()))?);
+        tasks.push(tokio::spawn(sources::udp(sock, 0, tx.clone(), shutdown_rx.clone())));
+    }
+    for a in &cfg.tcp_listen {
+        let l = TcpListener::bind(a).await.map_err(|e| {
+            CollectorError::Config(format!("cannot listen for syslog on tcp {a}: {e}"))
+        })?;
+        tcp_addrs.push(l.local_addr().map_err(|e| CollectorError::Io(e.to_string()))?);
+        tasks.push(tokio::spawn(sources::tcp(l, 0, tx.clone(), shutdown_rx.clone())));
+    }
+    let checkpoints_path = cfg.data_dir.join("checkpoints.json");
+    let saved_pos: HashMap<String, FilePos> = std::fs::read(&checkpoints_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let (inode_tx, inode_rx) = mpsc::unbounded_channel();
+    let mut file_paths = Vec::new();
+    for (i, f) in cfg.files.iter().enumerate() {
+        formats.push(parse_format(&f.format)?);
+        let key = f.path.display().to_string();
+        file_paths.push(key.clone());
+        tasks.push(tokio::spawn(sources::tail(
+            f.path.clone(),
+            formats.len() - 1,
+            i,
+            saved_pos.get(&key).copied(),
+            tx.clone(),
+            shutdown_rx.clone(),
+            Duration::from_millis(250),
+            inode_tx.clone(),
+        )));
+    }
+    drop(tx);
+    drop(inode_tx);
+
+    let notify = Arc::new(Notify::new());
+    let pipeline = tokio::spawn(pipeline(Pipeline {
+        rx,
+        formats,
+        tz,
+        live: live.clone(),
+        batch_max: cfg.batch_max_events.clamp(1, watchhouse_proto::MAX_BATCH_EVENTS),
+        spool: spool.clone(),
+        health: health.clone(),
+        notify: notify.clone(),
+        checkpoints_path,
+        file_paths,
+        positions: saved_pos,
+        inode_rx,
+    }));
+    let shipper = tokio::spawn(shipper(Shipper {
+        client,
+        url: format!("{}/api/v1/ingest", cfg.hub_url.trim_end_matches('/')),
+        credential: cred.credential,
+        spool,
+        health: health.clone(),
+        live,
+        notify,
+        settings_path,
+        default_interval: cfg.upload_interval_ms,
+        shutdown: shutdown_rx,
+    }));
+    tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, files = cfg.files.len(), "collector running");
+    Ok(Running {
+        udp_addrs,
+        tcp_addrs,
+        health,
+        shutdown: shutdown_tx,
+        tasks,
+        pipeline,
+        shipper,
+    })
+}
+
+struct Pipeline {
+    rx: mpsc::Receiver<Input>,
+    formats: Vec<Option<Format>>,
+    tz: jiff::tz::TimeZone,
+    live: Arc<RwLock<Live>>,
+    batch_max: usize,
+    spool: Arc<Mutex<Spool>>,
+    health: Arc<Mutex<Health>>,
+    notify: Arc<Notify>,
+    checkpoints_path: PathBuf,
+    file_paths: Vec<String>,
+    positions: HashMap<String, FilePos>,
+    inode_rx: mpsc::UnboundedReceiver<(usize, u64)>,
+}
+
+impl Pipeline {
+    fn handle(&mut self, input: Input, ctx: &TimeContext, batch: &mut Vec<Event>, pending: &mut BTreeMap<usize, u64>) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.stats.lines_received += 1;
+        match input {
+            Input::Bad { source, reason, sample } => {
+                let fmt = self.formats.get(source).copied().flatten();
+                h.unparsed(fmt, &reason, &sample, ctx.now_ms);
+            }
+            Input::Line { source, bytes, checkpoint } => {
+                if let Some((file, offset)) = checkpoint {
+                    pending.insert(file, offset);
+                }
+                let forced = self.formats.get(source).copied().flatten();
+                match parse_line(&bytes, ctx, forced) {
+                    Ok(mut e) => {
+                        *h.stats.parsed.entry(e.format.as_str().into()).or_default() += 1;
+                        let verdict = self
+                            .live
+                            .read()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .policy
+                            .classify(&e);
+                        match verdict {
+                            Verdict::Send(d) => {
+                                e.direction = d;
+                                batch.push(e);
+                            }
+                            Verdict::Withhold(reason) => {
+                                *h.stats.withheld.entry(reason.into()).or_default() += 1;
+                            }
+                        }
+                    }
+                    Err(u) => h.unparsed(u.format, &u.reason, &bytes, ctx.now_ms),
+                }
+            }
+        }
+    }
+
+    async fn seal(&mut self, batch: &mut Vec<Event>, pending: &mut BTreeMap<usize, u64>) {
+        while let Ok((i, ino)) = self.inode_rx.try_recv() {
+            if let Some(p) = self.file_paths.get(i) {
+                let e = self.positions.entry(p.clone()).or_default();
+                if e.inode != ino {
+                    *e = FilePos { inode: ino, offset: 0 };
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let mut stats = {
+                let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+                h.snapshot()
+            };
+            stats.spool_batches = self
+                .spool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entries()
+                .map(|v| v.len() as u64)
+                .unwrap_or(0);
+            let b = Batch {
+                version: WIRE_VERSION,
+                batch_id: Uuid::now_v7(),
+                collector_version: VERSION.into(),
+                sealed_at_ms: now_ms(),
+                events: std::mem::take(batch),
+                stats: Some(stats),
+            };
+            let body = match serde_json::to_vec(&b) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode batch");
+                    return;
+                }
+            };
+            let spool = self.spool.clone();
+            let pushed = tokio::task::spawn_blocking(move || {
+                spool.lock().unwrap_or_else(|p| p.into_inner()).push(&body)
+            })
+            .await;
+            match pushed {
+                Ok(Ok((_, dropped))) => {
+                    if dropped > 0 {
+                        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+                        *h.stats.withheld.entry("spool_full_batches_dropped".into()).or_default() += dropped;
+                        h.stats.last_error = Some(format!("spool full: dropped {dropped} oldest batches"));
+                    }
+                    self.notify.notify_one();
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot spool batch");
+                    self.health.lock().unwrap_or_else(|p| p.into_inner()).stats.last_error =
+                        Some(e.to_string());
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "spool task failed");
+                    return;
+                }
+            }
+        }
+        // File positions advance only once their lines are safely spooled.
+        if !pending.is_empty() {
+            for (i, off) in std::mem::take(pending) {
+                if let Some(p) = self.file_paths.get(i) {
+                    self.positions.entry(p.clone()).or_default().offset = off;
+                }
+            }
+            if let Ok(b) = serde_json::to_vec(&self.positions) {
+                if let Err(e) = write_private(&self.checkpoints_path, &b) {
+                    tracing::warn!(error = %e, "cannot save file checkpoints");
+                }
+            }
+        }
+    }
+}
+
+async fn pipeline(mut p: Pipeline) {
+    let mut batch: Vec<Event> = Vec::new();
+    let mut pending: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut started = Instant::now();
+    let mut ctx = TimeContext::new(now_ms(), p.tz.clone());
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            msg = p.rx.recv() => match msg {
+                Some(input) => {
+                    let now = now_ms();
+                    if now - ctx.now_ms >= 1000 {
+                        ctx = TimeContext::new(now, p.tz.clone());
+                    } else {
+                        ctx.now_ms = now;
+                    }
+                    if batch.is_empty() {
+                        started = Instant::now();
+                    }
+                    p.handle(input, &ctx, &mut batch, &mut pending);
+                    if batch.len() >= p.batch_max {
+                        p.seal(&mut batch, &mut pending).await;
+                    }
+                }
+                None => break,
+            },
+            _ = ticker.tick() => {
+                let interval = p.live.read().unwrap_or_else(|e| e.into_inner()).upload_interval;
+                if (!batch.is_empty() || !pending.is_empty()) && started.elapsed() >= interval {
+                    p.seal(&mut batch, &mut pending).await;
+                    started = Instant::now();
+                }
+            }
+        }
+    }
+    p.seal(&mut batch, &mut pending).await;
+}
+
+struct Shipper {
+    client: reqwest::Client,
+    url: String,
+    credential: String,
+    spool: Arc<Mutex<Spool>>,
+    health: Arc<Mutex<Health>>,
+    live: Arc<RwLock<Live>>,
+    notify: Arc<Notify>,
+    settings_path: PathBuf,
+    default_interval: u64,
+    shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Deserialize)]
+struct BatchId {
+    batch_id: Uuid,
+}
+
+enum Shipped {
+    Done,
+    Rejected(String),
+    Retry(String),
+}
+
+impl Shipper {
+    async fn ship(&self, body: Vec<u8>) -> Shipped {
+        let id = match serde_json::from_slice::<BatchId>(&body) {
+            Ok(b) => b.batch_id,
+            Err(e) => return Shipped::Rejected(format!("spooled batch unreadable: {e}")),
+        };
+        let res = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.credential)
+            .header(IDEMPOTENCY_HEADER, id.to_string())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        let res = match res {
+            Ok(r) => r,
+            Err(e) => return Shipped::Retry(format!("cannot reach the hub: {e}")),
+        };
+        let status = res.status();
+        if status.is_success() {
+            match res.json::<IngestResponse>().await {
+                Ok(r) => {
+                    apply_settings(&self.live, &r.settings, self.default_interval);
+                    let _ = write_private(
+                        &self.settings_path,
+                        &serde_json::to_vec(&r.settings).unwrap_or_default(),
+                    );
+                    if r.rejected > 0 {
+                        tracing::warn!(batch = %id, rejected = r.rejected, "hub refused some events");
+                    }
+                    Shipped::Done
+                }
+                // The hub stored it but the answer was lost or garbled: retrying is safe.
+                Err(e) => Shipped::Retry(format!("unreadable acknowledgement: {e}")),
+            }
+        } else {
+            let text = res.text().await.unwrap_or_default();
+            let msg = serde_json::from_str::<watchhouse_proto::ApiError>(&text)
+                .map(|e| format!("{} ({})", e.message, e.code))
+                .unwrap_or_else(|_| text.chars().take(200).collect());
+            match status.as_u16() {
+                400 | 413 | 422 => Shipped::Rejected(format!("hub refused the batch: {msg}")),
+                _ => Shipped::Retry(format!("hub answered {status}: {msg}")),
+            }
+        }
+    }
+}
+
+async fn shipper(s: Shipper) {
+    let mut backoff = Duration::from_millis(250);
+    let mut shutdown = s.shutdown.clone();
+    loop {
+        let entries = {
+            let sp = s.spool.lock().unwrap_or_else(|p| p.into_inner());
+            sp.entries().unwrap_or_default()
+        };
+        if entries.is_empty() {
+            if *shutdown.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = s.notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        for e in entries {
+            let body = {
+                let sp = s.spool.lock().unwrap_or_else(|p| p.into_inner());
+                sp.read(&e)
+            };
+            let body = match body {
+                Ok(b) => b,
+                Err(err) => {
+                    tracing::error!(error = %err, "spooled batch unreadable");
+                    s.health.lock().unwrap_or_else(|p| p.into_inner()).stats.last_error =
+                        Some(err.to_string());
+                    continue;
+                }
+            };
+            match s.ship(body).await {
+                Shipped::Done => {
+                    backoff = Duration::from_millis(250);
+                    let _ = s.spool.lock().unwrap_or_else(|p| p.into_inner()).remove(&e);
+                }
+                Shipped::Rejected(msg) => {
+                    tracing::error!(error = %msg, "batch refused; kept in spool/rejected");
+                    let _ = s.spool.lock().unwrap_or_else(|p| p.into_inner()).reject(&e);
+                    s.health.lock().unwrap_or_else(|p| p.into_inner()).stats.last_error = Some(msg);
+                }
+                Shipped::Retry(msg) => {
+                    tracing::warn!(error = %msg, retry_in = ?backoff, "shipping failed; will retry");
+                    s.health.lock().unwrap_or_else(|p| p.into_inner()).stats.last_error = Some(msg);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    break;
+                }
+            }
+        }
+    }
+}

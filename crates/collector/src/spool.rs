@@ -1,0 +1,248 @@
+//! The durable spool: sealed batches on disk until the hub acknowledges them.
+//!
+//! Each batch is one file, `NNNNNNNNNNNNNNNNNNNN.batch` (a sequence number, so the oldest ships
+//! first), written as `WHSPOOL1 <sha256-of-body>\n<body>` to a temporary name, fsync'd, renamed,
+//! and the directory fsync'd. Only then does the batch count as received. A file whose checksum
+//! does not match (a torn write after a crash, disk corruption) is moved to `corrupt/` and
+//! counted, never shipped.
+//!
+//! The spool is bounded: when it would exceed its byte limit, the oldest batches are dropped
+//! first, and the number dropped is counted and reported to the hub.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+const MAGIC: &[u8] = b"WHSPOOL1 ";
+
+/// A spool directory.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    next_seq: u64,
+    max_bytes: u64,
+}
+
+/// A batch file waiting to ship.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Sequence number.
+    pub seq: u64,
+    /// Its path.
+    pub path: PathBuf,
+}
+
+/// Errors reading the spool.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// Filesystem error.
+    #[error("spool {path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// What.
+        source: std::io::Error,
+    },
+    /// The file failed its checksum; it has been moved aside.
+    #[error("spool file {0} is corrupt and was moved to corrupt/")]
+    Corrupt(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+impl Spool {
+    /// Opens (creating) the spool in `dir`, bounded to `max_bytes`.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut s = Spool {
+            dir: dir.to_owned(),
+            next_seq: 1,
+            max_bytes,
+        };
+        // Leftover temporaries are batches whose write never completed: they were never
+        // acknowledged to anyone, so removing them loses nothing that was counted as received.
+        for e in fs::read_dir(dir).map_err(io(dir))?.flatten() {
+            if e.path().extension().is_some_and(|x| x == "tmp") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        if let Some(last) = s.entries()?.last() {
+            s.next_seq = last.seq + 1;
+        }
+        Ok(s)
+    }
+
+    /// Batches waiting, oldest first.
+    pub fn entries(&self) -> Result<Vec<Entry>, SpoolError> {
+        let mut v: Vec<Entry> = fs::read_dir(&self.dir)
+            .map_err(io(&self.dir))?
+            .flatten()
+            .filter_map(|e| {
+                let p = e.path();
+                if p.extension()? != "batch" {
+                    return None;
+                }
+                let seq = p.file_stem()?.to_str()?.parse().ok()?;
+                Some(Entry { seq, path: p })
+            })
+            .collect();
+        v.sort_by_key(|e| e.seq);
+        Ok(v)
+    }
+
+    /// Total bytes of waiting batches.
+    pub fn bytes(&self) -> u64 {
+        self.entries()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|e| fs::metadata(&e.path).ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Durably appends a batch body. Returns the entry and how many old batches were dropped to
+    /// stay within the limit.
+    pub fn push(&mut self, body: &[u8]) -> Result<(Entry, u64), SpoolError> {
+        let mut dropped = 0;
+        let size = body.len() as u64 + 80;
+        let mut total = self.bytes();
+        if total + size > self.max_bytes {
+            for old in self.entries()? {
+                if total + size <= self.max_bytes {
+                    break;
+                }
+                let len = fs::metadata(&old.path).map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(&old.path).map_err(io(&old.path))?;
+                total = total.saturating_sub(len);
+                dropped += 1;
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let path = self.dir.join(format!("{seq:020}.batch"));
+        let tmp = self.dir.join(format!("{seq:020}.tmp"));
+        {
+            let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(MAGIC).map_err(io(&tmp))?;
+            f.write_all(hex::encode(Sha256::digest(body)).as_bytes())
+                .map_err(io(&tmp))?;
+            f.write_all(b"\n").map_err(io(&tmp))?;
+            f.write_all(body).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        sync_dir(&self.dir)?;
+        Ok((Entry { seq, path }, dropped))
+    }
+
+    /// Reads and verifies a batch body.
+    pub fn read(&self, e: &Entry) -> Result<Vec<u8>, SpoolError> {
+        let data = fs::read(&e.path).map_err(io(&e.path))?;
+        let ok = data.starts_with(MAGIC)
+            && data.len() > MAGIC.len() + 65
+            && data[MAGIC.len() + 64] == b'\n'
+            && {
+                let (sum, body) = (&data[MAGIC.len()..MAGIC.len() + 64], &data[MAGIC.len() + 65..]);
+                hex::encode(Sha256::digest(body)).as_bytes() == sum
+            };
+        if !ok {
+            let corrupt = self.dir.join("corrupt");
+            fs::create_dir_all(&corrupt).map_err(io(&corrupt))?;
+            let dest = corrupt.join(e.path.file_name().unwrap_or_default());
+            fs::rename(&e.path, &dest).map_err(io(&dest))?;
+            return Err(SpoolError::Corrupt(dest));
+        }
+        Ok(data[MAGIC.len() + 65..].to_vec())
+    }
+
+    /// Removes a batch after the hub acknowledged it.
+    pub fn remove(&self, e: &Entry) -> Result<(), SpoolError> {
+        match fs::remove_file(&e.path) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(io(&e.path)(err)),
+        }
+    }
+
+    /// Moves a batch the hub refused as invalid to `rejected/`, so it is kept for diagnosis but
+    /// not retried forever.
+    pub fn reject(&self, e: &Entry) -> Result<(), SpoolError> {
+        let dir = self.dir.join("rejected");
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let dest = dir.join(e.path.file_name().unwrap_or_default());
+        fs::rename(&e.path, &dest).map_err(io(&dest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_read_remove_and_resume_sequence() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(d.path(), 1 << 20).unwrap();
+        let (a, _) = s.push(b"one").unwrap();
+        let (b, _) = s.push(b"two").unwrap();
+        assert!(a.seq < b.seq);
+        assert_eq!(s.read(&a).unwrap(), b"one");
+        s.remove(&a).unwrap();
+        drop(s);
+        let mut s = Spool::open(d.path(), 1 << 20).unwrap();
+        assert_eq!(s.entries().unwrap(), vec![b.clone()]);
+        let (c, _) = s.push(b"three").unwrap();
+        assert!(c.seq > b.seq, "sequence resumes after restart");
+    }
+
+    #[test]
+    fn corrupt_files_are_moved_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(d.path(), 1 << 20).unwrap();
+        let (a, _) = s.push(b"payload").unwrap();
+        let mut bytes = fs::read(&a.path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(&a.path, bytes).unwrap();
+        assert!(matches!(s.read(&a), Err(SpoolError::Corrupt(_))));
+        assert!(s.entries().unwrap().is_empty());
+        assert!(d.path().join("corrupt").read_dir().unwrap().count() == 1);
+    }
+
+    #[test]
+    fn full_spool_drops_oldest_first() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(d.path(), 400).unwrap();
+        let body = [b'x'; 100];
+        let mut dropped = 0;
+        for _ in 0..5 {
+            dropped += s.push(&body).unwrap().1;
+        }
+        let left = s.entries().unwrap();
+        assert!(dropped >= 2, "dropped {dropped}");
+        assert_eq!(left.last().unwrap().seq, 5, "newest kept");
+        assert!(s.bytes() <= 400);
+    }
+
+    #[test]
+    fn torn_temporaries_are_cleared_at_open() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("00000000000000000009.tmp"), b"half").unwrap();
+        let s = Spool::open(d.path(), 1 << 20).unwrap();
+        assert!(s.entries().unwrap().is_empty());
+        assert!(!d.path().join("00000000000000000009.tmp").exists());
+    }
+}

@@ -1,0 +1,199 @@
+//! One TOML file for everything, with commented defaults ([`DEFAULT_CONFIG`]), and every key
+//! overridable by `WATCHHOUSE__SECTION__KEY` environment variables.
+//!
+//! The configuration is never logged whole: it holds secrets (the enrolment token).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use watchhouse_collector::CollectorConfig;
+use watchhouse_hub::HubConfig;
+
+/// `[log]` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a full tracing filter.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Logging.
+    pub log: LogConfig,
+    /// The hub.
+    pub hub: HubConfig,
+    /// The collector.
+    pub collector: CollectorConfig,
+}
+
+/// The configuration file with every default, commented. Printed by `--print-config`.
+pub const DEFAULT_CONFIG: &str = r#"# Watchhouse configuration.
+#
+# Every key can be overridden by an environment variable WATCHHOUSE__SECTION__KEY, for example
+#   WATCHHOUSE__HUB__LISTEN=0.0.0.0:8080
+#   WATCHHOUSE__COLLECTOR__ENROLMENT_TOKEN=whe_...      (keeps the secret out of this file)
+# Values are read as TOML where they parse as TOML (numbers, booleans, ["arrays"]), else as text.
+
+[log]
+# error, warn, info, debug, trace, or a tracing filter such as "watchhouse_hub=debug,info".
+level = "info"
+# text or json.
+format = "text"
+
+[hub]
+# Address the web UI, API and collector ingest listen on.
+listen = "127.0.0.1:8080"
+# Directory for the embedded database.
+data_dir = "./watchhouse-data"
+# Database URL; empty means sqlite://<data_dir>/watchhouse.db.
+database = ""
+# Known-bad lists (plain IP/CIDR files such as FireHOL .netset). Re-read when they change.
+# feeds = [{ name = "firehol_level1", path = "/var/lib/watchhouse/firehol_level1.netset", category = "attacks" }]
+feeds = []
+# Seconds between checks of the feed files for changes.
+feed_check_secs = 30
+# Repeats of the same alert within this many seconds grow the open alert instead of opening another.
+dedup_window_secs = 86400
+# How often collectors ship, in milliseconds (pushed to every collector).
+upload_interval_ms = 2000
+# Events older than this many days, or more than max_event_future_secs ahead, are refused (counted).
+max_event_age_days = 30
+max_event_future_secs = 300
+# Hours a sign-in lasts.
+session_hours = 12
+# Secure cookies: auto (secure unless listening on loopback), always, never.
+secure_cookies = "auto"
+# Failed sign-ins allowed per account (4x per client address) within the window (seconds).
+login_max_failures = 5
+login_window_secs = 900
+# Collector enrolment tokens expire after this many hours.
+enrolment_token_hours = 72
+
+[collector]
+# The hub's base URL (https:// in production).
+hub_url = "http://127.0.0.1:8080"
+# Directory for the credential, settings, file checkpoints and the spool.
+data_dir = "./watchhouse-collector"
+# This collector's name, shown to the member and their force.
+name = "collector"
+# One-time enrolment token; prefer WATCHHOUSE__COLLECTOR__ENROLMENT_TOKEN or --enrol-token.
+enrolment_token = ""
+# Syslog listeners. Use 0.0.0.0:514 to hear a firewall on the network (needs privileges).
+udp_listen = ["127.0.0.1:5514"]
+tcp_listen = ["127.0.0.1:5514"]
+# Parser for syslog input: auto (detect per line), netfilter, filterlog.
+format = "auto"
+# Files to follow, e.g. [{ path = "/var/log/ufw.log", format = "auto" }].
+files = []
+# Zone of timestamps that carry none (RFC 3164): UTC or an IANA name such as Europe/London.
+timezone = "UTC"
+# A batch is sealed at this many events, or after upload_interval_ms.
+batch_max_events = 5000
+upload_interval_ms = 2000
+# Most bytes the spool may hold; beyond it the oldest batches are dropped (counted, reported).
+spool_max_bytes = 536870912
+# Extra PEM CA certificate to trust for an https:// hub.
+ca_cert = ""
+"#;
+
+/// Loads the file (if given) and applies environment overrides from `vars`.
+pub fn load(
+    path: Option<&Path>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config> {
+    let mut table: toml::Table = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the configuration file {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("{} is not valid TOML", p.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    for (k, v) in vars {
+        let Some(rest) = k.strip_prefix("WATCHHOUSE__") else {
+            continue;
+        };
+        let parts: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        let [section, key] = parts.as_slice() else {
+            bail!("environment variable {k}: expected WATCHHOUSE__SECTION__KEY");
+        };
+        let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(v));
+        let sec = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match sec {
+            toml::Value::Table(t) => {
+                t.insert(key.clone(), value);
+            }
+            _ => bail!("environment variable {k}: [{section}] is not a section"),
+        }
+    }
+    Config::deserialize(toml::Value::Table(table))
+        .context("invalid configuration (see `watchhouse hub --print-config` for every key)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_defaults_match_the_code() {
+        let parsed: Config = toml::from_str(DEFAULT_CONFIG).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn environment_overrides_every_kind_of_value() {
+        let c = load(
+            None,
+            [
+                ("WATCHHOUSE__HUB__LISTEN".to_string(), "0.0.0.0:9000".to_string()),
+                ("WATCHHOUSE__HUB__SESSION_HOURS".into(), "3".into()),
+                ("WATCHHOUSE__COLLECTOR__UDP_LISTEN".into(), r#"["127.0.0.1:1514"]"#.into()),
+                ("WATCHHOUSE__COLLECTOR__ENROLMENT_TOKEN".into(), "whe_abc".into()),
+                ("OTHER".into(), "x".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.hub.listen, "0.0.0.0:9000");
+        assert_eq!(c.hub.session_hours, 3);
+        assert_eq!(c.collector.udp_listen, vec!["127.0.0.1:1514".to_string()]);
+        assert_eq!(c.collector.enrolment_token, "whe_abc");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_them() {
+        let err = load(None, [("WATCHHOUSE__HUB__LISTNE".to_string(), "x".to_string())]).unwrap_err();
+        assert!(format!("{err:#}").contains("listne"), "{err:#}");
+        let err = load(None, [("WATCHHOUSE__HUB".to_string(), "x".to_string())]).unwrap_err();
+        assert!(format!("{err:#}").contains("SECTION__KEY"));
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("wh.toml");
+        std::fs::write(&p, "[hub]\nlisten = \"127.0.0.1:1\"\nsession_hours = 1\n").unwrap();
+        let c = load(Some(&p), [("WATCHHOUSE__HUB__SESSION_HOURS".to_string(), "2".to_string())]).unwrap();
+        assert_eq!(c.hub.listen, "127.0.0.1:1");
+        assert_eq!(c.hub.session_hours, 2);
+    }
+}

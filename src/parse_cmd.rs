@@ -1,0 +1,112 @@
+//! `watchhouse parse`: log lines in, OCSF Network Activity JSON out, reasons for the rest.
+
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use watchhouse_event::Format;
+use watchhouse_parse::{parse_line, TimeContext};
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct ParseArgs {
+    /// Parser to use: auto (detect per line), netfilter (iptables, UFW, nftables, Proxmox) or
+    /// filterlog (pfSense, OPNsense).
+    #[arg(long, default_value = "auto")]
+    format: String,
+    /// Zone of timestamps that carry none (RFC 3164): UTC or an IANA name.
+    #[arg(long, default_value = "UTC")]
+    timezone: String,
+    /// File to read; standard input when absent or `-`.
+    file: Option<PathBuf>,
+}
+
+/// Runs the command. Parsed lines go to stdout, one JSON object each; unparsed lines go to
+/// stderr as `line N: format: reason: text`; a summary ends stderr.
+pub fn run(args: ParseArgs) -> Result<()> {
+    let format = if args.format.eq_ignore_ascii_case("auto") {
+        None
+    } else {
+        Some(Format::from_name(&args.format).with_context(|| {
+            format!(
+                "unknown format `{}`: use auto, netfilter or filterlog",
+                args.format
+            )
+        })?)
+    };
+    let tz = if args.timezone.eq_ignore_ascii_case("utc") {
+        jiff::tz::TimeZone::UTC
+    } else {
+        jiff::tz::TimeZone::get(&args.timezone)
+            .with_context(|| format!("unknown time zone `{}`", args.timezone))?
+    };
+    let input: Box<dyn Read> = match args.file.as_deref() {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(
+            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        ),
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let ctx = TimeContext::new(now, tz);
+    let mut reader = BufReader::with_capacity(1 << 16, input);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let stderr = std::io::stderr();
+    let mut err = BufWriter::new(stderr.lock());
+    let (mut ok, mut bad) = (0u64, 0u64);
+    let mut line = Vec::new();
+    let mut n = 0u64;
+    loop {
+        line.clear();
+        // Cap memory on hostile input: a line over 64 KiB is reported and skipped.
+        let read = (&mut reader)
+            .take(watchhouse_parse::framing::DEFAULT_MAX_FRAME as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            break;
+        }
+        n += 1;
+        if !line.ends_with(b"\n") && line.len() > watchhouse_parse::framing::DEFAULT_MAX_FRAME {
+            // Skip the rest of the oversized line.
+            let mut sink = Vec::new();
+            loop {
+                sink.clear();
+                let r = (&mut reader).take(1 << 16).read_until(b'\n', &mut sink)?;
+                if r == 0 || sink.ends_with(b"\n") {
+                    break;
+                }
+            }
+            bad += 1;
+            writeln!(err, "line {n}: oversize: longer than 64 KiB")?;
+            continue;
+        }
+        let text = trim(&line);
+        if text.is_empty() {
+            continue;
+        }
+        match parse_line(text, &ctx, format) {
+            Ok(e) => {
+                ok += 1;
+                serde_json::to_writer(&mut out, &e.to_ocsf())?;
+                out.write_all(b"\n")?;
+            }
+            Err(u) => {
+                bad += 1;
+                let shown = String::from_utf8_lossy(&text[..text.len().min(300)]);
+                writeln!(err, "line {n}: {u}: {shown}")?;
+            }
+        }
+    }
+    out.flush()?;
+    writeln!(err, "parsed {ok} lines, could not parse {bad}")?;
+    err.flush()?;
+    Ok(())
+}
+
+fn trim(mut b: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = b {
+        b = rest;
+    }
+    b
+}
