@@ -1,0 +1,317 @@
+//! Tenant isolation, black-box, on every endpoint of the real binary.
+//!
+//! The demo seeds two forces; Northshire has Riverside and Harbour, Southmoor has Oakfield.
+//! Every member-scoped route is asked, by every kind of user, about every member and every
+//! alert; anything out of scope must answer exactly like something that does not exist.
+//! `every_route_is_covered` reads the hub's router and fails if a route is added without a case.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{eventually, Client, Demo};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// Every route the hub serves, as written in its router, and how this test covers it.
+const COVERED: &[(&str, &str)] = &[
+    ("/healthz", "public"),
+    ("/metrics", "public, aggregate counts only"),
+    ("/static/app.css", "public"),
+    ("/", "lists only in-scope members and alerts"),
+    ("/login", "public"),
+    ("/logout", "own session only"),
+    ("/members/{id}", "per member"),
+    ("/alerts/{id}", "per alert"),
+    ("/alerts/{id}/status", "per alert"),
+    ("/api/v1/enrol", "token-scoped"),
+    ("/api/v1/ingest", "credential-scoped (tests/ingest.rs)"),
+    ("/api/v1/me", "own user"),
+    ("/api/v1/forces", "per force"),
+    ("/api/v1/forces/{id}/members", "per force"),
+    ("/api/v1/members", "list"),
+    ("/api/v1/members/{id}", "per member"),
+    ("/api/v1/members/{id}/events", "per member"),
+    ("/api/v1/members/{id}/alerts", "per member"),
+    ("/api/v1/members/{id}/summary", "per member"),
+    ("/api/v1/members/{id}/collectors", "per member"),
+    ("/api/v1/members/{id}/enrolment-tokens", "per member"),
+    ("/api/v1/alerts", "list"),
+    ("/api/v1/alerts/{id}", "per alert"),
+    ("/api/v1/alerts/{id}/status", "per alert"),
+];
+
+#[test]
+fn every_route_is_covered() {
+    let src = include_str!("../crates/hub/src/lib.rs");
+    let routes: BTreeSet<&str> = src
+        .split(".route(\n")
+        .skip(1)
+        .chain(src.split(".route(").skip(1))
+        .filter_map(|s| {
+            let s = s.trim_start();
+            let s = s.strip_prefix('"')?;
+            Some(&s[..s.find('"')?])
+        })
+        .collect();
+    assert!(routes.len() >= 20, "found only {routes:?}");
+    let covered: BTreeSet<&str> = COVERED.iter().map(|(r, _)| *r).collect();
+    let missing: Vec<_> = routes.difference(&covered).collect();
+    assert!(missing.is_empty(), "routes without a tenancy case: {missing:?}");
+}
+
+const MEMBER_GETS: &[&str] = &[
+    "/api/v1/members/{id}",
+    "/api/v1/members/{id}/events",
+    "/api/v1/members/{id}/alerts",
+    "/api/v1/members/{id}/summary",
+    "/api/v1/members/{id}/collectors",
+];
+
+async fn member_ids_in(c: &Client) -> anyhow::Result<BTreeSet<i64>> {
+    let (s, v) = c.get_json("/api/v1/members").await?;
+    assert_eq!(s, StatusCode::OK);
+    Ok(v["members"].as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect())
+}
+
+/// Asserts what `c` may and may not see, for every member-scoped and alert-scoped route.
+async fn check_scope(
+    who: &str,
+    c: &Client,
+    visible: &BTreeSet<i64>,
+    all: &[i64],
+    alerts_by_member: &[(i64, i64)],
+    may_write: bool,
+) -> anyhow::Result<()> {
+    assert_eq!(&member_ids_in(c).await?, visible, "{who}: member list");
+    for &m in all {
+        let expect = if visible.contains(&m) { StatusCode::OK } else { StatusCode::NOT_FOUND };
+        for route in MEMBER_GETS {
+            let path = route.replace("{id}", &m.to_string());
+            let (s, body) = c.get_json(&path).await?;
+            assert_eq!(s, expect, "{who}: GET {path}");
+            if s == StatusCode::NOT_FOUND {
+                assert_eq!(body["code"], "not_found", "{who}: {path}");
+                assert!(body.get("events").is_none() && body.get("member").is_none());
+            }
+        }
+        let page = c.get(&format!("/members/{m}")).await?;
+        assert_eq!(page.status(), expect, "{who}: GET /members/{m}");
+        let (s, _) = c
+            .post_json(&format!("/api/v1/members/{m}/enrolment-tokens"), &json!({}))
+            .await?;
+        if !visible.contains(&m) {
+            assert_eq!(s, StatusCode::NOT_FOUND, "{who}: enrolment token for {m}");
+        }
+    }
+    // Alerts: the list holds only in-scope members' alerts; each alert answers only in scope.
+    let (_, list) = c.get_json("/api/v1/alerts?limit=1000").await?;
+    for a in list["alerts"].as_array().unwrap() {
+        assert!(visible.contains(&a["member_id"].as_i64().unwrap()), "{who}: alert list leaks {a}");
+    }
+    for &(member, alert) in alerts_by_member {
+        let inside = visible.contains(&member);
+        let expect = if inside { StatusCode::OK } else { StatusCode::NOT_FOUND };
+        let (s, v) = c.get_json(&format!("/api/v1/alerts/{alert}")).await?;
+        assert_eq!(s, expect, "{who}: GET /api/v1/alerts/{alert}");
+        if inside {
+            for e in v["evidence"].as_array().unwrap() {
+                assert_eq!(e["member_id"], member, "{who}: evidence from another member");
+            }
+        }
+        let page = c.get(&format!("/alerts/{alert}")).await?;
+        assert_eq!(page.status(), expect, "{who}: GET /alerts/{alert}");
+        let (s, _) = c
+            .post_json(&format!("/api/v1/alerts/{alert}/status"), &json!({ "status": "acknowledged" }))
+            .await?;
+        let expect_write = match (inside, may_write) {
+            (false, _) => StatusCode::NOT_FOUND,
+            (true, true) => StatusCode::OK,
+            (true, false) => StatusCode::FORBIDDEN,
+        };
+        assert_eq!(s, expect_write, "{who}: POST /api/v1/alerts/{alert}/status");
+        let form = c
+            .post_form(
+                &format!("/alerts/{alert}/status"),
+                &[("csrf", c.csrf.as_deref().unwrap()), ("status", "new")],
+            )
+            .await?;
+        let expect_form = match (inside, may_write) {
+            (false, _) => StatusCode::NOT_FOUND,
+            (true, true) => StatusCode::SEE_OTHER,
+            (true, false) => StatusCode::FORBIDDEN,
+        };
+        assert_eq!(form.status(), expect_form, "{who}: POST /alerts/{alert}/status");
+    }
+    // The home page names only members in scope.
+    let home = c.get("/").await?;
+    if home.status() == StatusCode::OK {
+        let html = home.text().await?;
+        for &m in all {
+            assert_eq!(
+                html.contains(&format!("href=\"/members/{m}\"")),
+                visible.contains(&m),
+                "{who}: home page and member {m}"
+            );
+        }
+    } else {
+        assert_eq!(home.status(), StatusCode::SEE_OTHER, "{who}: home");
+        let to = Client::location(&home).unwrap();
+        let id: i64 = to.trim_start_matches("/members/").parse()?;
+        assert!(visible.contains(&id));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_and_forces_see_only_their_own() -> anyhow::Result<()> {
+    let demo = Demo::start(40).await?;
+    let riverside = demo.member_id("Riverside");
+    let harbour = demo.member_id("Harbour");
+    let oakfield = demo.member_id("Oakfield");
+    let all = [riverside, harbour, oakfield];
+    let admin = demo.client("admin@watchhouse.example").await?;
+
+    // Wait until every member has alerts, so every alert route can be tried across tenants.
+    let alerts: Vec<(i64, i64)> = eventually(Duration::from_secs(90), "alerts at every member", || async {
+        let (_, v) = admin.get_json("/api/v1/alerts?limit=1000").await?;
+        let pairs: Vec<(i64, i64)> = v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["member_id"].as_i64().unwrap(), a["id"].as_i64().unwrap()))
+            .collect();
+        let members: BTreeSet<i64> = pairs.iter().map(|p| p.0).collect();
+        Ok((members.len() == 3).then_some(pairs))
+    })
+    .await?;
+    // One alert per member is enough to exercise each route.
+    let mut sample: Vec<(i64, i64)> = Vec::new();
+    for m in all {
+        sample.push(*alerts.iter().find(|(mm, _)| *mm == m).unwrap());
+    }
+
+    let set = |v: &[i64]| v.iter().copied().collect::<BTreeSet<i64>>();
+    let cases: &[(&str, BTreeSet<i64>, bool)] = &[
+        ("head@riverside.example", set(&[riverside]), true),
+        ("office@harbour.example", set(&[harbour]), false),
+        ("it@oakfield.example", set(&[oakfield]), true),
+        ("support@msp.example", set(&[riverside, oakfield]), true),
+        ("officer@northshire.example", set(&[riverside, harbour]), true),
+        ("officer@southmoor.example", set(&[oakfield]), true),
+        ("analyst@watchhouse.example", set(&all), true),
+        ("admin@watchhouse.example", set(&all), true),
+    ];
+    for (email, visible, may_write) in cases {
+        let c = demo.client(email).await?;
+        check_scope(email, &c, visible, &all, &sample, *may_write).await?;
+    }
+
+    // Forces: an officer sees their own force and its members, never the other force.
+    let north = demo.client("officer@northshire.example").await?;
+    let (_, f) = north.get_json("/api/v1/forces").await?;
+    let forces = f["forces"].as_array().unwrap();
+    assert_eq!(forces.len(), 1);
+    let north_id = forces[0]["id"].as_i64().unwrap();
+    let (_, all_forces) = admin.get_json("/api/v1/forces").await?;
+    let south_id = all_forces["forces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_i64().unwrap())
+        .find(|id| *id != north_id)
+        .unwrap();
+    let (s, v) = north.get_json(&format!("/api/v1/forces/{north_id}/members")).await?;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["members"].as_array().unwrap().len(), 2);
+    let (s, _) = north.get_json(&format!("/api/v1/forces/{south_id}/members")).await?;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let member = demo.client("head@riverside.example").await?;
+    for id in [north_id, south_id] {
+        let (s, _) = member.get_json(&format!("/api/v1/forces/{id}/members")).await?;
+        assert_eq!(s, StatusCode::NOT_FOUND, "members do not browse forces");
+    }
+    let (s, _) = admin.get_json(&format!("/api/v1/forces/{south_id}/members")).await?;
+    assert_eq!(s, StatusCode::OK);
+
+    // /api/v1/me is always the caller.
+    let (_, me) = member.get_json("/api/v1/me").await?;
+    assert_eq!(me["user"]["email"], "head@riverside.example");
+    assert!(me["user"].get("password_hash").is_none());
+
+    // Without a session: API answers 401, pages send you to sign in.
+    let anon = Client::new(&demo.url);
+    for route in MEMBER_GETS {
+        let (s, v) = anon.get_json(&route.replace("{id}", &riverside.to_string())).await?;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(v["code"], "not_signed_in");
+    }
+    for path in ["/api/v1/alerts", "/api/v1/members", "/api/v1/forces", "/api/v1/me"] {
+        assert_eq!(anon.get(path).await?.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let r = anon.get(&format!("/members/{riverside}")).await?;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(Client::location(&r).unwrap().starts_with("/login?next=/members/"));
+
+    // Writes need the session's CSRF token.
+    let mut no_csrf = demo.client("head@riverside.example").await?;
+    no_csrf.csrf = Some("forged".into());
+    let (s, _) = no_csrf
+        .post_json(&format!("/api/v1/alerts/{}/status", sample[0].1), &json!({ "status": "resolved" }))
+        .await?;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let r = no_csrf
+        .post_form(&format!("/alerts/{}/status", sample[0].1), &[("csrf", "forged"), ("status", "resolved")])
+        .await?;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Enrolment tokens: member admins for their own member only; viewers never.
+    let (s, v) = member
+        .post_json(&format!("/api/v1/members/{riverside}/enrolment-tokens"), &json!({}))
+        .await?;
+    assert_eq!(s, StatusCode::CREATED);
+    assert!(v["token"].as_str().unwrap().starts_with("whe_"));
+    let viewer = demo.client("office@harbour.example").await?;
+    let (s, _) = viewer
+        .post_json(&format!("/api/v1/members/{harbour}/enrolment-tokens"), &json!({}))
+        .await?;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Signing out ends the session.
+    let r = member.post_form("/logout", &[("csrf", member.csrf.as_deref().unwrap())]).await?;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (s, _) = member.get_json("/api/v1/me").await?;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_failures_are_rate_limited_and_do_not_reveal_accounts() -> anyhow::Result<()> {
+    let demo = Demo::start(1).await?;
+    let mut c = Client::new(&demo.url);
+    for _ in 0..5 {
+        assert_eq!(c.login("head@riverside.example", "wrong password").await?, StatusCode::UNAUTHORIZED);
+    }
+    // Locked now, even with the right password.
+    let right = demo.password("head@riverside.example");
+    assert_eq!(c.login("head@riverside.example", &right).await?, StatusCode::TOO_MANY_REQUESTS);
+    // An unknown account fails the same way as a wrong password.
+    assert_eq!(c.login("nobody@nowhere.example", "x").await?, StatusCode::UNAUTHORIZED);
+    // Other accounts are unaffected.
+    let mut other = Client::new(&demo.url);
+    let pw = demo.password("it@oakfield.example");
+    assert_eq!(other.login("it@oakfield.example", &pw).await?, StatusCode::SEE_OTHER);
+    // A forged sign-in form is refused.
+    let r = c
+        .http
+        .post(format!("{}/login", demo.url))
+        .form(&[("csrf", "x"), ("email", "it@oakfield.example"), ("password", pw.as_str())])
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let metrics = c.get("/metrics").await?.text().await?;
+    assert!(metrics.contains("watchhouse_login_throttled_total 1"), "{metrics}");
+    let _ = Value::Null;
+    Ok(())
+}
