@@ -207,6 +207,8 @@ pub async fn tail(
     let mut pos = start.unwrap_or_default();
     let mut file: Option<tokio::fs::File> = None;
     let mut partial: Vec<u8> = Vec::new();
+    // Discarding the rest of a line longer than the limit.
+    let mut skipping = false;
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         if file.is_none() {
@@ -223,6 +225,7 @@ pub async fn tail(
                     if f.seek(std::io::SeekFrom::Start(pos.offset)).await.is_ok() {
                         file = Some(f);
                         partial.clear();
+                        skipping = false;
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -238,9 +241,15 @@ pub async fn tail(
                     partial.extend_from_slice(&chunk[..n]);
                     let mut start = 0;
                     while let Some(i) = memchr_newline(&partial[start..]) {
-                        let line = trim_end(&partial[start..start + i]);
+                        let end = start + i;
                         pos.offset += (i + 1) as u64;
-                        start += i + 1;
+                        let line = trim_end(&partial[start..end]);
+                        start = end + 1;
+                        if skipping {
+                            // The end of an oversize line already counted.
+                            skipping = false;
+                            continue;
+                        }
                         if line.is_empty() {
                             continue;
                         }
@@ -259,12 +268,16 @@ pub async fn tail(
                     }
                     partial.drain(..start);
                     if partial.len() > DEFAULT_MAX_FRAME {
-                        // A line with no end in sight: count it once and skip what we have.
+                        // A line with no end in sight: count it once, then discard up to its end.
+                        if !skipping {
+                            let sample = partial[..512].to_vec();
+                            let _ = tx
+                                .send(Input::Bad { source, reason: Reason::Oversize, sample })
+                                .await;
+                        }
+                        skipping = true;
                         pos.offset += partial.len() as u64;
                         partial.clear();
-                        let _ = tx
-                            .send(Input::Bad { source, reason: Reason::Oversize, sample: Vec::new() })
-                            .await;
                     }
                 }
                 Err(e) => {
