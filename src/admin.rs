@@ -214,13 +214,21 @@ pub async fn run(args: AdminArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<
                 n.parse::<watchhouse_intel::Cidr>()
                     .map_err(|e| anyhow::anyhow!("--network {n}: {e}"))?;
             }
-            let m = s.create_member(force, &name, &networks, send_outbound).await?;
+            let m = s
+                .create_member(force, &name, &networks, send_outbound)
+                .await?;
             println!("member {} created: {} (force {})", m.id, m.name, m.force_id);
         }
         What::Member(MemberCmd::List { force }) => {
             let scope = force.map(Scope::Force).unwrap_or(Scope::All);
             for m in s.list_members(&scope).await? {
-                println!("{}\t{}\tforce {}\t{}", m.id, m.name, m.force_id, m.networks.join(","));
+                println!(
+                    "{}\t{}\tforce {}\t{}",
+                    m.id,
+                    m.name,
+                    m.force_id,
+                    m.networks.join(",")
+                );
             }
         }
         What::User(UserCmd::Add {

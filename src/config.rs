@@ -165,10 +165,19 @@ mod tests {
         let c = load(
             None,
             [
-                ("WATCHHOUSE__HUB__LISTEN".to_string(), "0.0.0.0:9000".to_string()),
+                (
+                    "WATCHHOUSE__HUB__LISTEN".to_string(),
+                    "0.0.0.0:9000".to_string(),
+                ),
                 ("WATCHHOUSE__HUB__SESSION_HOURS".into(), "3".into()),
-                ("WATCHHOUSE__COLLECTOR__UDP_LISTEN".into(), r#"["127.0.0.1:1514"]"#.into()),
-                ("WATCHHOUSE__COLLECTOR__ENROLMENT_TOKEN".into(), "whe_abc".into()),
+                (
+                    "WATCHHOUSE__COLLECTOR__UDP_LISTEN".into(),
+                    r#"["127.0.0.1:1514"]"#.into(),
+                ),
+                (
+                    "WATCHHOUSE__COLLECTOR__ENROLMENT_TOKEN".into(),
+                    "whe_abc".into(),
+                ),
                 ("OTHER".into(), "x".into()),
             ],
         )
@@ -181,7 +190,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors_that_name_them() {
-        let err = load(None, [("WATCHHOUSE__HUB__LISTNE".to_string(), "x".to_string())]).unwrap_err();
+        let err = load(
+            None,
+            [("WATCHHOUSE__HUB__LISTNE".to_string(), "x".to_string())],
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("listne"), "{err:#}");
         let err = load(None, [("WATCHHOUSE__HUB".to_string(), "x".to_string())]).unwrap_err();
         assert!(format!("{err:#}").contains("SECTION__KEY"));
@@ -192,7 +205,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("wh.toml");
         std::fs::write(&p, "[hub]\nlisten = \"127.0.0.1:1\"\nsession_hours = 1\n").unwrap();
-        let c = load(Some(&p), [("WATCHHOUSE__HUB__SESSION_HOURS".to_string(), "2".to_string())]).unwrap();
+        let c = load(
+            Some(&p),
+            [(
+                "WATCHHOUSE__HUB__SESSION_HOURS".to_string(),
+                "2".to_string(),
+            )],
+        )
+        .unwrap();
         assert_eq!(c.hub.listen, "127.0.0.1:1");
         assert_eq!(c.hub.session_hours, 2);
     }

@@ -47,22 +47,103 @@ const FORCES: &[(&str, &str)] = &[
 
 /// (name, force index, network, public address, transport)
 const MEMBERS: &[(&str, usize, &str, &str, Transport)] = &[
-    ("Riverside Primary School", 0, "198.51.100.0/28", "198.51.100.10", Transport::UdpIptables),
-    ("Harbour Dental Practice", 0, "198.51.100.16/28", "198.51.100.20", Transport::TcpCountedFilterlog),
-    ("Oakfield Community Trust", 1, "198.51.100.32/28", "198.51.100.40", Transport::TcpLineUfw),
+    (
+        "Riverside Primary School",
+        0,
+        "198.51.100.0/28",
+        "198.51.100.10",
+        Transport::UdpIptables,
+    ),
+    (
+        "Harbour Dental Practice",
+        0,
+        "198.51.100.16/28",
+        "198.51.100.20",
+        Transport::TcpCountedFilterlog,
+    ),
+    (
+        "Oakfield Community Trust",
+        1,
+        "198.51.100.32/28",
+        "198.51.100.40",
+        Transport::TcpLineUfw,
+    ),
 ];
 
 /// (email, name, role, members by index, force by index, region)
-type UserSeed = (&'static str, &'static str, Role, &'static [usize], Option<usize>, Option<&'static str>);
+type UserSeed = (
+    &'static str,
+    &'static str,
+    Role,
+    &'static [usize],
+    Option<usize>,
+    Option<&'static str>,
+);
 const USERS: &[UserSeed] = &[
-    ("admin@watchhouse.example", "Alex Admin", Role::Admin, &[], None, None),
-    ("analyst@watchhouse.example", "Nia National", Role::Analyst, &[], None, None),
-    ("officer@northshire.example", "Priya Protect", Role::ForceOfficer, &[], Some(0), None),
-    ("officer@southmoor.example", "Sam Southmoor", Role::ForceOfficer, &[], Some(1), None),
-    ("head@riverside.example", "Rachel Riverside", Role::MemberAdmin, &[0], None, None),
-    ("office@harbour.example", "Hari Harbour", Role::MemberViewer, &[1], None, None),
-    ("it@oakfield.example", "Olu Oakfield", Role::MemberAdmin, &[2], None, None),
-    ("support@msp.example", "Morgan MSP", Role::Msp, &[0, 2], None, None),
+    (
+        "admin@watchhouse.example",
+        "Alex Admin",
+        Role::Admin,
+        &[],
+        None,
+        None,
+    ),
+    (
+        "analyst@watchhouse.example",
+        "Nia National",
+        Role::Analyst,
+        &[],
+        None,
+        None,
+    ),
+    (
+        "officer@northshire.example",
+        "Priya Protect",
+        Role::ForceOfficer,
+        &[],
+        Some(0),
+        None,
+    ),
+    (
+        "officer@southmoor.example",
+        "Sam Southmoor",
+        Role::ForceOfficer,
+        &[],
+        Some(1),
+        None,
+    ),
+    (
+        "head@riverside.example",
+        "Rachel Riverside",
+        Role::MemberAdmin,
+        &[0],
+        None,
+        None,
+    ),
+    (
+        "office@harbour.example",
+        "Hari Harbour",
+        Role::MemberViewer,
+        &[1],
+        None,
+        None,
+    ),
+    (
+        "it@oakfield.example",
+        "Olu Oakfield",
+        Role::MemberAdmin,
+        &[2],
+        None,
+        None,
+    ),
+    (
+        "support@msp.example",
+        "Morgan MSP",
+        Role::Msp,
+        &[0, 2],
+        None,
+        None,
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +281,9 @@ fn attackers_from(feed: &str, rng: &mut Rng, own: &[Cidr]) -> Vec<IpAddr> {
         }
     }
     if out.is_empty() {
-        out = (1..60).map(|i| IpAddr::V4(Ipv4Addr::new(203, 0, 113, i))).collect();
+        out = (1..60)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(203, 0, 113, i)))
+            .collect();
     }
     out
 }
@@ -216,7 +299,9 @@ struct Sim {
     seq: u64,
 }
 
-const NOISE_PORTS: &[u16] = &[23, 22, 445, 3389, 8080, 1433, 5900, 21, 25, 3306, 6379, 8443, 5060];
+const NOISE_PORTS: &[u16] = &[
+    23, 22, 445, 3389, 8080, 1433, 5900, 21, 25, 3306, 6379, 8443, 5060,
+];
 const ALLOWED_LISTED_PORTS: &[u16] = &[3389, 22, 443];
 
 impl Sim {
@@ -238,7 +323,10 @@ impl Sim {
                 if self.rng.below(40) == 0 {
                     self.scanner = *self.rng.pick(&self.attackers);
                 }
-                self.scan_port = self.scan_port.wrapping_add(1 + self.rng.below(7) as u16).max(1);
+                self.scan_port = self
+                    .scan_port
+                    .wrapping_add(1 + self.rng.below(7) as u16)
+                    .max(1);
                 (self.scanner, self.target, self.scan_port, false, true)
             }
             // Background noise from unlisted addresses, blocked.
@@ -283,7 +371,13 @@ impl Sim {
                 let (proto, tail) = if udp {
                     ("17,udp,48", format!("{sport},{dport},28"))
                 } else {
-                    ("6,tcp,60", format!("{sport},{dport},0,S,{},,64240,,mss;sackOK;TS;nop;wscale", self.rng.next() as u32))
+                    (
+                        "6,tcp,60",
+                        format!(
+                            "{sport},{dport},0,S,{},,64240,,mss;sackOK;TS;nop;wscale",
+                            self.rng.next() as u32
+                        ),
+                    )
                 };
                 format!(
                     "<134>1 {} {} filterlog 92653 - [meta sequenceId=\"{}\"] {},,,{},{},match,{},{},4,0x0,,{},{},0,DF,{},{},{},{}",
@@ -310,7 +404,11 @@ impl Sim {
                     (_, true) => "IPTABLES-ACCEPT:",
                     (_, false) => "IPTABLES-DROP:",
                 };
-                let ifaces = if inbound { "IN=eth0 OUT=" } else { "IN=eth1 OUT=eth0" };
+                let ifaces = if inbound {
+                    "IN=eth0 OUT="
+                } else {
+                    "IN=eth1 OUT=eth0"
+                };
                 let proto = if udp {
                     format!("PROTO=UDP SPT={sport} DPT={dport} LEN=28")
                 } else {
@@ -331,7 +429,9 @@ impl Sim {
 }
 
 fn bsd_now() -> String {
-    jiff::Timestamp::now().strftime("%b %e %H:%M:%S").to_string()
+    jiff::Timestamp::now()
+        .strftime("%b %e %H:%M:%S")
+        .to_string()
 }
 
 async fn simulate(
@@ -430,7 +530,8 @@ pub async fn run(args: DemoArgs, mut cfg: Config) -> Result<()> {
         Some(p) => p.clone(),
         None => {
             let p = args.data_dir.join("demo-feed.netset");
-            std::fs::write(&p, DEMO_FEED).with_context(|| format!("cannot write {}", p.display()))?;
+            std::fs::write(&p, DEMO_FEED)
+                .with_context(|| format!("cannot write {}", p.display()))?;
             p
         }
     };
@@ -455,7 +556,12 @@ pub async fn run(args: DemoArgs, mut cfg: Config) -> Result<()> {
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (is something else using it? try --listen 127.0.0.1:0)", args.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is something else using it? try --listen 127.0.0.1:0)",
+                args.listen
+            )
+        })?;
     let addr = listener.local_addr()?;
     let hub_url = format!("http://127.0.0.1:{}", addr.port());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -483,7 +589,12 @@ pub async fn run(args: DemoArgs, mut cfg: Config) -> Result<()> {
             let now = watchhouse_hub::now_ms();
             state
                 .store
-                .create_enrolment_token(m.id, &watchhouse_hub::auth::hash_secret(&token), now, now + 3_600_000)
+                .create_enrolment_token(
+                    m.id,
+                    &watchhouse_hub::auth::hash_secret(&token),
+                    now,
+                    now + 3_600_000,
+                )
                 .await?;
             c.enrolment_token = token;
         }

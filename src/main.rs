@@ -136,7 +136,10 @@ fn parse_feed(s: &str) -> Result<watchhouse_hub::FeedConfig> {
 /// Opens the hub's store and builds the app state with the configured feeds.
 pub async fn hub_state(
     cfg: &watchhouse_hub::HubConfig,
-) -> Result<(watchhouse_hub::AppState, Vec<watchhouse_hub::intel::LoadedFeed>)> {
+) -> Result<(
+    watchhouse_hub::AppState,
+    Vec<watchhouse_hub::intel::LoadedFeed>,
+)> {
     let store = watchhouse_store::open(&cfg.database_url())
         .await
         .with_context(|| format!("cannot open the database {}", cfg.database_url()))?;

@@ -15,7 +15,9 @@ async fn demo_shows_events_and_alerts_to_a_member_within_a_minute() -> anyhow::R
 
     // Events arrive through the real syslog -> collector -> hub path.
     let events = eventually(Duration::from_secs(60), "events for the member", || async {
-        let (s, v) = member.get_json(&format!("/api/v1/members/{riverside}/events")).await?;
+        let (s, v) = member
+            .get_json(&format!("/api/v1/members/{riverside}/events"))
+            .await?;
         assert_eq!(s, StatusCode::OK);
         let n = v["events"].as_array().map(|a| a.len()).unwrap_or(0);
         Ok((n > 0).then_some(v))
@@ -23,31 +25,47 @@ async fn demo_shows_events_and_alerts_to_a_member_within_a_minute() -> anyhow::R
     .await?;
     let first = &events["events"][0];
     assert_eq!(first["member_id"], riverside);
-    assert_ne!(first["direction"], "internal", "internal traffic must never reach the hub");
+    assert_ne!(
+        first["direction"], "internal",
+        "internal traffic must never reach the hub"
+    );
 
     let alerts = eventually(Duration::from_secs(60), "alerts for the member", || async {
-        let (_, v) = member.get_json(&format!("/api/v1/members/{riverside}/alerts")).await?;
+        let (_, v) = member
+            .get_json(&format!("/api/v1/members/{riverside}/alerts"))
+            .await?;
         let a = v["alerts"].as_array().cloned().unwrap_or_default();
-        Ok((a.iter().any(|x| x["severity"] == "high") && a.iter().any(|x| x["severity"] == "low"))
-            .then_some(a))
+        Ok(
+            (a.iter().any(|x| x["severity"] == "high") && a.iter().any(|x| x["severity"] == "low"))
+                .then_some(a),
+        )
     })
     .await?;
     let to_first_alert = demo.started.elapsed();
-    println!("time from demo start to a high and a low alert visible over HTTP: {to_first_alert:?}");
+    println!(
+        "time from demo start to a high and a low alert visible over HTTP: {to_first_alert:?}"
+    );
     assert!(alerts.iter().all(|a| a["member_id"] == riverside));
 
     // The alert reads in plain English, with evidence.
     let high = alerts.iter().find(|a| a["severity"] == "high").unwrap();
-    let (s, detail) = member.get_json(&format!("/api/v1/alerts/{}", high["id"])).await?;
+    let (s, detail) = member
+        .get_json(&format!("/api/v1/alerts/{}", high["id"]))
+        .await?;
     assert_eq!(s, StatusCode::OK);
-    assert!(detail["title"].as_str().unwrap().contains("got through your firewall"));
+    assert!(detail["title"]
+        .as_str()
+        .unwrap()
+        .contains("got through your firewall"));
     assert!(!detail["what_to_do"].as_array().unwrap().is_empty());
     assert!(!detail["evidence"].as_array().unwrap().is_empty());
 
     // The overview page: chart, alerts, sources, ports, collector health.
     let page = member.get(&format!("/members/{riverside}")).await?;
     assert_eq!(page.status(), StatusCode::OK);
-    let csp = page.headers()["content-security-policy"].to_str()?.to_owned();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()?
+        .to_owned();
     assert!(csp.contains("default-src 'none'"));
     let html = page.text().await?;
     for needle in [
@@ -60,13 +78,19 @@ async fn demo_shows_events_and_alerts_to_a_member_within_a_minute() -> anyhow::R
     ] {
         assert!(html.contains(needle), "overview lacks {needle}");
     }
-    let alert_page = member.get(&format!("/alerts/{}", high["id"])).await?.text().await?;
+    let alert_page = member
+        .get(&format!("/alerts/{}", high["id"]))
+        .await?
+        .text()
+        .await?;
     assert!(alert_page.contains("What to do"));
 
     // Collector health reached the hub: lines received, unparsed lines counted and sampled,
     // internal traffic withheld at the edge.
     let collectors = eventually(Duration::from_secs(60), "collector health", || async {
-        let (_, v) = member.get_json(&format!("/api/v1/members/{riverside}/collectors")).await?;
+        let (_, v) = member
+            .get_json(&format!("/api/v1/members/{riverside}/collectors"))
+            .await?;
         let c = v["collectors"][0].clone();
         let stats = &c["stats"];
         let ready = stats["withheld"]["internal"].as_u64().unwrap_or(0) > 0
@@ -75,7 +99,10 @@ async fn demo_shows_events_and_alerts_to_a_member_within_a_minute() -> anyhow::R
     })
     .await?;
     assert!(collectors["stats"]["lines_received"].as_u64().unwrap() > 0);
-    assert!(!collectors["stats"]["samples"].as_array().unwrap().is_empty());
+    assert!(!collectors["stats"]["samples"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // Metrics.
     let metrics = member.get("/metrics").await?.text().await?;
@@ -91,7 +118,11 @@ async fn demo_shows_events_and_alerts_to_a_member_within_a_minute() -> anyhow::R
 
     // Ctrl-C stops it cleanly.
     let status = demo.proc.interrupt(Duration::from_secs(20))?;
-    assert!(status.success(), "demo exited with {status}; log:\n{}", demo.proc.log());
+    assert!(
+        status.success(),
+        "demo exited with {status}; log:\n{}",
+        demo.proc.log()
+    );
     assert!(demo.proc.log().contains("demo stopped"));
     Ok(())
 }

@@ -55,17 +55,23 @@ async fn lossy_proxy(upstream: u16, drop_acks: usize) -> (u16, Arc<AtomicUsize>)
     let d = dropped.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut client, _)) = l.accept().await else { return };
+            let Ok((mut client, _)) = l.accept().await else {
+                return;
+            };
             let d = d.clone();
             tokio::spawn(async move {
                 let mut cbuf = Vec::new();
                 while let Ok(Some(req)) = read_message(&mut client, &mut cbuf).await {
-                    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)).await else { return };
+                    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        return;
+                    };
                     if up.write_all(&req).await.is_err() {
                         return;
                     }
                     let mut ubuf = Vec::new();
-                    let Ok(Some(res)) = read_message(&mut up, &mut ubuf).await else { return };
+                    let Ok(Some(res)) = read_message(&mut up, &mut ubuf).await else {
+                        return;
+                    };
                     let is_ingest = req.starts_with(b"POST /api/v1/ingest");
                     if is_ingest && d.fetch_add(1, Ordering::SeqCst) < drop_acks {
                         return; // the acknowledgement is lost
@@ -98,13 +104,19 @@ fn first_number(s: &str) -> i64 {
 }
 
 async fn total_events(admin: &Client, member: i64) -> anyhow::Result<u64> {
-    let (s, v) = admin.get_json(&format!("/api/v1/members/{member}/summary")).await?;
+    let (s, v) = admin
+        .get_json(&format!("/api/v1/members/{member}/summary"))
+        .await?;
     assert_eq!(s, StatusCode::OK, "{v}");
     Ok(v["total_events"].as_u64().unwrap())
 }
 
 fn write_lines(path: &Path, lines: &[Vec<u8>]) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     for l in lines {
         f.write_all(l).unwrap();
     }
@@ -120,42 +132,125 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
     std::fs::write(&feed, "# test list\n203.0.113.0/24\n")?;
 
     // Administer with the real CLI.
-    let force = first_number(&run(&["admin", "--data-dir", data_s, "force", "add", "--name", "Testshire", "--region", "Test"], None)?);
+    let force = first_number(&run(
+        &[
+            "admin",
+            "--data-dir",
+            data_s,
+            "force",
+            "add",
+            "--name",
+            "Testshire",
+            "--region",
+            "Test",
+        ],
+        None,
+    )?);
     let member = first_number(&run(
-        &["admin", "--data-dir", data_s, "member", "add", "--force", &force.to_string(), "--name", "Test Ltd", "--network", "198.51.100.0/28"],
+        &[
+            "admin",
+            "--data-dir",
+            data_s,
+            "member",
+            "add",
+            "--force",
+            &force.to_string(),
+            "--name",
+            "Test Ltd",
+            "--network",
+            "198.51.100.0/28",
+        ],
         None,
     )?);
     run(
-        &["admin", "--data-dir", data_s, "user", "add", "--email", "root@test.example", "--name", "Root", "--role", "admin", "--password-stdin"],
+        &[
+            "admin",
+            "--data-dir",
+            data_s,
+            "user",
+            "add",
+            "--email",
+            "root@test.example",
+            "--name",
+            "Root",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
         Some("a long enough password\n"),
     )?;
-    let token = run(&["admin", "--data-dir", data_s, "token", "create", "--member", &member.to_string()], None)?
-        .trim()
-        .to_owned();
+    let token = run(
+        &[
+            "admin",
+            "--data-dir",
+            data_s,
+            "token",
+            "create",
+            "--member",
+            &member.to_string(),
+        ],
+        None,
+    )?
+    .trim()
+    .to_owned();
     assert!(token.starts_with("whe_"));
 
     let hub_port = free_port();
     let hub_addr = format!("127.0.0.1:{hub_port}");
     let feed_arg = format!("test_list={}", feed.display());
-    let _hub = spawn(dir.path(), "hub", &["hub", "--data-dir", data_s, "--listen", &hub_addr, "--feed", &feed_arg], &[])?;
+    let _hub = spawn(
+        dir.path(),
+        "hub",
+        &[
+            "hub",
+            "--data-dir",
+            data_s,
+            "--listen",
+            &hub_addr,
+            "--feed",
+            &feed_arg,
+        ],
+        &[],
+    )?;
     let hub_url = format!("http://{hub_addr}");
     let mut admin = Client::new(&hub_url);
-    eventually(Duration::from_secs(30), "the hub", || async { Ok(reqwest::get(format!("{hub_url}/healthz")).await.ok().filter(|r| r.status().is_success())) }).await?;
-    assert_eq!(admin.login("root@test.example", "a long enough password").await?, StatusCode::SEE_OTHER);
+    eventually(Duration::from_secs(30), "the hub", || async {
+        Ok(reqwest::get(format!("{hub_url}/healthz"))
+            .await
+            .ok()
+            .filter(|r| r.status().is_success()))
+    })
+    .await?;
+    assert_eq!(
+        admin
+            .login("root@test.example", "a long enough password")
+            .await?,
+        StatusCode::SEE_OTHER
+    );
 
     // 300 good inbound lines, plus bad input of every kind, in a file the collector follows.
     let log = dir.path().join("firewall.log");
     let mut lines: Vec<Vec<u8>> = (0..300)
         .map(|i| {
-            let src = if i % 3 == 0 { "203.0.113.7".to_string() } else { format!("198.18.0.{}", i % 200) };
-            let action = if i % 50 == 0 { "[UFW ALLOW]" } else { "[UFW BLOCK]" };
+            let src = if i % 3 == 0 {
+                "203.0.113.7".to_string()
+            } else {
+                format!("198.18.0.{}", i % 200)
+            };
+            let action = if i % 50 == 0 {
+                "[UFW ALLOW]"
+            } else {
+                "[UFW BLOCK]"
+            };
             iptables_line(i, &src, "198.51.100.10", 20 + (i % 1000) as u16, action).into_bytes()
         })
         .collect();
     lines.push(iptables_line(1000, "192.168.1.5", "192.168.1.9", 445, "[UFW BLOCK]").into_bytes());
     lines.push(b"\xff\xfe\xfd not utf-8 SRC= DST=\n".to_vec());
     lines.push(b"Nov 21 06:00:00 fw sshd[1]: Accepted password for bob\n".to_vec());
-    lines.push(iptables_line(1001, "203.0.113.999", "198.51.100.10", 22, "[UFW BLOCK]").into_bytes());
+    lines.push(
+        iptables_line(1001, "203.0.113.999", "198.51.100.10", 22, "[UFW BLOCK]").into_bytes(),
+    );
     let mut huge = vec![b'A'; 70 * 1024];
     huge.push(b'\n');
     lines.push(huge);
@@ -169,19 +264,28 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
         "collector",
         &[
             "collect",
-            "--hub", &format!("http://127.0.0.1:{proxy_port}"),
-            "--data-dir", col_dir.to_str().unwrap(),
-            "--name", "test firewall",
-            "--udp", "127.0.0.1:0",
-            "--tcp", &format!("127.0.0.1:{tcp_port}"),
-            "--file", log.to_str().unwrap(),
+            "--hub",
+            &format!("http://127.0.0.1:{proxy_port}"),
+            "--data-dir",
+            col_dir.to_str().unwrap(),
+            "--name",
+            "test firewall",
+            "--udp",
+            "127.0.0.1:0",
+            "--tcp",
+            &format!("127.0.0.1:{tcp_port}"),
+            "--file",
+            log.to_str().unwrap(),
         ],
         &[("WATCHHOUSE_ENROL_TOKEN", &token)],
     )?;
 
     eventually(Duration::from_secs(60), "300 events at the hub", || async {
         let n = total_events(&admin, member).await?;
-        assert!(n <= 300, "stored {n} > 300: a retried batch was stored twice");
+        assert!(
+            n <= 300,
+            "stored {n} > 300: a retried batch was stored twice"
+        );
         Ok((n == 300).then_some(()))
     })
     .await
@@ -195,17 +299,32 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(total_events(&admin, member).await?, 300);
     let metrics = admin.get("/metrics").await?.text().await?;
-    assert!(!metrics.contains("watchhouse_ingest_batches_total{result=\"duplicate\"} 0"), "{metrics}");
-    assert!(metrics.contains("watchhouse_events_ingested_total 300"), "{metrics}");
+    assert!(
+        !metrics.contains("watchhouse_ingest_batches_total{result=\"duplicate\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("watchhouse_events_ingested_total 300"),
+        "{metrics}"
+    );
 
     // Alerts: the listed source, blocked (low) and let through (high).
-    let (_, alerts) = admin.get_json(&format!("/api/v1/members/{member}/alerts")).await?;
-    let sev: Vec<&str> = alerts["alerts"].as_array().unwrap().iter().map(|a| a["severity"].as_str().unwrap()).collect();
+    let (_, alerts) = admin
+        .get_json(&format!("/api/v1/members/{member}/alerts"))
+        .await?;
+    let sev: Vec<&str> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["severity"].as_str().unwrap())
+        .collect();
     assert!(sev.contains(&"high") && sev.contains(&"low"), "{sev:?}");
 
     // Bad input was counted per format and reason, sampled, and internal traffic withheld.
     let stats = eventually(Duration::from_secs(30), "collector stats", || async {
-        let (_, v) = admin.get_json(&format!("/api/v1/members/{member}/collectors")).await?;
+        let (_, v) = admin
+            .get_json(&format!("/api/v1/members/{member}/collectors"))
+            .await?;
         let s = v["collectors"][0]["stats"].clone();
         Ok((s["unparsed"]["unknown:oversize"].as_u64() == Some(1)).then_some(s))
     })
@@ -216,7 +335,12 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
     assert_eq!(stats["withheld"]["internal"], 1, "{stats}");
     assert_eq!(stats["parsed"]["netfilter"], 301, "{stats}");
     let samples = stats["samples"].as_array().unwrap();
-    assert!(samples.iter().any(|s| s["reason"] == "bad_src" && s["line"].as_str().unwrap().contains("203.0.113.999")));
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["reason"] == "bad_src"
+                && s["line"].as_str().unwrap().contains("203.0.113.999"))
+    );
 
     // Hostile TCP syslog (oversize frame, broken octet count) does not stall the good lines after it.
     let mut tcp = TcpStream::connect(("127.0.0.1", tcp_port)).await?;
@@ -230,9 +354,11 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
     }
     tcp.flush().await?;
     drop(tcp);
-    eventually(Duration::from_secs(30), "lines after hostile TCP input", || async {
-        Ok((total_events(&admin, member).await? == 305).then_some(()))
-    })
+    eventually(
+        Duration::from_secs(30),
+        "lines after hostile TCP input",
+        || async { Ok((total_events(&admin, member).await? == 305).then_some(())) },
+    )
     .await?;
 
     // A batch posted twice by hand: stored once, the retry says so.
@@ -258,13 +384,31 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
         rb.send()
     };
     let r1: Value = post(&batch, Some(&credential)).await?.json().await?;
-    assert_eq!((r1["accepted"].as_u64(), r1["duplicate"].as_bool(), r1["rejected"].as_u64()), (Some(2), Some(false), Some(2)), "{r1}");
+    assert_eq!(
+        (
+            r1["accepted"].as_u64(),
+            r1["duplicate"].as_bool(),
+            r1["rejected"].as_u64()
+        ),
+        (Some(2), Some(false), Some(2)),
+        "{r1}"
+    );
     let r2: Value = post(&batch, Some(&credential)).await?.json().await?;
-    assert_eq!((r2["accepted"].as_u64(), r2["duplicate"].as_bool()), (Some(2), Some(true)), "{r2}");
+    assert_eq!(
+        (r2["accepted"].as_u64(), r2["duplicate"].as_bool()),
+        (Some(2), Some(true)),
+        "{r2}"
+    );
     assert_eq!(total_events(&admin, member).await?, 307);
     let metrics = admin.get("/metrics").await?.text().await?;
-    assert!(metrics.contains("watchhouse_ingest_events_rejected_total{reason=\"internal_traffic\"} 1"), "{metrics}");
-    assert!(metrics.contains("watchhouse_ingest_events_rejected_total{reason=\"time_out_of_range\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("watchhouse_ingest_events_rejected_total{reason=\"internal_traffic\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("watchhouse_ingest_events_rejected_total{reason=\"time_out_of_range\"} 1"),
+        "{metrics}"
+    );
 
     // Malformed bodies get a clear 400.
     let r = http
@@ -286,7 +430,10 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
     // Wrong and missing credentials: 401, clear message, nothing stored.
     let mut other = batch.clone();
     other["batch_id"] = json!(uuid::Uuid::now_v7());
-    for (auth, code) in [(Some("whc_wrong"), "invalid_credential"), (None, "missing_credential")] {
+    for (auth, code) in [
+        (Some("whc_wrong"), "invalid_credential"),
+        (None, "missing_credential"),
+    ] {
         let r = post(&other, auth).await?;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         let body: Value = r.json().await?;
@@ -298,19 +445,39 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
         .json(&json!({"token": token, "name": "again", "version": "x"}))
         .send()
         .await?;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "an enrolment token works once");
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "an enrolment token works once"
+    );
     assert_eq!(total_events(&admin, member).await?, 307);
 
     // Revoked: the collector's credential stops working at once; nothing more is stored.
     let listed = run(&["admin", "--data-dir", data_s, "collector", "list"], None)?;
     let col_id = first_number(&listed);
-    run(&["admin", "--data-dir", data_s, "collector", "revoke", &col_id.to_string()], None)?;
+    run(
+        &[
+            "admin",
+            "--data-dir",
+            data_s,
+            "collector",
+            "revoke",
+            &col_id.to_string(),
+        ],
+        None,
+    )?;
     let r = post(&other, Some(&credential)).await?;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    write_lines(&log, &[iptables_line(3000, "198.18.7.7", "198.51.100.10", 22, "[UFW BLOCK]").into_bytes()]);
+    write_lines(
+        &log,
+        &[iptables_line(3000, "198.18.7.7", "198.51.100.10", 22, "[UFW BLOCK]").into_bytes()],
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(total_events(&admin, member).await?, 307);
-    assert!(collector.log().contains("invalid_credential"), "the collector should log the refusal");
+    assert!(
+        collector.log().contains("invalid_credential"),
+        "the collector should log the refusal"
+    );
     // The refused batch is still spooled for when the member re-enrols, not lost.
     let spooled = std::fs::read_dir(col_dir.join("spool"))?
         .flatten()

@@ -58,7 +58,10 @@ fn every_route_is_covered() {
     assert!(routes.len() >= 20, "found only {routes:?}");
     let covered: BTreeSet<&str> = COVERED.iter().map(|(r, _)| *r).collect();
     let missing: Vec<_> = routes.difference(&covered).collect();
-    assert!(missing.is_empty(), "routes without a tenancy case: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes without a tenancy case: {missing:?}"
+    );
 }
 
 const MEMBER_GETS: &[&str] = &[
@@ -72,7 +75,12 @@ const MEMBER_GETS: &[&str] = &[
 async fn member_ids_in(c: &Client) -> anyhow::Result<BTreeSet<i64>> {
     let (s, v) = c.get_json("/api/v1/members").await?;
     assert_eq!(s, StatusCode::OK);
-    Ok(v["members"].as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect())
+    Ok(v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect())
 }
 
 /// Asserts what `c` may and may not see, for every member-scoped and alert-scoped route.
@@ -86,7 +94,11 @@ async fn check_scope(
 ) -> anyhow::Result<()> {
     assert_eq!(&member_ids_in(c).await?, visible, "{who}: member list");
     for &m in all {
-        let expect = if visible.contains(&m) { StatusCode::OK } else { StatusCode::NOT_FOUND };
+        let expect = if visible.contains(&m) {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
         for route in MEMBER_GETS {
             let path = route.replace("{id}", &m.to_string());
             let (s, body) = c.get_json(&path).await?;
@@ -108,22 +120,35 @@ async fn check_scope(
     // Alerts: the list holds only in-scope members' alerts; each alert answers only in scope.
     let (_, list) = c.get_json("/api/v1/alerts?limit=1000").await?;
     for a in list["alerts"].as_array().unwrap() {
-        assert!(visible.contains(&a["member_id"].as_i64().unwrap()), "{who}: alert list leaks {a}");
+        assert!(
+            visible.contains(&a["member_id"].as_i64().unwrap()),
+            "{who}: alert list leaks {a}"
+        );
     }
     for &(member, alert) in alerts_by_member {
         let inside = visible.contains(&member);
-        let expect = if inside { StatusCode::OK } else { StatusCode::NOT_FOUND };
+        let expect = if inside {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
         let (s, v) = c.get_json(&format!("/api/v1/alerts/{alert}")).await?;
         assert_eq!(s, expect, "{who}: GET /api/v1/alerts/{alert}");
         if inside {
             for e in v["evidence"].as_array().unwrap() {
-                assert_eq!(e["member_id"], member, "{who}: evidence from another member");
+                assert_eq!(
+                    e["member_id"], member,
+                    "{who}: evidence from another member"
+                );
             }
         }
         let page = c.get(&format!("/alerts/{alert}")).await?;
         assert_eq!(page.status(), expect, "{who}: GET /alerts/{alert}");
         let (s, _) = c
-            .post_json(&format!("/api/v1/alerts/{alert}/status"), &json!({ "status": "acknowledged" }))
+            .post_json(
+                &format!("/api/v1/alerts/{alert}/status"),
+                &json!({ "status": "acknowledged" }),
+            )
             .await?;
         let expect_write = match (inside, may_write) {
             (false, _) => StatusCode::NOT_FOUND,
@@ -142,7 +167,11 @@ async fn check_scope(
             (true, true) => StatusCode::SEE_OTHER,
             (true, false) => StatusCode::FORBIDDEN,
         };
-        assert_eq!(form.status(), expect_form, "{who}: POST /alerts/{alert}/status");
+        assert_eq!(
+            form.status(),
+            expect_form,
+            "{who}: POST /alerts/{alert}/status"
+        );
     }
     // The home page names only members in scope.
     let home = c.get("/").await?;
@@ -174,17 +203,21 @@ async fn members_and_forces_see_only_their_own() -> anyhow::Result<()> {
     let admin = demo.client("admin@watchhouse.example").await?;
 
     // Wait until every member has alerts, so every alert route can be tried across tenants.
-    let alerts: Vec<(i64, i64)> = eventually(Duration::from_secs(90), "alerts at every member", || async {
-        let (_, v) = admin.get_json("/api/v1/alerts?limit=1000").await?;
-        let pairs: Vec<(i64, i64)> = v["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| (a["member_id"].as_i64().unwrap(), a["id"].as_i64().unwrap()))
-            .collect();
-        let members: BTreeSet<i64> = pairs.iter().map(|p| p.0).collect();
-        Ok((members.len() == 3).then_some(pairs))
-    })
+    let alerts: Vec<(i64, i64)> = eventually(
+        Duration::from_secs(90),
+        "alerts at every member",
+        || async {
+            let (_, v) = admin.get_json("/api/v1/alerts?limit=1000").await?;
+            let pairs: Vec<(i64, i64)> = v["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| (a["member_id"].as_i64().unwrap(), a["id"].as_i64().unwrap()))
+                .collect();
+            let members: BTreeSet<i64> = pairs.iter().map(|p| p.0).collect();
+            Ok((members.len() == 3).then_some(pairs))
+        },
+    )
     .await?;
     // One alert per member is enough to exercise each route.
     let mut sample: Vec<(i64, i64)> = Vec::new();
@@ -198,7 +231,11 @@ async fn members_and_forces_see_only_their_own() -> anyhow::Result<()> {
         ("office@harbour.example", set(&[harbour]), false),
         ("it@oakfield.example", set(&[oakfield]), true),
         ("support@msp.example", set(&[riverside, oakfield]), true),
-        ("officer@northshire.example", set(&[riverside, harbour]), true),
+        (
+            "officer@northshire.example",
+            set(&[riverside, harbour]),
+            true,
+        ),
         ("officer@southmoor.example", set(&[oakfield]), true),
         ("analyst@watchhouse.example", set(&all), true),
         ("admin@watchhouse.example", set(&all), true),
@@ -222,17 +259,25 @@ async fn members_and_forces_see_only_their_own() -> anyhow::Result<()> {
         .map(|f| f["id"].as_i64().unwrap())
         .find(|id| *id != north_id)
         .unwrap();
-    let (s, v) = north.get_json(&format!("/api/v1/forces/{north_id}/members")).await?;
+    let (s, v) = north
+        .get_json(&format!("/api/v1/forces/{north_id}/members"))
+        .await?;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["members"].as_array().unwrap().len(), 2);
-    let (s, _) = north.get_json(&format!("/api/v1/forces/{south_id}/members")).await?;
+    let (s, _) = north
+        .get_json(&format!("/api/v1/forces/{south_id}/members"))
+        .await?;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let member = demo.client("head@riverside.example").await?;
     for id in [north_id, south_id] {
-        let (s, _) = member.get_json(&format!("/api/v1/forces/{id}/members")).await?;
+        let (s, _) = member
+            .get_json(&format!("/api/v1/forces/{id}/members"))
+            .await?;
         assert_eq!(s, StatusCode::NOT_FOUND, "members do not browse forces");
     }
-    let (s, _) = admin.get_json(&format!("/api/v1/forces/{south_id}/members")).await?;
+    let (s, _) = admin
+        .get_json(&format!("/api/v1/forces/{south_id}/members"))
+        .await?;
     assert_eq!(s, StatusCode::OK);
 
     // /api/v1/me is always the caller.
@@ -243,43 +288,70 @@ async fn members_and_forces_see_only_their_own() -> anyhow::Result<()> {
     // Without a session: API answers 401, pages send you to sign in.
     let anon = Client::new(&demo.url);
     for route in MEMBER_GETS {
-        let (s, v) = anon.get_json(&route.replace("{id}", &riverside.to_string())).await?;
+        let (s, v) = anon
+            .get_json(&route.replace("{id}", &riverside.to_string()))
+            .await?;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
         assert_eq!(v["code"], "not_signed_in");
     }
-    for path in ["/api/v1/alerts", "/api/v1/members", "/api/v1/forces", "/api/v1/me"] {
-        assert_eq!(anon.get(path).await?.status(), StatusCode::UNAUTHORIZED, "{path}");
+    for path in [
+        "/api/v1/alerts",
+        "/api/v1/members",
+        "/api/v1/forces",
+        "/api/v1/me",
+    ] {
+        assert_eq!(
+            anon.get(path).await?.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
     }
     let r = anon.get(&format!("/members/{riverside}")).await?;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(Client::location(&r).unwrap().starts_with("/login?next=/members/"));
+    assert!(Client::location(&r)
+        .unwrap()
+        .starts_with("/login?next=/members/"));
 
     // Writes need the session's CSRF token.
     let mut no_csrf = demo.client("head@riverside.example").await?;
     no_csrf.csrf = Some("forged".into());
     let (s, _) = no_csrf
-        .post_json(&format!("/api/v1/alerts/{}/status", sample[0].1), &json!({ "status": "resolved" }))
+        .post_json(
+            &format!("/api/v1/alerts/{}/status", sample[0].1),
+            &json!({ "status": "resolved" }),
+        )
         .await?;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let r = no_csrf
-        .post_form(&format!("/alerts/{}/status", sample[0].1), &[("csrf", "forged"), ("status", "resolved")])
+        .post_form(
+            &format!("/alerts/{}/status", sample[0].1),
+            &[("csrf", "forged"), ("status", "resolved")],
+        )
         .await?;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // Enrolment tokens: member admins for their own member only; viewers never.
     let (s, v) = member
-        .post_json(&format!("/api/v1/members/{riverside}/enrolment-tokens"), &json!({}))
+        .post_json(
+            &format!("/api/v1/members/{riverside}/enrolment-tokens"),
+            &json!({}),
+        )
         .await?;
     assert_eq!(s, StatusCode::CREATED);
     assert!(v["token"].as_str().unwrap().starts_with("whe_"));
     let viewer = demo.client("office@harbour.example").await?;
     let (s, _) = viewer
-        .post_json(&format!("/api/v1/members/{harbour}/enrolment-tokens"), &json!({}))
+        .post_json(
+            &format!("/api/v1/members/{harbour}/enrolment-tokens"),
+            &json!({}),
+        )
         .await?;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // Signing out ends the session.
-    let r = member.post_form("/logout", &[("csrf", member.csrf.as_deref().unwrap())]).await?;
+    let r = member
+        .post_form("/logout", &[("csrf", member.csrf.as_deref().unwrap())])
+        .await?;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (s, _) = member.get_json("/api/v1/me").await?;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -291,27 +363,46 @@ async fn sign_in_failures_are_rate_limited_and_do_not_reveal_accounts() -> anyho
     let demo = Demo::start(1).await?;
     let mut c = Client::new(&demo.url);
     for _ in 0..5 {
-        assert_eq!(c.login("head@riverside.example", "wrong password").await?, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            c.login("head@riverside.example", "wrong password").await?,
+            StatusCode::UNAUTHORIZED
+        );
     }
     // Locked now, even with the right password.
     let right = demo.password("head@riverside.example");
-    assert_eq!(c.login("head@riverside.example", &right).await?, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        c.login("head@riverside.example", &right).await?,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     // An unknown account fails the same way as a wrong password.
-    assert_eq!(c.login("nobody@nowhere.example", "x").await?, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.login("nobody@nowhere.example", "x").await?,
+        StatusCode::UNAUTHORIZED
+    );
     // Other accounts are unaffected.
     let mut other = Client::new(&demo.url);
     let pw = demo.password("it@oakfield.example");
-    assert_eq!(other.login("it@oakfield.example", &pw).await?, StatusCode::SEE_OTHER);
+    assert_eq!(
+        other.login("it@oakfield.example", &pw).await?,
+        StatusCode::SEE_OTHER
+    );
     // A forged sign-in form is refused.
     let r = c
         .http
         .post(format!("{}/login", demo.url))
-        .form(&[("csrf", "x"), ("email", "it@oakfield.example"), ("password", pw.as_str())])
+        .form(&[
+            ("csrf", "x"),
+            ("email", "it@oakfield.example"),
+            ("password", pw.as_str()),
+        ])
         .send()
         .await?;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let metrics = c.get("/metrics").await?.text().await?;
-    assert!(metrics.contains("watchhouse_login_throttled_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("watchhouse_login_throttled_total 1"),
+        "{metrics}"
+    );
     let _ = Value::Null;
     Ok(())
 }

@@ -181,7 +181,12 @@ impl Client {
             .http
             .post(format!("{}/login", self.base))
             .header(COOKIE, format!("wh_login_csrf={login_csrf}"))
-            .form(&[("csrf", field.as_str()), ("email", email), ("password", password), ("next", "/")])
+            .form(&[
+                ("csrf", field.as_str()),
+                ("email", email),
+                ("password", password),
+                ("next", "/"),
+            ])
             .send()
             .await?;
         let status = res.status();
@@ -270,18 +275,28 @@ impl Demo {
             ],
             &[],
         )?;
-        let creds: Value = eventually(Duration::from_secs(60), "the demo's credentials file", || {
-            let p = creds_path.clone();
-            async move {
-                Ok(std::fs::read(&p)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok()))
-            }
-        })
+        let creds: Value = eventually(
+            Duration::from_secs(60),
+            "the demo's credentials file",
+            || {
+                let p = creds_path.clone();
+                async move {
+                    Ok(std::fs::read(&p)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<Value>(&b).ok()))
+                }
+            },
+        )
         .await
         .with_context(|| format!("demo log:\n{}", proc.log()))?;
         let url = creds["url"].as_str().unwrap().to_owned();
-        Ok(Demo { proc, url, creds, started, dir })
+        Ok(Demo {
+            proc,
+            url,
+            creds,
+            started,
+            dir,
+        })
     }
 
     pub fn password(&self, email: &str) -> String {

@@ -111,14 +111,38 @@ mod tests {
         let (p, errs) = EdgePolicy::new(&["198.51.100.0/28".into(), "nonsense".into()], false);
         assert_eq!(errs.len(), 1);
         let u = Direction::Unknown;
-        assert_eq!(p.classify(&ev("192.168.1.2", "10.0.0.1", u)), Verdict::Withhold("internal"));
-        assert_eq!(p.classify(&ev("192.168.1.2", "198.51.100.3", u)), Verdict::Withhold("internal"));
-        assert_eq!(p.classify(&ev("203.0.113.9", "198.51.100.3", u)), Verdict::Send(Direction::Inbound));
-        assert_eq!(p.classify(&ev("192.168.1.2", "8.8.8.8", u)), Verdict::Withhold("outbound"));
-        assert_eq!(p.classify(&ev("203.0.113.9", "8.8.8.8", Direction::Inbound)), Verdict::Send(Direction::Inbound));
-        assert_eq!(p.classify(&ev("203.0.113.9", "8.8.8.8", u)), Verdict::Withhold("unknown_direction"));
+        assert_eq!(
+            p.classify(&ev("192.168.1.2", "10.0.0.1", u)),
+            Verdict::Withhold("internal")
+        );
+        assert_eq!(
+            p.classify(&ev("192.168.1.2", "198.51.100.3", u)),
+            Verdict::Withhold("internal")
+        );
+        assert_eq!(
+            p.classify(&ev("203.0.113.9", "198.51.100.3", u)),
+            Verdict::Send(Direction::Inbound)
+        );
+        assert_eq!(
+            p.classify(&ev("192.168.1.2", "8.8.8.8", u)),
+            Verdict::Withhold("outbound")
+        );
+        assert_eq!(
+            p.classify(&ev("203.0.113.9", "8.8.8.8", Direction::Inbound)),
+            Verdict::Send(Direction::Inbound)
+        );
+        assert_eq!(
+            p.classify(&ev("203.0.113.9", "8.8.8.8", u)),
+            Verdict::Withhold("unknown_direction")
+        );
         let (opt_in, _) = EdgePolicy::new(&[], true);
-        assert_eq!(opt_in.classify(&ev("192.168.1.2", "8.8.8.8", u)), Verdict::Send(Direction::Outbound));
-        assert_eq!(opt_in.classify(&ev("fd00::1", "fd00::2", u)), Verdict::Withhold("internal"));
+        assert_eq!(
+            opt_in.classify(&ev("192.168.1.2", "8.8.8.8", u)),
+            Verdict::Send(Direction::Outbound)
+        );
+        assert_eq!(
+            opt_in.classify(&ev("fd00::1", "fd00::2", u)),
+            Verdict::Withhold("internal")
+        );
     }
 }

@@ -133,7 +133,11 @@ struct Credential {
 impl std::fmt::Display for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secret.
-        write!(f, "collector {} for member {}", self.collector_id, self.member_id)
+        write!(
+            f,
+            "collector {} for member {}",
+            self.collector_id, self.member_id
+        )
     }
 }
 
@@ -221,7 +225,9 @@ async fn ensure_enrolled(
         let msg = serde_json::from_str::<watchhouse_proto::ApiError>(&body)
             .map(|e| e.message)
             .unwrap_or(body);
-        return Err(CollectorError::Enrol(format!("hub answered {status}: {msg}")));
+        return Err(CollectorError::Enrol(format!(
+            "hub answered {status}: {msg}"
+        )));
     }
     let er: EnrolResponse = res
         .json()
@@ -341,9 +347,8 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
     let tz = if cfg.timezone.eq_ignore_ascii_case("utc") {
         jiff::tz::TimeZone::UTC
     } else {
-        jiff::tz::TimeZone::get(&cfg.timezone).map_err(|e| {
-            CollectorError::Config(format!("timezone `{}`: {e}", cfg.timezone))
-        })?
+        jiff::tz::TimeZone::get(&cfg.timezone)
+            .map_err(|e| CollectorError::Config(format!("timezone `{}`: {e}", cfg.timezone)))?
     };
     let syslog_format = parse_format(&cfg.format)?;
     let client = http_client(&cfg)?;
@@ -380,15 +385,31 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
         let sock = UdpSocket::bind(a).await.map_err(|e| {
             CollectorError::Config(format!("cannot listen for syslog on udp {a}: {e}"))
         })?;
-        udp_addrs.push(sock.local_addr().map_err(|e| CollectorError::Io(e.to_string()))?);
-        tasks.push(tokio::spawn(sources::udp(sock, 0, tx.clone(), shutdown_rx.clone())));
+        udp_addrs.push(
+            sock.local_addr()
+                .map_err(|e| CollectorError::Io(e.to_string()))?,
+        );
+        tasks.push(tokio::spawn(sources::udp(
+            sock,
+            0,
+            tx.clone(),
+            shutdown_rx.clone(),
+        )));
     }
     for a in &cfg.tcp_listen {
         let l = TcpListener::bind(a).await.map_err(|e| {
             CollectorError::Config(format!("cannot listen for syslog on tcp {a}: {e}"))
         })?;
-        tcp_addrs.push(l.local_addr().map_err(|e| CollectorError::Io(e.to_string()))?);
-        tasks.push(tokio::spawn(sources::tcp(l, 0, tx.clone(), shutdown_rx.clone())));
+        tcp_addrs.push(
+            l.local_addr()
+                .map_err(|e| CollectorError::Io(e.to_string()))?,
+        );
+        tasks.push(tokio::spawn(sources::tcp(
+            l,
+            0,
+            tx.clone(),
+            shutdown_rx.clone(),
+        )));
     }
     let checkpoints_path = cfg.data_dir.join("checkpoints.json");
     let saved_pos: HashMap<String, FilePos> = std::fs::read(&checkpoints_path)
@@ -421,7 +442,9 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
         formats,
         tz,
         live: live.clone(),
-        batch_max: cfg.batch_max_events.clamp(1, watchhouse_proto::MAX_BATCH_EVENTS),
+        batch_max: cfg
+            .batch_max_events
+            .clamp(1, watchhouse_proto::MAX_BATCH_EVENTS),
         spool: spool.clone(),
         health: health.clone(),
         notify: notify.clone(),
@@ -470,15 +493,29 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn handle(&mut self, input: Input, ctx: &TimeContext, batch: &mut Vec<Event>, pending: &mut BTreeMap<usize, u64>) {
+    fn handle(
+        &mut self,
+        input: Input,
+        ctx: &TimeContext,
+        batch: &mut Vec<Event>,
+        pending: &mut BTreeMap<usize, u64>,
+    ) {
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
         h.stats.lines_received += 1;
         match input {
-            Input::Bad { source, reason, sample } => {
+            Input::Bad {
+                source,
+                reason,
+                sample,
+            } => {
                 let fmt = self.formats.get(source).copied().flatten();
                 h.unparsed(fmt, &reason, &sample, ctx.now_ms);
             }
-            Input::Line { source, bytes, checkpoint } => {
+            Input::Line {
+                source,
+                bytes,
+                checkpoint,
+            } => {
                 if let Some((file, offset)) = checkpoint {
                     pending.insert(file, offset);
                 }
@@ -513,7 +550,10 @@ impl Pipeline {
             if let Some(p) = self.file_paths.get(i) {
                 let e = self.positions.entry(p.clone()).or_default();
                 if e.inode != ino {
-                    *e = FilePos { inode: ino, offset: 0 };
+                    *e = FilePos {
+                        inode: ino,
+                        offset: 0,
+                    };
                 }
             }
         }
@@ -553,15 +593,22 @@ impl Pipeline {
                 Ok(Ok((_, dropped))) => {
                     if dropped > 0 {
                         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-                        *h.stats.withheld.entry("spool_full_batches_dropped".into()).or_default() += dropped;
-                        h.stats.last_error = Some(format!("spool full: dropped {dropped} oldest batches"));
+                        *h.stats
+                            .withheld
+                            .entry("spool_full_batches_dropped".into())
+                            .or_default() += dropped;
+                        h.stats.last_error =
+                            Some(format!("spool full: dropped {dropped} oldest batches"));
                     }
                     self.notify.notify_one();
                 }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "cannot spool batch");
-                    self.health.lock().unwrap_or_else(|p| p.into_inner()).stats.last_error =
-                        Some(e.to_string());
+                    self.health
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .stats
+                        .last_error = Some(e.to_string());
                     return;
                 }
                 Err(e) => {
@@ -725,8 +772,11 @@ async fn shipper(s: Shipper) {
                 Ok(b) => b,
                 Err(err) => {
                     tracing::error!(error = %err, "spooled batch unreadable");
-                    s.health.lock().unwrap_or_else(|p| p.into_inner()).stats.last_error =
-                        Some(err.to_string());
+                    s.health
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .stats
+                        .last_error = Some(err.to_string());
                     continue;
                 }
             };
@@ -738,11 +788,19 @@ async fn shipper(s: Shipper) {
                 Shipped::Rejected(msg) => {
                     tracing::error!(error = %msg, "batch refused; kept in spool/rejected");
                     let _ = s.spool.lock().unwrap_or_else(|p| p.into_inner()).reject(&e);
-                    s.health.lock().unwrap_or_else(|p| p.into_inner()).stats.last_error = Some(msg);
+                    s.health
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .stats
+                        .last_error = Some(msg);
                 }
                 Shipped::Retry(msg) => {
                     tracing::warn!(error = %msg, retry_in = ?backoff, "shipping failed; will retry");
-                    s.health.lock().unwrap_or_else(|p| p.into_inner()).stats.last_error = Some(msg);
+                    s.health
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .stats
+                        .last_error = Some(msg);
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => {}

@@ -136,14 +136,13 @@ async fn tcp_conn(
         loop {
             let d = dec.decode(&buf[pos..]);
             pos += d.consumed;
-            match d.frame {
-                Some(f) => {
-                    if !emit(&tx, source, f).await {
-                        return;
-                    }
-                }
+            let delivered = match d.frame {
+                Some(f) => emit(&tx, source, f).await,
                 None if d.consumed == 0 => break,
-                None => {}
+                None => true,
+            };
+            if !delivered {
+                return;
             }
         }
         buf.drain(..pos);
@@ -219,7 +218,10 @@ pub async fn tail(
                     let len = meta.map(|m| m.len()).unwrap_or(0);
                     if ino != pos.inode || len < pos.offset {
                         // A different file than the checkpoint describes: start at its beginning.
-                        pos = FilePos { inode: ino, offset: 0 };
+                        pos = FilePos {
+                            inode: ino,
+                            offset: 0,
+                        };
                     }
                     let _ = inode_tx.send((file_index, ino));
                     if f.seek(std::io::SeekFrom::Start(pos.offset)).await.is_ok() {
@@ -254,7 +256,11 @@ pub async fn tail(
                             continue;
                         }
                         let input = if line.len() > DEFAULT_MAX_FRAME {
-                            Input::Bad { source, reason: Reason::Oversize, sample: line[..512].to_vec() }
+                            Input::Bad {
+                                source,
+                                reason: Reason::Oversize,
+                                sample: line[..512].to_vec(),
+                            }
                         } else {
                             Input::Line {
                                 source,
@@ -272,7 +278,11 @@ pub async fn tail(
                         if !skipping {
                             let sample = partial[..512].to_vec();
                             let _ = tx
-                                .send(Input::Bad { source, reason: Reason::Oversize, sample })
+                                .send(Input::Bad {
+                                    source,
+                                    reason: Reason::Oversize,
+                                    sample,
+                                })
                                 .await;
                         }
                         skipping = true;
@@ -293,11 +303,18 @@ pub async fn tail(
                         let line = trim_end(&partial);
                         if !line.is_empty() && line.len() <= DEFAULT_MAX_FRAME {
                             let _ = tx
-                                .send(Input::Line { source, bytes: line.to_vec(), checkpoint: None })
+                                .send(Input::Line {
+                                    source,
+                                    bytes: line.to_vec(),
+                                    checkpoint: None,
+                                })
                                 .await;
                         }
                         file = None;
-                        pos = FilePos { inode: inode(&meta), offset: 0 };
+                        pos = FilePos {
+                            inode: inode(&meta),
+                            offset: 0,
+                        };
                         continue;
                     }
                 }

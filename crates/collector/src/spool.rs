@@ -157,7 +157,10 @@ impl Spool {
             && data.len() > MAGIC.len() + 65
             && data[MAGIC.len() + 64] == b'\n'
             && {
-                let (sum, body) = (&data[MAGIC.len()..MAGIC.len() + 64], &data[MAGIC.len() + 65..]);
+                let (sum, body) = (
+                    &data[MAGIC.len()..MAGIC.len() + 64],
+                    &data[MAGIC.len() + 65..],
+                );
                 hex::encode(Sha256::digest(body)).as_bytes() == sum
             };
         if !ok {

@@ -259,7 +259,13 @@ mod tests {
     fn matcher() -> Matcher {
         let mut b = MatcherBuilder::new();
         let (v, _) = parse_netset("203.0.113.0/24\n192.0.2.7\n");
-        b.add_list(ListInfo { name: "demo".into(), category: "attacks".into() }, v);
+        b.add_list(
+            ListInfo {
+                name: "demo".into(),
+                category: "attacks".into(),
+            },
+            v,
+        );
         b.build()
     }
 
@@ -292,11 +298,23 @@ mod tests {
         };
         let t = describe(&f);
         assert!(t.title.contains("got through"));
-        assert!(t.what_it_means.contains("Remote Desktop"), "{}", t.what_it_means);
+        assert!(
+            t.what_it_means.contains("Remote Desktop"),
+            "{}",
+            t.what_it_means
+        );
         assert!(t.what_it_means.contains("3 times"));
         assert!(t.what_to_do.len() >= 3);
-        let low = describe(&AlertFacts { severity: Severity::Low, ports: vec![22, 23, 80], ..f });
+        let low = describe(&AlertFacts {
+            severity: Severity::Low,
+            ports: vec![22, 23, 80],
+            ..f
+        });
         assert!(low.title.contains("blocked"));
-        assert!(low.what_it_means.contains("ports 22, 23 and 80"), "{}", low.what_it_means);
+        assert!(
+            low.what_it_means.contains("ports 22, 23 and 80"),
+            "{}",
+            low.what_it_means
+        );
     }
 }

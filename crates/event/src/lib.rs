@@ -372,7 +372,10 @@ impl Event {
             o.insert("firewall_rule".into(), json!({ "uid": rule }));
         }
         if let Some(dev) = &self.device {
-            o.insert("device".into(), json!({ "hostname": dev, "type_id": 9, "type": "Firewall" }));
+            o.insert(
+                "device".into(),
+                json!({ "hostname": dev, "type_id": 9, "type": "Firewall" }),
+            );
         }
         o.insert(
             "metadata".into(),

@@ -31,7 +31,10 @@ pub async fn healthz(State(st): State<AppState>) -> Result<Json<Value>, ApiError
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         st.metrics.render(),
     )
 }
@@ -64,7 +67,10 @@ pub async fn enrol(
     let req: EnrolRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "invalid_request",
-            format!("Expected {{\"token\", \"name\", \"version\"}}: {}", clip(&e.to_string(), 200)),
+            format!(
+                "Expected {{\"token\", \"name\", \"version\"}}: {}",
+                clip(&e.to_string(), 200)
+            ),
         )
     })?;
     let name = req.name.trim();
@@ -85,7 +91,9 @@ pub async fn enrol(
         )
         .await?;
     let Some(collector) = collector else {
-        st.metrics.ingest_unauthorised.fetch_add(1, Ordering::Relaxed);
+        st.metrics
+            .ingest_unauthorised
+            .fetch_add(1, Ordering::Relaxed);
         return Err(ApiError::unauthorised(
             "invalid_enrolment_token",
             "This enrolment token is unknown, expired or already used. Ask your Watchhouse administrator for a new one.",
@@ -107,7 +115,9 @@ async fn collector_auth(st: &AppState, headers: &HeaderMap) -> Result<Collector,
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let Some(cred) = bearer else {
-        st.metrics.ingest_unauthorised.fetch_add(1, Ordering::Relaxed);
+        st.metrics
+            .ingest_unauthorised
+            .fetch_add(1, Ordering::Relaxed);
         return Err(ApiError::unauthorised(
             "missing_credential",
             "Send the collector credential as `Authorization: Bearer <credential>`. Enrol the collector first if it has none.",
@@ -116,7 +126,9 @@ async fn collector_auth(st: &AppState, headers: &HeaderMap) -> Result<Collector,
     match st.store.collector_by_credential(&hash_secret(cred)).await? {
         Some(c) => Ok(c),
         None => {
-            st.metrics.ingest_unauthorised.fetch_add(1, Ordering::Relaxed);
+            st.metrics
+                .ingest_unauthorised
+                .fetch_add(1, Ordering::Relaxed);
             Err(ApiError::unauthorised(
                 "invalid_credential",
                 "This collector's credential is not valid or has been revoked. Enrol it again with a new token from your Watchhouse administrator.",
@@ -131,7 +143,12 @@ pub const MAX_RAW_BYTES: usize = 64 * 1024;
 pub const MAX_FIELD_BYTES: usize = 255;
 
 /// Why the hub refuses an event inside an otherwise valid batch.
-pub fn check_event(e: &Event, now: i64, max_age_ms: i64, max_future_ms: i64) -> Result<(), &'static str> {
+pub fn check_event(
+    e: &Event,
+    now: i64,
+    max_age_ms: i64,
+    max_future_ms: i64,
+) -> Result<(), &'static str> {
     if e.direction == Direction::Internal {
         // Defence in depth: collectors never send internal traffic; the hub never stores it.
         return Err("internal_traffic");
@@ -244,9 +261,18 @@ pub async fn ingest(
             st.metrics.alert(*k);
         }
         if rejected_total > 0 {
-            tracing::warn!(collector = collector.id, ?rejected, "events refused at ingest");
+            tracing::warn!(
+                collector = collector.id,
+                ?rejected,
+                "events refused at ingest"
+            );
         }
-        tracing::debug!(collector = collector.id, accepted = out.accepted, alerts = out.alerts_created.len(), "batch stored");
+        tracing::debug!(
+            collector = collector.id,
+            accepted = out.accepted,
+            alerts = out.alerts_created.len(),
+            "batch stored"
+        );
     }
     Ok(Json(IngestResponse {
         batch_id: batch.batch_id,
@@ -264,7 +290,9 @@ pub async fn me(a: Authed) -> Json<Value> {
 
 /// `GET /api/v1/forces`.
 pub async fn forces(State(st): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "forces": st.store.list_forces(&a.scope).await? })))
+    Ok(Json(
+        json!({ "forces": st.store.list_forces(&a.scope).await? }),
+    ))
 }
 
 /// `GET /api/v1/forces/{id}/members`.
@@ -292,10 +320,16 @@ pub async fn force_members(
 
 /// `GET /api/v1/members`.
 pub async fn members(State(st): State<AppState>, a: Authed) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "members": st.store.list_members(&a.scope).await? })))
+    Ok(Json(
+        json!({ "members": st.store.list_members(&a.scope).await? }),
+    ))
 }
 
-async fn visible_member(st: &AppState, a: &Authed, id: Id) -> Result<watchhouse_store::Member, ApiError> {
+async fn visible_member(
+    st: &AppState,
+    a: &Authed,
+    id: Id,
+) -> Result<watchhouse_store::Member, ApiError> {
     st.store
         .get_member(&a.scope, id)
         .await?
@@ -308,7 +342,9 @@ pub async fn member(
     a: Authed,
     Path(id): Path<Id>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "member": visible_member(&st, &a, id).await? })))
+    Ok(Json(
+        json!({ "member": visible_member(&st, &a, id).await? }),
+    ))
 }
 
 /// `?limit=` on list endpoints.
@@ -341,7 +377,10 @@ pub async fn member_alerts(
     Query(q): Query<Limit>,
 ) -> Result<Json<Value>, ApiError> {
     visible_member(&st, &a, id).await?;
-    let alerts = st.store.alerts(&a.scope, Some(id), q.limit.unwrap_or(100)).await?;
+    let alerts = st
+        .store
+        .alerts(&a.scope, Some(id), q.limit.unwrap_or(100))
+        .await?;
     Ok(Json(json!({ "alerts": alerts })))
 }
 
@@ -380,7 +419,9 @@ pub async fn member_collectors(
     Path(id): Path<Id>,
 ) -> Result<Json<Value>, ApiError> {
     visible_member(&st, &a, id).await?;
-    Ok(Json(json!({ "collectors": st.store.list_collectors(&a.scope, Some(id)).await? })))
+    Ok(Json(
+        json!({ "collectors": st.store.list_collectors(&a.scope, Some(id)).await? }),
+    ))
 }
 
 fn require_csrf(a: &Authed, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -432,7 +473,9 @@ pub async fn alerts(
     a: Authed,
     Query(q): Query<Limit>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "alerts": st.store.alerts(&a.scope, None, q.limit.unwrap_or(100)).await? })))
+    Ok(Json(
+        json!({ "alerts": st.store.alerts(&a.scope, None, q.limit.unwrap_or(100)).await? }),
+    ))
 }
 
 /// `GET /api/v1/alerts/{id}`: an alert, its plain-English text and its evidence.
@@ -480,14 +523,22 @@ pub async fn alert_status(
 ) -> Result<Json<Value>, ApiError> {
     require_csrf(&a, &headers)?;
     let status = AlertStatus::from_name(&body.status).ok_or_else(|| {
-        ApiError::bad_request("invalid_status", "status must be new, acknowledged or resolved")
+        ApiError::bad_request(
+            "invalid_status",
+            "status must be new, acknowledged or resolved",
+        )
     })?;
     update_status(&st, &a, id, status).await?;
     Ok(Json(json!({ "id": id, "status": status })))
 }
 
 /// Shared by the API and the form: viewers read only.
-pub async fn update_status(st: &AppState, a: &Authed, id: Id, status: AlertStatus) -> Result<(), ApiError> {
+pub async fn update_status(
+    st: &AppState,
+    a: &Authed,
+    id: Id,
+    status: AlertStatus,
+) -> Result<(), ApiError> {
     if a.session.user.role == Role::MemberViewer {
         // Do not reveal whether the alert exists to a viewer outside its scope.
         if st.store.alert(&a.scope, id).await?.is_none() {
@@ -500,6 +551,11 @@ pub async fn update_status(st: &AppState, a: &Authed, id: Id, status: AlertStatu
     if !st.store.set_alert_status(&a.scope, id, status).await? {
         return Err(ApiError::not_found("alert"));
     }
-    tracing::info!(alert = id, user = a.session.user.id, status = status.as_str(), "alert status changed");
+    tracing::info!(
+        alert = id,
+        user = a.session.user.id,
+        status = status.as_str(),
+        "alert status changed"
+    );
     Ok(())
 }

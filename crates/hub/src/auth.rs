@@ -158,7 +158,10 @@ impl IntoResponse for PageRejection {
 impl FromRequestParts<AppState> for PageAuthed {
     type Rejection = PageRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageRejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, PageRejection> {
         match load_session(parts, state).await {
             Ok(Some(a)) => Ok(PageAuthed(a)),
             Ok(None) => Err(PageRejection::Login(
@@ -189,7 +192,10 @@ pub fn urlencode(s: &str) -> String {
 
 /// Only same-site paths are followed after sign-in (no open redirects).
 pub fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && !next.contains("://")
+    if next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.contains("://")
     {
         next
     } else {
@@ -278,7 +284,13 @@ mod tests {
     #[test]
     fn next_is_same_site_only() {
         assert_eq!(safe_next("/members/3"), "/members/3");
-        for bad in ["//evil.example", "https://evil.example", "evil", "/\\evil", "/x?u=http://e"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "evil",
+            "/\\evil",
+            "/x?u=http://e",
+        ] {
             assert_eq!(safe_next(bad), "/", "{bad}");
         }
     }
@@ -290,7 +302,10 @@ mod tests {
             assert!(l.check("a@x", "1.1.1.1").is_none());
             l.fail("A@x", "1.1.1.1");
         }
-        assert!(l.check("a@x", "2.2.2.2").is_some(), "per account, whatever the address");
+        assert!(
+            l.check("a@x", "2.2.2.2").is_some(),
+            "per account, whatever the address"
+        );
         assert!(l.check("b@x", "1.1.1.1").is_none(), "address not yet at 4x");
         l.succeed("a@x");
         assert!(l.check("a@x", "3.3.3.3").is_none());

@@ -124,9 +124,15 @@ async fn security_headers(
             "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -158,7 +164,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/members/{id}/events", get(api::member_events))
         .route("/api/v1/members/{id}/alerts", get(api::member_alerts))
         .route("/api/v1/members/{id}/summary", get(api::member_summary))
-        .route("/api/v1/members/{id}/collectors", get(api::member_collectors))
+        .route(
+            "/api/v1/members/{id}/collectors",
+            get(api::member_collectors),
+        )
         .route(
             "/api/v1/members/{id}/enrolment-tokens",
             post(api::create_enrolment_token),

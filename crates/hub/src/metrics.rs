@@ -31,7 +31,10 @@ pub struct Metrics {
 }
 
 fn bump(m: &Mutex<BTreeMap<&'static str, u64>>, k: &'static str, n: u64) {
-    *m.lock().unwrap_or_else(|p| p.into_inner()).entry(k).or_default() += n;
+    *m.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(k)
+        .or_default() += n;
 }
 
 impl Metrics {
@@ -68,21 +71,36 @@ impl Metrics {
         let counter = |s: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
-        let labelled =
-            |s: &mut String, name: &str, help: &str, label: &str, m: &Mutex<BTreeMap<&'static str, u64>>| {
-                let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
-                for (k, v) in m.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-                    let _ = writeln!(s, "{name}{{{label}=\"{k}\"}} {v}");
-                }
-            };
+        let labelled = |s: &mut String,
+                        name: &str,
+                        help: &str,
+                        label: &str,
+                        m: &Mutex<BTreeMap<&'static str, u64>>| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (k, v) in m.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                let _ = writeln!(s, "{name}{{{label}=\"{k}\"}} {v}");
+            }
+        };
         counter(
             &mut s,
             "watchhouse_events_ingested_total",
             "Firewall events stored by the hub.",
             self.events_ingested.load(Ordering::Relaxed),
         );
-        labelled(&mut s, "watchhouse_alerts_total", "Alerts created, by detection.", "kind", &self.alerts);
-        labelled(&mut s, "watchhouse_ingest_batches_total", "Ingest batches by result.", "result", &self.batches);
+        labelled(
+            &mut s,
+            "watchhouse_alerts_total",
+            "Alerts created, by detection.",
+            "kind",
+            &self.alerts,
+        );
+        labelled(
+            &mut s,
+            "watchhouse_ingest_batches_total",
+            "Ingest batches by result.",
+            "result",
+            &self.batches,
+        );
         labelled(
             &mut s,
             "watchhouse_ingest_events_rejected_total",

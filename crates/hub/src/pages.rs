@@ -26,7 +26,11 @@ pub fn error_response(viewer: Option<&Viewer<'_>>, e: ApiError) -> Response {
         s if s.is_server_error() => "Sorry, there is a problem with the service",
         _ => "There is a problem",
     };
-    (e.status, Html(web::error_page(viewer, title, &e.message).into_string())).into_response()
+    (
+        e.status,
+        Html(web::error_page(viewer, title, &e.message).into_string()),
+    )
+        .into_response()
 }
 
 fn viewer(a: &Authed) -> Viewer<'_> {
@@ -162,7 +166,13 @@ pub async fn login(
     let ttl = st.config.session_hours * 3600;
     if let Err(e) = st
         .store
-        .create_session(&hash_secret(&token), user.id, &random_token(), now, now + ttl as i64 * 1000)
+        .create_session(
+            &hash_secret(&token),
+            user.id,
+            &random_token(),
+            now,
+            now + ttl as i64 * 1000,
+        )
         .await
     {
         return error_response(None, e.into());

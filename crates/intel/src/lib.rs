@@ -58,7 +58,9 @@ impl Cidr {
                 addr: IpAddr::V6(Ipv6Addr::from(u128::from(a) & v6_mask(len))),
                 len,
             }),
-            _ => Err(CidrError(format!("prefix length /{len} is too long for {addr}"))),
+            _ => Err(CidrError(format!(
+                "prefix length /{len} is too long for {addr}"
+            ))),
         }
     }
 
@@ -101,7 +103,11 @@ impl Cidr {
             }
             IpAddr::V6(n) => {
                 let bits = 128 - self.len as u32;
-                let off = if bits >= 64 { i as u128 } else { (i % (1u64 << bits)) as u128 };
+                let off = if bits >= 64 {
+                    i as u128
+                } else {
+                    (i % (1u64 << bits)) as u128
+                };
                 IpAddr::V6(Ipv6Addr::from(u128::from(n) + off))
             }
         }
@@ -169,11 +175,7 @@ pub fn parse_netset(text: &str) -> (Vec<Cidr>, ParseReport) {
     let mut out = Vec::new();
     let mut rep = ParseReport::default();
     for (i, line) in text.lines().enumerate() {
-        let entry = line
-            .split(['#', ';'])
-            .next()
-            .unwrap_or("")
-            .trim();
+        let entry = line.split(['#', ';']).next().unwrap_or("").trim();
         if entry.is_empty() {
             continue;
         }
@@ -253,10 +255,18 @@ impl MatcherBuilder {
                     *m.v6_hosts.entry(u128::from(a)).or_default() |= bit
                 }
                 IpAddr::V4(a) => {
-                    *v4_nets.entry(c.len).or_default().entry(u32::from(a)).or_default() |= bit
+                    *v4_nets
+                        .entry(c.len)
+                        .or_default()
+                        .entry(u32::from(a))
+                        .or_default() |= bit
                 }
                 IpAddr::V6(a) => {
-                    *v6_nets.entry(c.len).or_default().entry(u128::from(a)).or_default() |= bit
+                    *v6_nets
+                        .entry(c.len)
+                        .or_default()
+                        .entry(u128::from(a))
+                        .or_default() |= bit
                 }
             }
         }
@@ -357,7 +367,8 @@ pub fn is_non_internet(ip: IpAddr) -> bool {
                 || a.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
-                || a.to_ipv4_mapped().is_some_and(|v4| is_non_internet(IpAddr::V4(v4)))
+                || a.to_ipv4_mapped()
+                    .is_some_and(|v4| is_non_internet(IpAddr::V4(v4)))
         }
     }
 }
@@ -410,14 +421,32 @@ mod tests {
     fn matcher_finds_hosts_and_blocks_with_list_names() {
         let mut b = MatcherBuilder::new();
         let (a, _) = parse_netset("1.2.3.4\n10.0.0.0/8\n2001:db8::/32");
-        b.add_list(ListInfo { name: "a".into(), category: "attacks".into() }, a);
+        b.add_list(
+            ListInfo {
+                name: "a".into(),
+                category: "attacks".into(),
+            },
+            a,
+        );
         let (c, _) = parse_netset("1.2.3.4\n192.0.2.0/24");
-        b.add_list(ListInfo { name: "c".into(), category: "c2".into() }, c);
+        b.add_list(
+            ListInfo {
+                name: "c".into(),
+                category: "c2".into(),
+            },
+            c,
+        );
         let m = b.build();
         let hit = m.lookup("1.2.3.4".parse().unwrap()).unwrap();
         assert_eq!(m.names(hit), vec!["a", "c"]);
-        assert_eq!(m.names(m.lookup("10.9.9.9".parse().unwrap()).unwrap()), vec!["a"]);
-        assert_eq!(m.names(m.lookup("192.0.2.200".parse().unwrap()).unwrap()), vec!["c"]);
+        assert_eq!(
+            m.names(m.lookup("10.9.9.9".parse().unwrap()).unwrap()),
+            vec!["a"]
+        );
+        assert_eq!(
+            m.names(m.lookup("192.0.2.200".parse().unwrap()).unwrap()),
+            vec!["c"]
+        );
         assert!(m.lookup("2001:db8::5".parse().unwrap()).is_some());
         assert!(m.lookup("1.2.3.5".parse().unwrap()).is_none());
         assert!(m.lookup("2001:db9::5".parse().unwrap()).is_none());
@@ -426,7 +455,16 @@ mod tests {
 
     #[test]
     fn non_internet_ranges() {
-        for a in ["10.1.1.1", "192.168.0.1", "172.16.5.5", "127.0.0.1", "100.64.0.1", "fd00::1", "fe80::1", "::ffff:10.0.0.1"] {
+        for a in [
+            "10.1.1.1",
+            "192.168.0.1",
+            "172.16.5.5",
+            "127.0.0.1",
+            "100.64.0.1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(is_non_internet(a.parse().unwrap()), "{a}");
         }
         for a in ["8.8.8.8", "100.128.0.1", "2001:4860::1", "172.32.0.1"] {

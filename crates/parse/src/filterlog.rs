@@ -63,7 +63,9 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         .parse::<u8>()
         .map(IpProto)
         .map_err(|_| Reason::Malformed("bad_proto"))?;
-    let src_ip: IpAddr = f[src_ix].parse().map_err(|_| Reason::Malformed("bad_src"))?;
+    let src_ip: IpAddr = f[src_ix]
+        .parse()
+        .map_err(|_| Reason::Malformed("bad_src"))?;
     let dst_ip: IpAddr = f[src_ix + 1]
         .parse()
         .map_err(|_| Reason::Malformed("bad_dst"))?;

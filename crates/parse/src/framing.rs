@@ -119,7 +119,11 @@ impl FrameDecoder {
 
     fn decode_counted<'a>(&mut self, buf: &'a [u8]) -> Decoded<'a> {
         // MSG-LEN is at most 10 digits followed by one space.
-        let digits = buf.iter().take(11).take_while(|b| b.is_ascii_digit()).count();
+        let digits = buf
+            .iter()
+            .take(11)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
         if digits == buf.len() {
             // Need more input to see the end of the number.
             return Decoded {
@@ -219,7 +223,10 @@ impl FrameDecoder {
             return None;
         }
         let msg = trim_trailing_newline(buf);
-        let msg = match msg.iter().position(|&b| !matches!(b, b'\n' | b'\r' | b'\0')) {
+        let msg = match msg
+            .iter()
+            .position(|&b| !matches!(b, b'\n' | b'\r' | b'\0'))
+        {
             Some(i) => &msg[i..],
             None => return None,
         };
@@ -276,17 +283,26 @@ mod tests {
 
     #[test]
     fn newline_framing() {
-        assert_eq!(msgs(b"<1>a\n<2>b\r\n<3>c"), vec![b"<1>a".to_vec(), b"<2>b".to_vec(), b"<3>c".to_vec()]);
+        assert_eq!(
+            msgs(b"<1>a\n<2>b\r\n<3>c"),
+            vec![b"<1>a".to_vec(), b"<2>b".to_vec(), b"<3>c".to_vec()]
+        );
     }
 
     #[test]
     fn octet_counting() {
-        assert_eq!(msgs(b"4 <1>a5 <2>bc"), vec![b"<1>a".to_vec(), b"<2>bc".to_vec()]);
+        assert_eq!(
+            msgs(b"4 <1>a5 <2>bc"),
+            vec![b"<1>a".to_vec(), b"<2>bc".to_vec()]
+        );
     }
 
     #[test]
     fn mixed_framing_is_detected_per_frame() {
-        assert_eq!(msgs(b"4 <1>a<2>b\n3 <3>"), vec![b"<1>a".to_vec(), b"<2>b".to_vec(), b"<3>".to_vec()]);
+        assert_eq!(
+            msgs(b"4 <1>a<2>b\n3 <3>"),
+            vec![b"<1>a".to_vec(), b"<2>b".to_vec(), b"<3>".to_vec()]
+        );
     }
 
     #[test]
@@ -314,7 +330,11 @@ mod tests {
     fn plain_line_starting_with_digit_is_not_octet_counted() {
         assert_eq!(
             msgs(b"0 3 PVEFW x\n53,,,1 y\n101 1 tap-IN z\n"),
-            vec![b"0 3 PVEFW x".to_vec(), b"53,,,1 y".to_vec(), b"101 1 tap-IN z".to_vec()]
+            vec![
+                b"0 3 PVEFW x".to_vec(),
+                b"53,,,1 y".to_vec(),
+                b"101 1 tap-IN z".to_vec()
+            ]
         );
     }
 

@@ -155,7 +155,11 @@ mod tests {
     #[test]
     fn ufw_actions() {
         let base = "Jun  8 14:34:33 h kernel: [1.2] [UFW {}] IN=eth0 OUT= SRC=1.2.3.4 DST=5.6.7.8 LEN=40 PROTO=TCP SPT=1 DPT=22";
-        for (w, a) in [("BLOCK", Action::Deny), ("ALLOW", Action::Allow), ("AUDIT", Action::Deny)] {
+        for (w, a) in [
+            ("BLOCK", Action::Deny),
+            ("ALLOW", Action::Allow),
+            ("AUDIT", Action::Deny),
+        ] {
             let e = parse_str(&base.replace("{}", w), &ctx(), None).unwrap();
             assert_eq!(e.action, a, "{w}");
             assert_eq!(e.rule.as_deref(), Some(format!("[UFW {w}]").as_str()));
@@ -194,14 +198,19 @@ mod tests {
             assert_eq!(err.reason.code(), code, "{line}");
         }
         assert_eq!(
-            parse_line(b"\xff\xfe SRC=", &ctx(), None).unwrap_err().reason,
+            parse_line(b"\xff\xfe SRC=", &ctx(), None)
+                .unwrap_err()
+                .reason,
             Reason::InvalidUtf8
         );
         assert_eq!(
             parse_str("hello world", &ctx(), None).unwrap_err().reason,
             Reason::UnknownFormat
         );
-        assert_eq!(parse_str("  ", &ctx(), None).unwrap_err().reason, Reason::Empty);
+        assert_eq!(
+            parse_str("  ", &ctx(), None).unwrap_err().reason,
+            Reason::Empty
+        );
     }
 
     #[test]

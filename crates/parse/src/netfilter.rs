@@ -145,7 +145,10 @@ fn first_kv(msg: &str) -> Option<usize> {
     let b = msg.as_bytes();
     let mut i = 0;
     while let Some(eq) = memchr::memchr(b'=', &b[i..]).map(|e| e + i) {
-        let start = b[..eq].iter().rposition(|&c| c == b' ').map_or(0, |p| p + 1);
+        let start = b[..eq]
+            .iter()
+            .rposition(|&c| c == b' ')
+            .map_or(0, |p| p + 1);
         let key = &b[start..eq];
         if !key.is_empty()
             && key

@@ -146,7 +146,9 @@ fn parse_5424(s: &str) -> Option<Envelope<'_>> {
     let msg = msg.strip_prefix(' ').unwrap_or(msg);
     // A BOM may precede UTF-8 messages.
     let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
-    let time_ms = nil(ts).and_then(|t| t.parse::<Timestamp>().ok()).map(|t| t.as_millisecond());
+    let time_ms = nil(ts)
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .map(|t| t.as_millisecond());
     Some(Envelope {
         pri: None,
         time_ms,
@@ -407,7 +409,17 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for s in ["", "<", "<999>", "<1>", "Jan", "Jan 99 1:2:3 x", "\u{feff}", "<1>1 ", "99/Xyz/"] {
+        for s in [
+            "",
+            "<",
+            "<999>",
+            "<1>",
+            "Jan",
+            "Jan 99 1:2:3 x",
+            "\u{feff}",
+            "<1>1 ",
+            "99/Xyz/",
+        ] {
             let _ = parse_envelope(s, &ctx());
             let _ = find_clf_time(s);
         }

@@ -16,7 +16,9 @@ fn expectations(assert: &str) -> BTreeMap<usize, BTreeMap<String, String>> {
     let mut ok: BTreeMap<(String, usize), bool> = BTreeMap::new();
     let mut fields: Vec<((String, usize), String, String)> = Vec::new();
     for line in assert.lines() {
-        let Some(rest) = line.strip_prefix("results[\"") else { continue };
+        let Some(rest) = line.strip_prefix("results[\"") else {
+            continue;
+        };
         // Only the first parse stage indexes lines one to one; later stages drop failures.
         if !rest.starts_with("s01-parse") {
             continue;
@@ -26,14 +28,24 @@ fn expectations(assert: &str) -> BTreeMap<usize, BTreeMap<String, String>> {
         if parts.len() < 3 {
             continue;
         }
-        let node = format!("{}/{}", parts[0].trim_end_matches('"'), parts[1].trim_matches('"'));
-        let Some(close) = parts[2].find(']') else { continue };
-        let Ok(idx) = parts[2][..close].parse::<usize>() else { continue };
+        let node = format!(
+            "{}/{}",
+            parts[0].trim_end_matches('"'),
+            parts[1].trim_matches('"')
+        );
+        let Some(close) = parts[2].find(']') else {
+            continue;
+        };
+        let Ok(idx) = parts[2][..close].parse::<usize>() else {
+            continue;
+        };
         let tail = &parts[2][close + 1..];
         if tail == ".Success == true" {
             ok.insert((node.clone(), idx), true);
         } else if let Some(f) = tail.strip_prefix(".Evt.Parsed[\"") {
-            let Some(q) = f.find("\"] == \"") else { continue };
+            let Some(q) = f.find("\"] == \"") else {
+                continue;
+            };
             let key = &f[..q];
             let val = f[q + 7..].trim_end_matches('"');
             fields.push(((node, idx), key.to_string(), val.to_string()));
@@ -92,20 +104,24 @@ fn crowdsec_hub_lines_yield_their_asserted_fields() {
             let ev = parse_str(line, &ctx, None)
                 .unwrap_or_else(|e| panic!("{}: line {i} unparsed ({e}): {line}", dir.display()));
             assert_eq!(ev.raw, *line);
-            let Some(fields) = expect.get(&i) else { continue };
+            let Some(fields) = expect.get(&i) else {
+                continue;
+            };
             for (k, v) in fields {
                 let ok = match k.as_str() {
                     "src_ip" => v.parse::<IpAddr>().ok() == Some(ev.src_ip),
                     "dst_ip" => v.parse::<IpAddr>().ok() == Some(ev.dst_ip),
                     "src_port" => v.parse::<u16>().ok() == ev.src_port,
                     "dst_port" => v.parse::<u16>().ok() == ev.dst_port,
-                    "proto" => {
-                        watchhouse_event::IpProto::parse(v) == Some(ev.protocol)
-                    }
+                    "proto" => watchhouse_event::IpProto::parse(v) == Some(ev.protocol),
                     "action" => action_matches(v, ev.action),
                     _ => unreachable!(),
                 };
-                assert!(ok, "{}: line {i}: {k} expected {v}, got {ev:?}", dir.display());
+                assert!(
+                    ok,
+                    "{}: line {i}: {k} expected {v}, got {ev:?}",
+                    dir.display()
+                );
                 checked += 1;
             }
         }

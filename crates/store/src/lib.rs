@@ -417,7 +417,8 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a collector; its credential stops working at once.
     async fn revoke_collector(&self, scope: &Scope, id: Id) -> Result<bool>;
     /// Collectors of the members in scope (optionally one member).
-    async fn list_collectors(&self, scope: &Scope, member_id: Option<Id>) -> Result<Vec<Collector>>;
+    async fn list_collectors(&self, scope: &Scope, member_id: Option<Id>)
+        -> Result<Vec<Collector>>;
 
     // --- ingest --------------------------------------------------------------------------
     /// Stores a batch from a collector with the detections' observations, exactly once.
@@ -434,8 +435,12 @@ pub trait Store: Send + Sync + 'static {
 
     // --- reads ---------------------------------------------------------------------------
     /// Most recent events of a member, newest first.
-    async fn recent_events(&self, scope: &Scope, member_id: Id, limit: u32)
-        -> Result<Vec<StoredEvent>>;
+    async fn recent_events(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>>;
     /// Total events stored for a member (sum of counts).
     async fn event_total(&self, scope: &Scope, member_id: Id) -> Result<u64>;
     /// Alerts in scope, optionally for one member, most recent first.
@@ -453,11 +458,21 @@ pub trait Store: Send + Sync + 'static {
         to_day: i64,
     ) -> Result<Vec<DayCount>>;
     /// Top inbound sources since a day.
-    async fn top_sources(&self, scope: &Scope, member_id: Id, since_day: i64, n: u32)
-        -> Result<Vec<TopItem>>;
+    async fn top_sources(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        since_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>>;
     /// Top targeted inbound ports since a day.
-    async fn top_ports(&self, scope: &Scope, member_id: Id, since_day: i64, n: u32)
-        -> Result<Vec<TopItem>>;
+    async fn top_ports(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        since_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>>;
 }
 
 /// Opens a store by URL: `sqlite://PATH` (created if missing, migrations applied).

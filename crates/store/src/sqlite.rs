@@ -70,7 +70,11 @@ fn migrate(c: &mut Connection) -> Result<()> {
     )
     .map_err(be)?;
     let current: i64 = c
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
         .map_err(be)?;
     if current > MIGRATIONS.len() as i64 {
         return Err(StoreError::Invalid(format!(
@@ -115,7 +119,8 @@ fn scope_sql(scope: &Scope) -> (String, Vec<Value>) {
     }
 }
 
-const EVENT_COLS: &str = "e.id, e.member_id, e.collector_id, e.time_ms, e.last_ms, e.action, e.protocol, \
+const EVENT_COLS: &str =
+    "e.id, e.member_id, e.collector_id, e.time_ms, e.last_ms, e.action, e.protocol, \
      e.src_ip, e.src_port, e.dst_ip, e.dst_port, e.direction, e.in_iface, e.out_iface, e.rule, \
      e.device, e.format, e.bytes, e.packets, e.count, e.raw";
 
@@ -159,7 +164,8 @@ fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-const ALERT_COLS: &str = "a.id, a.member_id, m.name, a.kind, a.severity, a.subject_ip, a.lists, a.ports, \
+const ALERT_COLS: &str =
+    "a.id, a.member_id, m.name, a.kind, a.severity, a.subject_ip, a.lists, a.ports, \
      a.event_count, a.first_seen_ms, a.last_seen_ms, a.status";
 
 fn row_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
@@ -319,11 +325,7 @@ fn member_visible(c: &Connection, scope: &Scope, member_id: Id) -> Result<bool> 
         .map_err(be)
 }
 
-fn insert_events(
-    tx: &Transaction<'_>,
-    collector: &Collector,
-    events: &[Event],
-) -> Result<Vec<Id>> {
+fn insert_events(tx: &Transaction<'_>, collector: &Collector, events: &[Event]) -> Result<Vec<Id>> {
     let mut ids = Vec::with_capacity(events.len());
     let mut ins = tx
         .prepare_cached(
@@ -378,14 +380,25 @@ fn insert_events(
         let day = day_of(e.time_ms);
         let n = e.count.max(1) as i64;
         daily
-            .execute(params![collector.member_id, day, e.action.is_allowed() as i64, n])
+            .execute(params![
+                collector.member_id,
+                day,
+                e.action.is_allowed() as i64,
+                n
+            ])
             .map_err(be)?;
         if e.direction == Direction::Inbound {
             src.execute(params![collector.member_id, day, e.src_ip.to_string(), n])
                 .map_err(be)?;
             if let Some(p) = e.dst_port {
-                port.execute(params![collector.member_id, day, e.protocol.0 as i64, p as i64, n])
-                    .map_err(be)?;
+                port.execute(params![
+                    collector.member_id,
+                    day,
+                    e.protocol.0 as i64,
+                    p as i64,
+                    n
+                ])
+                .map_err(be)?;
             }
         }
     }
@@ -401,8 +414,8 @@ fn upsert_alerts(
     observations: &[Observation],
     window_ms: i64,
     now: i64,
-    out: &mut IngestOutcome,
-) -> Result<()> {
+) -> Result<(Vec<AlertKind>, u64)> {
+    let (mut created, mut updated) = (Vec::new(), 0);
     for o in observations {
         let Some(e) = events.get(o.event_index) else {
             return Err(StoreError::Invalid("observation refers to no event".into()));
@@ -444,7 +457,7 @@ fn upsert_alerts(
                     id
                 ])
                 .map_err(be)?;
-                out.alerts_updated += 1;
+                updated += 1;
                 id
             }
             None => {
@@ -470,7 +483,7 @@ fn upsert_alerts(
                     now
                 ])
                 .map_err(be)?;
-                out.alerts_created.push(o.kind);
+                created.push(o.kind);
                 tx.last_insert_rowid()
             }
         };
@@ -480,13 +493,15 @@ fn upsert_alerts(
             .query_row([alert_id], |r| r.get(0))
             .map_err(be)?;
         if (linked as usize) < MAX_ALERT_EVIDENCE {
-            tx.prepare_cached("INSERT OR IGNORE INTO alert_events (alert_id, event_id) VALUES (?, ?)")
-                .map_err(be)?
-                .execute(params![alert_id, event_id])
-                .map_err(be)?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO alert_events (alert_id, event_id) VALUES (?, ?)",
+            )
+            .map_err(be)?
+            .execute(params![alert_id, event_id])
+            .map_err(be)?;
         }
     }
-    Ok(())
+    Ok((created, updated))
 }
 
 #[async_trait]
@@ -682,7 +697,9 @@ impl Store for SqliteStore {
         let scope = scope.clone();
         self.read(move |c| {
             let ids: Vec<Id> = {
-                let mut st = c.prepare("SELECT id FROM users ORDER BY email").map_err(be)?;
+                let mut st = c
+                    .prepare("SELECT id FROM users ORDER BY email")
+                    .map_err(be)?;
                 let v = st
                     .query_map([], |r| r.get(0))
                     .map_err(be)?
@@ -793,7 +810,11 @@ impl Store for SqliteStore {
         credential_hash: &str,
         now_ms: i64,
     ) -> Result<Option<Collector>> {
-        let (t, name, cred) = (token_hash.to_owned(), name.to_owned(), credential_hash.to_owned());
+        let (t, name, cred) = (
+            token_hash.to_owned(),
+            name.to_owned(),
+            credential_hash.to_owned(),
+        );
         self.write(move |c| {
             let tx = c.transaction().map_err(be)?;
             let member: Option<Id> = tx
@@ -863,7 +884,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_collectors(&self, scope: &Scope, member_id: Option<Id>) -> Result<Vec<Collector>> {
+    async fn list_collectors(
+        &self,
+        scope: &Scope,
+        member_id: Option<Id>,
+    ) -> Result<Vec<Collector>> {
         let scope = scope.clone();
         self.read(move |c| {
             let (cond, mut p) = scope_sql(&scope);
@@ -936,11 +961,7 @@ impl Store for SqliteStore {
             )
             .map_err(map_err)?;
             let ids = insert_events(&tx, &collector, &events)?;
-            let mut out = IngestOutcome {
-                accepted: events.len() as u64,
-                ..Default::default()
-            };
-            upsert_alerts(
+            let (alerts_created, alerts_updated) = upsert_alerts(
                 &tx,
                 collector.member_id,
                 &events,
@@ -948,8 +969,13 @@ impl Store for SqliteStore {
                 &observations,
                 dedup_window_ms,
                 now_ms,
-                &mut out,
             )?;
+            let out = IngestOutcome {
+                accepted: events.len() as u64,
+                duplicate: false,
+                alerts_created,
+                alerts_updated,
+            };
             tx.execute(
                 "UPDATE collectors SET last_seen_ms = ?, version = ?, stats = COALESCE(?, stats) WHERE id = ?",
                 params![now_ms, version, stats, collector.id],
@@ -1195,12 +1221,14 @@ impl Store for SqliteStore {
 fn validate_new_user(u: &NewUser) -> Result<()> {
     let email = u.email.trim();
     if email.is_empty() || !email.contains('@') || email.len() > 254 {
-        return Err(StoreError::Invalid(format!("`{email}` is not an email address")));
+        return Err(StoreError::Invalid(format!(
+            "`{email}` is not an email address"
+        )));
     }
     match u.role {
-        Role::MemberViewer | Role::MemberAdmin if u.member_ids.len() != 1 => Err(StoreError::Invalid(
-            "a member user belongs to exactly one member".into(),
-        )),
+        Role::MemberViewer | Role::MemberAdmin if u.member_ids.len() != 1 => Err(
+            StoreError::Invalid("a member user belongs to exactly one member".into()),
+        ),
         Role::Msp if u.member_ids.is_empty() => Err(StoreError::Invalid(
             "a managed service provider needs at least one member".into(),
         )),

@@ -61,23 +61,64 @@ struct World {
 async fn world(store: Arc<dyn Store>) -> World {
     let f1 = store.create_force("Force One", "North").await.unwrap();
     let f2 = store.create_force("Force Two", "South").await.unwrap();
-    let a = store.create_member(f1.id, "Alpha Ltd", &["198.51.100.0/24".into()], false).await.unwrap();
-    let b = store.create_member(f1.id, "Bravo School", &[], false).await.unwrap();
-    let c = store.create_member(f2.id, "Charlie Surgery", &[], false).await.unwrap();
-    store.create_enrolment_token(a.id, "tok-a", T0, T0 + DAY).await.unwrap();
-    store.create_enrolment_token(c.id, "tok-c", T0, T0 + DAY).await.unwrap();
-    let col_a = store.redeem_enrolment_token("tok-a", "fw-a", "cred-a", T0).await.unwrap().unwrap();
-    let col_c = store.redeem_enrolment_token("tok-c", "fw-c", "cred-c", T0).await.unwrap().unwrap();
-    World { store, f1, f2, a, b, c, col_a, col_c }
+    let a = store
+        .create_member(f1.id, "Alpha Ltd", &["198.51.100.0/24".into()], false)
+        .await
+        .unwrap();
+    let b = store
+        .create_member(f1.id, "Bravo School", &[], false)
+        .await
+        .unwrap();
+    let c = store
+        .create_member(f2.id, "Charlie Surgery", &[], false)
+        .await
+        .unwrap();
+    store
+        .create_enrolment_token(a.id, "tok-a", T0, T0 + DAY)
+        .await
+        .unwrap();
+    store
+        .create_enrolment_token(c.id, "tok-c", T0, T0 + DAY)
+        .await
+        .unwrap();
+    let col_a = store
+        .redeem_enrolment_token("tok-a", "fw-a", "cred-a", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let col_c = store
+        .redeem_enrolment_token("tok-c", "fw-c", "cred-c", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    World {
+        store,
+        f1,
+        f2,
+        a,
+        b,
+        c,
+        col_a,
+        col_c,
+    }
 }
 
 async fn ingest(w: &World, col: &Collector, b: &Batch) -> IngestOutcome {
     let mut mb = MatcherBuilder::new();
     let (v, _) = parse_netset("203.0.113.0/24\n");
-    mb.add_list(ListInfo { name: "demo".into(), category: "attacks".into() }, v);
+    mb.add_list(
+        ListInfo {
+            name: "demo".into(),
+            category: "attacks".into(),
+        },
+        v,
+    );
     let m = mb.build();
     let obs = detect(&b.events, &m);
-    w.store.ingest(col, b, &b.events, &obs, DAY, T0).await.unwrap()
+    w.store
+        .ingest(col, b, &b.events, &obs, DAY, T0)
+        .await
+        .unwrap()
 }
 
 async fn suite(store: Arc<dyn Store>) {
@@ -91,15 +132,37 @@ async fn suite(store: Arc<dyn Store>) {
 }
 
 async fn enrolment_is_one_time(w: &World) {
-    assert!(w.store.redeem_enrolment_token("tok-a", "again", "cred-x", T0).await.unwrap().is_none());
-    w.store.create_enrolment_token(w.b.id, "tok-old", T0 - 2 * DAY, T0 - DAY).await.unwrap();
+    assert!(w
+        .store
+        .redeem_enrolment_token("tok-a", "again", "cred-x", T0)
+        .await
+        .unwrap()
+        .is_none());
+    w.store
+        .create_enrolment_token(w.b.id, "tok-old", T0 - 2 * DAY, T0 - DAY)
+        .await
+        .unwrap();
     assert!(
-        w.store.redeem_enrolment_token("tok-old", "late", "cred-y", T0).await.unwrap().is_none(),
+        w.store
+            .redeem_enrolment_token("tok-old", "late", "cred-y", T0)
+            .await
+            .unwrap()
+            .is_none(),
         "expired token must not enrol"
     );
-    let found = w.store.collector_by_credential("cred-a").await.unwrap().unwrap();
+    let found = w
+        .store
+        .collector_by_credential("cred-a")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.member_id, w.a.id);
-    assert!(w.store.collector_by_credential("nope").await.unwrap().is_none());
+    assert!(w
+        .store
+        .collector_by_credential("nope")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn ingest_is_idempotent_and_alerts_dedupe(w: &World) {
@@ -122,7 +185,14 @@ async fn ingest_is_idempotent_and_alerts_dedupe(w: &World) {
     assert!(again.alerts_created.is_empty());
     let all = Scope::All;
     assert_eq!(w.store.event_total(&all, w.a.id).await.unwrap(), 4);
-    assert_eq!(w.store.recent_events(&all, w.a.id, 100).await.unwrap().len(), 4);
+    assert_eq!(
+        w.store
+            .recent_events(&all, w.a.id, 100)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
 
     // A later batch grows the existing alert instead of opening another.
     let b2 = batch(vec![event("203.0.113.5", 80, Action::Drop, T0 + 60_000)]);
@@ -139,7 +209,11 @@ async fn ingest_is_idempotent_and_alerts_dedupe(w: &World) {
 
     // Rollups.
     let day = day_of(T0);
-    let days = w.store.daily_counts(&all, w.a.id, day - 1, day).await.unwrap();
+    let days = w
+        .store
+        .daily_counts(&all, w.a.id, day - 1, day)
+        .await
+        .unwrap();
     assert_eq!(days.len(), 2);
     assert_eq!(days[1].blocked, 3);
     assert_eq!(days[1].allowed, 2);
@@ -150,13 +224,30 @@ async fn ingest_is_idempotent_and_alerts_dedupe(w: &World) {
     assert!(ports.iter().any(|p| p.key == "tcp/3389"));
 
     // Status changes are scoped and persisted.
-    assert!(!w.store.set_alert_status(&Scope::Members(vec![w.b.id]), low.id, AlertStatus::Resolved).await.unwrap());
-    assert!(w.store.set_alert_status(&Scope::Members(vec![w.a.id]), low.id, AlertStatus::Acknowledged).await.unwrap());
+    assert!(!w
+        .store
+        .set_alert_status(&Scope::Members(vec![w.b.id]), low.id, AlertStatus::Resolved)
+        .await
+        .unwrap());
+    assert!(w
+        .store
+        .set_alert_status(
+            &Scope::Members(vec![w.a.id]),
+            low.id,
+            AlertStatus::Acknowledged
+        )
+        .await
+        .unwrap());
     let (a, _) = w.store.alert(&all, low.id).await.unwrap().unwrap();
     assert_eq!(a.status, AlertStatus::Acknowledged);
 
     // Another member's collector.
-    ingest(w, &w.col_c, &batch(vec![event("203.0.113.9", 445, Action::Drop, T0)])).await;
+    ingest(
+        w,
+        &w.col_c,
+        &batch(vec![event("203.0.113.9", 445, Action::Drop, T0)]),
+    )
+    .await;
 }
 
 async fn scopes_isolate_tenants(w: &World) {
@@ -168,14 +259,38 @@ async fn scopes_isolate_tenants(w: &World) {
 
     // Member B sees nothing of A.
     assert!(s.get_member(&only_b, w.a.id).await.unwrap().is_none());
-    assert!(s.recent_events(&only_b, w.a.id, 100).await.unwrap().is_empty());
+    assert!(s
+        .recent_events(&only_b, w.a.id, 100)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(s.event_total(&only_b, w.a.id).await.unwrap(), 0);
-    assert!(s.alerts(&only_b, Some(w.a.id), 100).await.unwrap().is_empty());
+    assert!(s
+        .alerts(&only_b, Some(w.a.id), 100)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(s.alerts(&only_b, None, 100).await.unwrap().is_empty());
-    assert!(s.daily_counts(&only_b, w.a.id, 0, day_of(T0)).await.unwrap().is_empty());
-    assert!(s.top_sources(&only_b, w.a.id, 0, 10).await.unwrap().is_empty());
-    assert!(s.top_ports(&only_b, w.a.id, 0, 10).await.unwrap().is_empty());
-    assert!(s.list_collectors(&only_b, Some(w.a.id)).await.unwrap().is_empty());
+    assert!(s
+        .daily_counts(&only_b, w.a.id, 0, day_of(T0))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .top_sources(&only_b, w.a.id, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .top_ports(&only_b, w.a.id, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .list_collectors(&only_b, Some(w.a.id))
+        .await
+        .unwrap()
+        .is_empty());
     let a_alert = s.alerts(&only_a, None, 1).await.unwrap()[0].id;
     assert!(s.alert(&only_b, a_alert).await.unwrap().is_none());
     assert_eq!(s.list_members(&only_b).await.unwrap().len(), 1);
@@ -183,24 +298,61 @@ async fn scopes_isolate_tenants(w: &World) {
     // Force 2's officer sees Charlie only; the South region likewise.
     for scope in [&force2, &south] {
         let members = s.list_members(scope).await.unwrap();
-        assert_eq!(members.iter().map(|m| m.id).collect::<Vec<_>>(), vec![w.c.id]);
+        assert_eq!(
+            members.iter().map(|m| m.id).collect::<Vec<_>>(),
+            vec![w.c.id]
+        );
         assert!(s.alert(scope, a_alert).await.unwrap().is_none());
-        assert!(s.alerts(scope, None, 100).await.unwrap().iter().all(|a| a.member_id == w.c.id));
+        assert!(s
+            .alerts(scope, None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| a.member_id == w.c.id));
         assert!(s.recent_events(scope, w.a.id, 10).await.unwrap().is_empty());
-        assert!(s.list_collectors(scope, None).await.unwrap().iter().all(|c| c.member_id == w.c.id));
+        assert!(s
+            .list_collectors(scope, None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.member_id == w.c.id));
         assert_eq!(s.list_forces(scope).await.unwrap(), vec![w.f2.clone()]);
     }
     // Force 1 sees A and B.
-    assert_eq!(s.list_members(&Scope::Force(w.f1.id)).await.unwrap().len(), 2);
+    assert_eq!(
+        s.list_members(&Scope::Force(w.f1.id)).await.unwrap().len(),
+        2
+    );
     assert_eq!(s.list_members(&Scope::All).await.unwrap().len(), 3);
-    assert!(s.list_members(&Scope::Members(vec![])).await.unwrap().is_empty());
+    assert!(s
+        .list_members(&Scope::Members(vec![]))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn revoked_collectors_are_refused(w: &World) {
-    assert!(!w.store.revoke_collector(&Scope::Members(vec![w.b.id]), w.col_c.id).await.unwrap());
-    assert!(w.store.revoke_collector(&Scope::Force(w.f2.id), w.col_c.id).await.unwrap());
-    assert!(w.store.collector_by_credential("cred-c").await.unwrap().is_none());
-    let listed = w.store.list_collectors(&Scope::All, Some(w.c.id)).await.unwrap();
+    assert!(!w
+        .store
+        .revoke_collector(&Scope::Members(vec![w.b.id]), w.col_c.id)
+        .await
+        .unwrap());
+    assert!(w
+        .store
+        .revoke_collector(&Scope::Force(w.f2.id), w.col_c.id)
+        .await
+        .unwrap());
+    assert!(w
+        .store
+        .collector_by_credential("cred-c")
+        .await
+        .unwrap()
+        .is_none());
+    let listed = w
+        .store
+        .list_collectors(&Scope::All, Some(w.c.id))
+        .await
+        .unwrap();
     assert!(listed[0].revoked);
 }
 
@@ -219,15 +371,26 @@ async fn sessions_expire(w: &World) {
         .await
         .unwrap();
     assert_eq!(Scope::for_user(&u), Scope::Members(vec![w.a.id]));
-    w.store.create_session("s1", u.id, "csrf1", T0, T0 + 1000).await.unwrap();
+    w.store
+        .create_session("s1", u.id, "csrf1", T0, T0 + 1000)
+        .await
+        .unwrap();
     let s = w.store.session("s1", T0 + 10).await.unwrap().unwrap();
     assert_eq!(s.user.id, u.id);
     assert_eq!(s.csrf, "csrf1");
     assert!(w.store.session("s1", T0 + 2000).await.unwrap().is_none());
-    w.store.create_session("s2", u.id, "c", T0, T0 + 1000).await.unwrap();
+    w.store
+        .create_session("s2", u.id, "c", T0, T0 + 1000)
+        .await
+        .unwrap();
     w.store.delete_session("s2").await.unwrap();
     assert!(w.store.session("s2", T0).await.unwrap().is_none());
-    let (lu, hash) = w.store.user_for_login("VIEWER@alpha.example").await.unwrap().unwrap();
+    let (lu, hash) = w
+        .store
+        .user_for_login("VIEWER@alpha.example")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(lu.id, u.id);
     assert_eq!(hash, "$argon2id$fake");
 }
@@ -242,11 +405,28 @@ async fn users_are_validated(w: &World) {
         region: None,
         member_ids: vec![],
     };
-    assert!(matches!(w.store.create_user(bad.clone()).await, Err(StoreError::Invalid(_))));
-    let dup = NewUser { email: "viewer@alpha.example".into(), member_ids: vec![w.a.id], ..bad };
-    assert!(matches!(w.store.create_user(dup).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(w.store.create_force("Force One", "x").await, Err(StoreError::Conflict(_))));
-    assert!(w.store.create_member(9999, "ghost", &[], false).await.is_err());
+    assert!(matches!(
+        w.store.create_user(bad.clone()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let dup = NewUser {
+        email: "viewer@alpha.example".into(),
+        member_ids: vec![w.a.id],
+        ..bad
+    };
+    assert!(matches!(
+        w.store.create_user(dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        w.store.create_force("Force One", "x").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(w
+        .store
+        .create_member(9999, "ghost", &[], false)
+        .await
+        .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

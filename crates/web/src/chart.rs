@@ -31,7 +31,12 @@ fn nice_max(n: u64) -> u64 {
 
 /// Renders the chart for `days` (oldest first).
 pub fn daily_chart(days: &[DayCount]) -> Markup {
-    let max = nice_max(days.iter().map(|d| d.blocked + d.allowed).max().unwrap_or(0));
+    let max = nice_max(
+        days.iter()
+            .map(|d| d.blocked + d.allowed)
+            .max()
+            .unwrap_or(0),
+    );
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let n = days.len().max(1) as f64;
@@ -45,7 +50,12 @@ pub fn daily_chart(days: &[DayCount]) -> Markup {
         days.len(),
         fmt_count(total_blocked),
         fmt_count(total_allowed),
-        fmt_count(days.iter().map(|d| d.blocked + d.allowed).max().unwrap_or(0)),
+        fmt_count(
+            days.iter()
+                .map(|d| d.blocked + d.allowed)
+                .max()
+                .unwrap_or(0)
+        ),
     );
     html! {
         figure class="chart" {
@@ -109,10 +119,18 @@ mod tests {
     #[test]
     fn chart_has_one_bar_pair_per_day_and_a_table() {
         let days: Vec<DayCount> = (0..14)
-            .map(|i| DayCount { day: 20_400 + i, blocked: i as u64 * 10, allowed: 1 })
+            .map(|i| DayCount {
+                day: 20_400 + i,
+                blocked: i as u64 * 10,
+                allowed: 1,
+            })
             .collect();
         let s = daily_chart(&days).into_string();
-        assert_eq!(s.matches(r#"<rect class="bar-blocked""#).count(), 15, "14 bars + legend");
+        assert_eq!(
+            s.matches(r#"<rect class="bar-blocked""#).count(),
+            15,
+            "14 bars + legend"
+        );
         assert!(s.contains(r#"role="img""#));
         assert!(s.contains("<desc"));
         assert_eq!(s.matches("<tr>").count(), 15, "header + 14 rows");

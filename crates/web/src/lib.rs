@@ -431,7 +431,13 @@ mod tests {
 
     #[test]
     fn login_page_escapes_and_labels() {
-        let p = login_page("tok", "<script>x</script>", Some("Wrong & bad"), "/members/1").into_string();
+        let p = login_page(
+            "tok",
+            "<script>x</script>",
+            Some("Wrong & bad"),
+            "/members/1",
+        )
+        .into_string();
         assert!(!p.contains("<script>x"));
         assert!(p.contains("&lt;script&gt;"));
         assert!(p.contains(r#"<label for="email">"#));
