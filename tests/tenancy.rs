@@ -19,6 +19,8 @@ const COVERED: &[(&str, &str)] = &[
     ("/healthz", "public"),
     ("/metrics", "public, aggregate counts only"),
     ("/static/app.css", "public"),
+    ("/static/favicon.svg", "public"),
+    ("/favicon.ico", "public"),
     ("/", "lists only in-scope members and alerts"),
     ("/login", "public"),
     ("/logout", "own session only"),

@@ -73,6 +73,13 @@ impl AlertKind {
         }
     }
 
+    /// Words for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            AlertKind::ListedSourceInbound => "Known attacker, incoming",
+        }
+    }
+
     /// Parses [`AlertKind::as_str`].
     pub fn from_name(s: &str) -> Option<AlertKind> {
         AlertKind::ALL.iter().copied().find(|k| k.as_str() == s)
@@ -166,10 +173,10 @@ fn port_phrase(ports: &[u16]) -> String {
 
 /// Writes the plain-English text for an alert.
 pub fn describe(f: &AlertFacts) -> AlertText {
-    let lists = if f.lists.is_empty() {
-        "a known-attacker list".to_owned()
-    } else {
-        format!("known-attacker lists ({})", f.lists.join(", "))
+    let lists = match f.lists.as_slice() {
+        [] => "a known-attacker list".to_owned(),
+        [one] => format!("a known-attacker list ({one})"),
+        many => format!("{} known-attacker lists ({})", many.len(), many.join(", ")),
     };
     let times = if f.event_count == 1 {
         "once".to_owned()

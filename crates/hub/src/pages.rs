@@ -51,6 +51,17 @@ pub async fn css() -> impl IntoResponse {
     )
 }
 
+/// `GET /static/favicon.svg` and `/favicon.ico`.
+pub async fn favicon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        web::FAVICON_SVG,
+    )
+}
+
 /// Fallback: 404 page.
 pub async fn not_found() -> Response {
     error_response(None, ApiError::not_found("page"))

@@ -77,7 +77,7 @@ pub fn daily_chart(days: &[DayCount]) -> Markup {
                     rect class="bar-allowed" x=(x) y=(ya) width=(bar_w) height=((yb - ya).max(0.0)) {
                         title { (fmt_day(d.day)) ": " (fmt_count(d.allowed)) " allowed" }
                     }
-                    @if days.len() <= 16 || i % 2 == 0 {
+                    @if days.len() <= 8 || (days.len() - 1 - i) % 2 == 0 {
                         text class="axis" x=(x + bar_w / 2.0) y=(H - BOTTOM + 16.0) text-anchor="middle" { (fmt_day(d.day)) }
                     }
                 }

@@ -19,6 +19,9 @@ pub use chart::daily_chart;
 /// The stylesheet, served at `/static/app.css` (the CSP forbids inline styles).
 pub const APP_CSS: &str = include_str!("app.css");
 
+/// The icon, served at `/static/favicon.svg` (and `/favicon.ico`).
+pub const FAVICON_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="4" fill="#0b0c0c"/><path d="M16 5 L26 9 V16 C26 22 21 26 16 28 C11 26 6 22 6 16 V9 Z" fill="#1d70b8"/><path d="M16 10 V21 M16 24 V24.5" stroke="#fff" stroke-width="3" stroke-linecap="round"/></svg>"##;
+
 /// Formats epoch milliseconds as `21 Nov 2026, 06:35 UTC`.
 pub fn fmt_time(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
@@ -66,6 +69,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " – Watchhouse" }
                 link rel="stylesheet" href="/static/app.css";
+                link rel="icon" href="/static/favicon.svg" type="image/svg+xml";
             }
             body {
                 a class="skip-link" href="#main" { "Skip to main content" }
@@ -361,7 +365,7 @@ pub fn alert_page(viewer: &Viewer<'_>, a: &Alert, evidence: &[StoredEvent]) -> M
         Some(viewer),
         html! {
             a class="back-link" href={ "/members/" (a.member_id) } { "Back to " (a.member_name) }
-            span class="caption" { (severity_tag(a)) " " (a.kind.as_str()) }
+            span class="caption" { (severity_tag(a)) " " (a.kind.label()) }
             h1 { (text.title) }
             h2 { "What this means" }
             p { (text.what_it_means) }
