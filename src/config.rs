@@ -58,6 +58,9 @@ format = "text"
 [hub]
 # Address the web UI, API and collector ingest listen on.
 listen = "127.0.0.1:8080"
+# HTTPS: PEM certificate chain and private key. Empty serves plain HTTP (behind a TLS proxy).
+tls_cert = ""
+tls_key = ""
 # Directory for the embedded database.
 data_dir = "./watchhouse-data"
 # Database URL; empty means sqlite://<data_dir>/watchhouse.db.

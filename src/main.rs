@@ -156,9 +156,21 @@ async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is another hub running?)", cfg.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, database = %cfg.database_url(), "hub running");
+    let addr = listener.local_addr()?;
     let watcher = tokio::spawn(watchhouse_hub::intel::watch(state.clone(), feeds));
-    watchhouse_hub::serve(listener, state, shutdown_signal()).await?;
+    if cfg.tls_enabled() {
+        let tls = watchhouse_hub::tls::server_config(
+            std::path::Path::new(&cfg.tls_cert),
+            std::path::Path::new(&cfg.tls_key),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let listener = watchhouse_hub::tls::TlsListener::new(listener, tls)?;
+        tracing::info!(listen = %addr, database = %cfg.database_url(), "hub running (https)");
+        watchhouse_hub::serve(listener, state, shutdown_signal()).await?;
+    } else {
+        tracing::info!(listen = %addr, database = %cfg.database_url(), "hub running (http)");
+        watchhouse_hub::serve(listener, state, shutdown_signal()).await?;
+    }
     watcher.abort();
     tracing::info!("hub stopped");
     Ok(())

@@ -40,6 +40,10 @@ fn default_category() -> String {
 pub struct HubConfig {
     /// Address to listen on.
     pub listen: String,
+    /// PEM certificate chain for HTTPS; empty serves plain HTTP (e.g. behind a TLS proxy).
+    pub tls_cert: String,
+    /// PEM private key for HTTPS.
+    pub tls_key: String,
     /// Directory for the embedded database and files.
     pub data_dir: PathBuf,
     /// Database URL; empty means `sqlite://<data_dir>/watchhouse.db`.
@@ -72,6 +76,8 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             listen: "127.0.0.1:8080".into(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
             data_dir: PathBuf::from("./watchhouse-data"),
             database: String::new(),
             feeds: Vec::new(),
@@ -90,6 +96,11 @@ impl Default for HubConfig {
 }
 
 impl HubConfig {
+    /// True when the hub serves HTTPS itself.
+    pub fn tls_enabled(&self) -> bool {
+        !self.tls_cert.is_empty()
+    }
+
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         if self.database.is_empty() {

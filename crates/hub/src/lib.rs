@@ -27,6 +27,7 @@ pub mod error;
 pub mod intel;
 pub mod metrics;
 pub mod pages;
+pub mod tls;
 
 pub use config::{CookieSecurity, FeedConfig, HubConfig};
 
@@ -76,7 +77,7 @@ impl AppState {
         let secure_cookies = match config.secure_cookies {
             CookieSecurity::Always => true,
             CookieSecurity::Never => false,
-            CookieSecurity::Auto => !listen_is_loopback,
+            CookieSecurity::Auto => !listen_is_loopback || config.tls_enabled(),
         };
         let metrics = metrics::Metrics::new();
         metrics
@@ -183,13 +184,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the hub on `listener` until `shutdown` completes, then finishes in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// Serves the hub on `listener` (plain TCP, or [`tls::TlsListener`]) until `shutdown`
+/// completes, then finishes in-flight requests.
+pub async fn serve<L>(
+    listener: L,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    tls::ClientAddr:
+        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    let app = router(state).into_make_service_with_connect_info::<tls::ClientAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

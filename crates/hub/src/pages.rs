@@ -1,7 +1,5 @@
 //! HTML handlers: sign-in, home, member overview, alert detail.
 
-use std::net::SocketAddr;
-
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -15,6 +13,7 @@ use crate::auth::{
     LOGIN_CSRF_COOKIE, SESSION_COOKIE,
 };
 use crate::error::ApiError;
+use crate::tls::ClientAddr;
 use crate::{now_ms, AppState};
 
 /// Renders an error as a page with the right status.
@@ -101,7 +100,7 @@ pub struct LoginForm {
 /// `POST /login`.
 pub async fn login(
     State(st): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
