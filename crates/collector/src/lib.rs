@@ -562,13 +562,7 @@ impl Pipeline {
                 let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
                 h.snapshot()
             };
-            stats.spool_batches = self
-                .spool
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entries()
-                .map(|v| v.len() as u64)
-                .unwrap_or(0);
+            stats.spool_batches = self.spool.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
             let b = Batch {
                 version: WIRE_VERSION,
                 batch_id: Uuid::now_v7(),
@@ -764,10 +758,7 @@ async fn shipper(s: Shipper) {
             continue;
         }
         for e in entries {
-            let body = {
-                let sp = s.spool.lock().unwrap_or_else(|p| p.into_inner());
-                sp.read(&e)
-            };
+            let body = s.spool.lock().unwrap_or_else(|p| p.into_inner()).read(&e);
             let body = match body {
                 Ok(b) => b,
                 Err(err) => {

@@ -9,6 +9,7 @@
 //! The spool is bounded: when it would exceed its byte limit, the oldest batches are dropped
 //! first, and the number dropped is counted and reported to the hub.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,10 @@ pub struct Spool {
     dir: PathBuf,
     next_seq: u64,
     max_bytes: u64,
+    /// Waiting batches: sequence number → file size. Read from the directory once, at open.
+    index: BTreeMap<u64, u64>,
+    /// Sum of the sizes in `index`.
+    total: u64,
 }
 
 /// A batch file waiting to ship.
@@ -67,74 +72,89 @@ impl Spool {
     /// Opens (creating) the spool in `dir`, bounded to `max_bytes`.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut s = Spool {
-            dir: dir.to_owned(),
-            next_seq: 1,
-            max_bytes,
-        };
-        // Leftover temporaries are batches whose write never completed: they were never
-        // acknowledged to anyone, so removing them loses nothing that was counted as received.
+        let mut index = BTreeMap::new();
         for e in fs::read_dir(dir).map_err(io(dir))?.flatten() {
-            if e.path().extension().is_some_and(|x| x == "tmp") {
-                let _ = fs::remove_file(e.path());
+            let p = e.path();
+            match p.extension().and_then(|x| x.to_str()) {
+                // Leftover temporaries are batches whose write never completed: they were never
+                // acknowledged to anyone, so removing them loses nothing counted as received.
+                Some("tmp") => {
+                    let _ = fs::remove_file(&p);
+                }
+                Some("batch") => {
+                    let seq = p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok());
+                    if let Some(seq) = seq {
+                        index.insert(seq, e.metadata().map(|m| m.len()).unwrap_or(0));
+                    }
+                }
+                _ => {}
             }
         }
-        if let Some(last) = s.entries()?.last() {
-            s.next_seq = last.seq + 1;
-        }
-        Ok(s)
+        Ok(Spool {
+            dir: dir.to_owned(),
+            next_seq: index.keys().next_back().map_or(1, |s| s + 1),
+            max_bytes,
+            total: index.values().sum(),
+            index,
+        })
+    }
+
+    fn path(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{seq:020}.batch"))
     }
 
     /// Batches waiting, oldest first.
     pub fn entries(&self) -> Result<Vec<Entry>, SpoolError> {
-        let mut v: Vec<Entry> = fs::read_dir(&self.dir)
-            .map_err(io(&self.dir))?
-            .flatten()
-            .filter_map(|e| {
-                let p = e.path();
-                if p.extension()? != "batch" {
-                    return None;
-                }
-                let seq = p.file_stem()?.to_str()?.parse().ok()?;
-                Some(Entry { seq, path: p })
+        Ok(self
+            .index
+            .keys()
+            .map(|&seq| Entry {
+                seq,
+                path: self.path(seq),
             })
-            .collect();
-        v.sort_by_key(|e| e.seq);
-        Ok(v)
+            .collect())
+    }
+
+    /// Number of batches waiting.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
     }
 
     /// Total bytes of waiting batches.
     pub fn bytes(&self) -> u64 {
-        self.entries()
-            .map(|v| {
-                v.iter()
-                    .filter_map(|e| fs::metadata(&e.path).ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
+        self.total
+    }
+
+    fn forget(&mut self, seq: u64) {
+        if let Some(len) = self.index.remove(&seq) {
+            self.total = self.total.saturating_sub(len);
+        }
     }
 
     /// Durably appends a batch body. Returns the entry and how many old batches were dropped to
     /// stay within the limit.
     pub fn push(&mut self, body: &[u8]) -> Result<(Entry, u64), SpoolError> {
         let mut dropped = 0;
-        let size = body.len() as u64 + 80;
-        let mut total = self.bytes();
-        if total + size > self.max_bytes {
-            for old in self.entries()? {
-                if total + size <= self.max_bytes {
-                    break;
-                }
-                let len = fs::metadata(&old.path).map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(&old.path).map_err(io(&old.path))?;
-                total = total.saturating_sub(len);
-                dropped += 1;
+        let size = (MAGIC.len() + 65 + body.len()) as u64;
+        while self.total + size > self.max_bytes {
+            let Some((&oldest, _)) = self.index.iter().next() else { break };
+            let p = self.path(oldest);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&p)(e)),
             }
+            self.forget(oldest);
+            dropped += 1;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let path = self.dir.join(format!("{seq:020}.batch"));
+        let path = self.path(seq);
         let tmp = self.dir.join(format!("{seq:020}.tmp"));
         {
             let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
@@ -147,11 +167,13 @@ impl Spool {
         }
         fs::rename(&tmp, &path).map_err(io(&path))?;
         sync_dir(&self.dir)?;
+        self.index.insert(seq, size);
+        self.total += size;
         Ok((Entry { seq, path }, dropped))
     }
 
     /// Reads and verifies a batch body.
-    pub fn read(&self, e: &Entry) -> Result<Vec<u8>, SpoolError> {
+    pub fn read(&mut self, e: &Entry) -> Result<Vec<u8>, SpoolError> {
         let data = fs::read(&e.path).map_err(io(&e.path))?;
         let ok = data.starts_with(MAGIC)
             && data.len() > MAGIC.len() + 65
@@ -168,27 +190,32 @@ impl Spool {
             fs::create_dir_all(&corrupt).map_err(io(&corrupt))?;
             let dest = corrupt.join(e.path.file_name().unwrap_or_default());
             fs::rename(&e.path, &dest).map_err(io(&dest))?;
+            self.forget(e.seq);
             return Err(SpoolError::Corrupt(dest));
         }
         Ok(data[MAGIC.len() + 65..].to_vec())
     }
 
     /// Removes a batch after the hub acknowledged it.
-    pub fn remove(&self, e: &Entry) -> Result<(), SpoolError> {
+    pub fn remove(&mut self, e: &Entry) -> Result<(), SpoolError> {
         match fs::remove_file(&e.path) {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(io(&e.path)(err)),
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(io(&e.path)(err)),
         }
+        self.forget(e.seq);
+        sync_dir(&self.dir)
     }
 
     /// Moves a batch the hub refused as invalid to `rejected/`, so it is kept for diagnosis but
     /// not retried forever.
-    pub fn reject(&self, e: &Entry) -> Result<(), SpoolError> {
+    pub fn reject(&mut self, e: &Entry) -> Result<(), SpoolError> {
         let dir = self.dir.join("rejected");
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let dest = dir.join(e.path.file_name().unwrap_or_default());
-        fs::rename(&e.path, &dest).map_err(io(&dest))
+        fs::rename(&e.path, &dest).map_err(io(&dest))?;
+        self.forget(e.seq);
+        Ok(())
     }
 }
 
@@ -202,6 +229,7 @@ mod tests {
         let mut s = Spool::open(d.path(), 1 << 20).unwrap();
         let (a, _) = s.push(b"one").unwrap();
         let (b, _) = s.push(b"two").unwrap();
+        assert_eq!(s.len(), 2);
         assert!(a.seq < b.seq);
         assert_eq!(s.read(&a).unwrap(), b"one");
         s.remove(&a).unwrap();
@@ -245,7 +273,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("00000000000000000009.tmp"), b"half").unwrap();
         let s = Spool::open(d.path(), 1 << 20).unwrap();
-        assert!(s.entries().unwrap().is_empty());
+        assert!(s.is_empty());
         assert!(!d.path().join("00000000000000000009.tmp").exists());
     }
 }

@@ -325,6 +325,34 @@ fn member_visible(c: &Connection, scope: &Scope, member_id: Id) -> Result<bool> 
         .map_err(be)
 }
 
+fn select_members(c: &Connection, scope: &Scope, id: Option<Id>) -> Result<Vec<Member>> {
+    let (cond, mut p) = scope_sql(scope);
+    let mut sql = format!(
+        "SELECT m.id, m.force_id, m.name, m.networks, m.send_outbound FROM members m WHERE {cond}"
+    );
+    if let Some(id) = id {
+        sql.push_str(" AND m.id = ?");
+        p.push(Value::Integer(id));
+    }
+    sql.push_str(" ORDER BY m.name");
+    let mut st = c.prepare_cached(&sql).map_err(be)?;
+    let rows = st
+        .query_map(params_from_iter(p), |r| {
+            let nets: String = r.get(3)?;
+            Ok(Member {
+                id: r.get(0)?,
+                force_id: r.get(1)?,
+                name: r.get(2)?,
+                networks: serde_json::from_str(&nets).unwrap_or_default(),
+                send_outbound: r.get::<_, i64>(4)? != 0,
+            })
+        })
+        .map_err(be)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(be)?;
+    Ok(rows)
+}
+
 fn insert_events(tx: &Transaction<'_>, collector: &Collector, events: &[Event]) -> Result<Vec<Id>> {
     let mut ids = Vec::with_capacity(events.len());
     let mut ins = tx
@@ -597,34 +625,13 @@ impl Store for SqliteStore {
 
     async fn list_members(&self, scope: &Scope) -> Result<Vec<Member>> {
         let scope = scope.clone();
-        self.read(move |c| {
-            let (cond, p) = scope_sql(&scope);
-            let sql = format!(
-                "SELECT m.id, m.force_id, m.name, m.networks, m.send_outbound FROM members m WHERE {cond} ORDER BY m.name"
-            );
-            let mut st = c.prepare(&sql).map_err(be)?;
-            let rows = st
-                .query_map(params_from_iter(p), |r| {
-                    let nets: String = r.get(3)?;
-                    Ok(Member {
-                        id: r.get(0)?,
-                        force_id: r.get(1)?,
-                        name: r.get(2)?,
-                        networks: serde_json::from_str(&nets).unwrap_or_default(),
-                        send_outbound: r.get::<_, i64>(4)? != 0,
-                    })
-                })
-                .map_err(be)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(be)?;
-            Ok(rows)
-        })
-        .await
+        self.read(move |c| select_members(c, &scope, None)).await
     }
 
     async fn get_member(&self, scope: &Scope, id: Id) -> Result<Option<Member>> {
-        let visible = self.list_members(scope).await?;
-        Ok(visible.into_iter().find(|m| m.id == id))
+        let scope = scope.clone();
+        self.read(move |c| Ok(select_members(c, &scope, Some(id))?.into_iter().next()))
+            .await
     }
 
     async fn create_user(&self, u: NewUser) -> Result<User> {
