@@ -103,6 +103,8 @@ mod tests {
             packets: None,
             count: 1,
             raw: String::new(),
+            nat: None,
+            product: None,
         }
     }
 

@@ -82,7 +82,10 @@ impl Spool {
                     let _ = fs::remove_file(&p);
                 }
                 Some("batch") => {
-                    let seq = p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok());
+                    let seq = p
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .and_then(|s| s.parse().ok());
                     if let Some(seq) = seq {
                         index.insert(seq, e.metadata().map(|m| m.len()).unwrap_or(0));
                     }
@@ -142,7 +145,9 @@ impl Spool {
         let mut dropped = 0;
         let size = (MAGIC.len() + 65 + body.len()) as u64;
         while self.total + size > self.max_bytes {
-            let Some((&oldest, _)) = self.index.iter().next() else { break };
+            let Some((&oldest, _)) = self.index.iter().next() else {
+                break;
+            };
             let p = self.path(oldest);
             match fs::remove_file(&p) {
                 Ok(()) => {}

@@ -260,6 +260,8 @@ mod tests {
             packets: None,
             count: 1,
             raw: String::new(),
+            nat: None,
+            product: None,
         }
     }
 

@@ -168,29 +168,99 @@ impl fmt::Display for IpProto {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
-    /// Linux netfilter `LOG` target output: iptables, UFW, nftables, Proxmox VE firewall.
+    /// Linux netfilter `LOG` target output: iptables, UFW, nftables, Proxmox VE, Ubiquiti
+    /// UniFi / EdgeOS kernel lines, Smoothwall.
     Netfilter,
     /// pfSense / OPNsense `filterlog` CSV.
     Filterlog,
+    /// ArcSight Common Event Format (generic; UniFi, Palo Alto and others send it).
+    Cef,
+    /// IBM QRadar Log Event Extended Format 1.0 / 2.0.
+    Leef,
+    /// Fortinet FortiGate key=value logs.
+    FortiGate,
+    /// Cisco ASA and Firepower Threat Defense (`%ASA-…`, `%FTD-…`).
+    CiscoAsa,
+    /// Cisco Meraki MX syslog (flows, firewall, ip_flow_start/end).
+    Meraki,
+    /// Palo Alto Networks PAN-OS CSV (TRAFFIC and THREAT).
+    PanOs,
+    /// SonicWall SonicOS key=value logs.
+    SonicWall,
+    /// Sophos Firewall (XG / XGS) and Sophos UTM packet filter.
+    Sophos,
+    /// WatchGuard Firebox traffic logs.
+    WatchGuard,
+    /// MikroTik RouterOS firewall logging.
+    MikroTik,
+    /// Juniper SRX `RT_FLOW` session logs (BSD and structured).
+    JuniperSrx,
+    /// Zeek `conn.log`, TSV or JSON.
+    Zeek,
+    /// Suricata EVE JSON (flow, alert, drop, netflow).
+    Suricata,
 }
 
 impl Format {
     /// Every format, in auto-detection order.
-    pub const ALL: &'static [Format] = &[Format::Netfilter, Format::Filterlog];
+    pub const ALL: &'static [Format] = &[
+        Format::Netfilter,
+        Format::Filterlog,
+        Format::Cef,
+        Format::Leef,
+        Format::FortiGate,
+        Format::CiscoAsa,
+        Format::Meraki,
+        Format::PanOs,
+        Format::SonicWall,
+        Format::Sophos,
+        Format::WatchGuard,
+        Format::MikroTik,
+        Format::JuniperSrx,
+        Format::Zeek,
+        Format::Suricata,
+    ];
 
     /// Stable name used on the command line, in config and in counters.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Netfilter => "netfilter",
             Format::Filterlog => "filterlog",
+            Format::Cef => "cef",
+            Format::Leef => "leef",
+            Format::FortiGate => "fortigate",
+            Format::CiscoAsa => "cisco_asa",
+            Format::Meraki => "meraki",
+            Format::PanOs => "panos",
+            Format::SonicWall => "sonicwall",
+            Format::Sophos => "sophos",
+            Format::WatchGuard => "watchguard",
+            Format::MikroTik => "mikrotik",
+            Format::JuniperSrx => "juniper_srx",
+            Format::Zeek => "zeek",
+            Format::Suricata => "suricata",
         }
     }
 
     /// Parses a name produced by [`Format::as_str`] (plus a few familiar aliases).
     pub fn from_name(s: &str) -> Option<Format> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "netfilter" | "iptables" | "ufw" | "nftables" => Format::Netfilter,
-            "filterlog" | "pfsense" | "opnsense" => Format::Filterlog,
+        let s = s.to_ascii_lowercase();
+        if let Some(f) = Format::ALL.iter().find(|f| f.as_str() == s) {
+            return Some(*f);
+        }
+        Some(match s.as_str() {
+            "iptables" | "ufw" | "nftables" | "proxmox" | "unifi" | "edgeos" | "smoothwall" => {
+                Format::Netfilter
+            }
+            "pfsense" | "opnsense" => Format::Filterlog,
+            "asa" | "ftd" | "firepower" => Format::CiscoAsa,
+            "paloalto" | "pan-os" | "palo_alto" => Format::PanOs,
+            "fortinet" | "fortios" => Format::FortiGate,
+            "juniper" | "srx" => Format::JuniperSrx,
+            "sophos_xg" | "sophos_utm" | "xg" | "utm" => Format::Sophos,
+            "firebox" => Format::WatchGuard,
+            "routeros" => Format::MikroTik,
+            "eve" => Format::Suricata,
             _ => return None,
         })
     }
@@ -200,6 +270,17 @@ impl Format {
         match self {
             Format::Netfilter => "Linux",
             Format::Filterlog => "Netgate / Deciso",
+            Format::Cef | Format::Leef => "Unknown",
+            Format::FortiGate => "Fortinet",
+            Format::CiscoAsa | Format::Meraki => "Cisco",
+            Format::PanOs => "Palo Alto Networks",
+            Format::SonicWall => "SonicWall",
+            Format::Sophos => "Sophos",
+            Format::WatchGuard => "WatchGuard",
+            Format::MikroTik => "MikroTik",
+            Format::JuniperSrx => "Juniper Networks",
+            Format::Zeek => "Zeek",
+            Format::Suricata => "OISF",
         }
     }
 
@@ -208,6 +289,19 @@ impl Format {
         match self {
             Format::Netfilter => "netfilter",
             Format::Filterlog => "pfSense / OPNsense filterlog",
+            Format::Cef => "CEF source",
+            Format::Leef => "LEEF source",
+            Format::FortiGate => "FortiGate",
+            Format::CiscoAsa => "ASA / Firepower Threat Defense",
+            Format::Meraki => "Meraki MX",
+            Format::PanOs => "PAN-OS",
+            Format::SonicWall => "SonicOS",
+            Format::Sophos => "Sophos Firewall / UTM",
+            Format::WatchGuard => "Firebox",
+            Format::MikroTik => "RouterOS",
+            Format::JuniperSrx => "SRX",
+            Format::Zeek => "Zeek",
+            Format::Suricata => "Suricata",
         }
     }
 }
@@ -215,6 +309,30 @@ impl Format {
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Addresses after network address translation, as the firewall reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Nat {
+    /// Translated source address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_ip: Option<IpAddr>,
+    /// Translated source port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    /// Translated destination address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_ip: Option<IpAddr>,
+    /// Translated destination port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<u16>,
+}
+
+impl Nat {
+    /// `None` when nothing was translated.
+    pub fn non_empty(self) -> Option<Nat> {
+        (self != Nat::default()).then_some(self)
     }
 }
 
@@ -268,6 +386,12 @@ pub struct Event {
     /// How many identical occurrences this record stands for (at least 1).
     #[serde(default = "one")]
     pub count: u32,
+    /// Addresses after NAT, where the firewall reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<Nat>,
+    /// `Vendor|Product` as the line names them (CEF, LEEF), when more specific than the format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
     /// The original line, as received (lossily decoded if it was not UTF-8).
     pub raw: String,
 }
@@ -377,15 +501,23 @@ impl Event {
                 json!({ "hostname": dev, "type_id": 9, "type": "Firewall" }),
             );
         }
+        if let Some(nat) = &self.nat {
+            // OCSF 1.3 has no NAT fields on Network Activity; keep them, clearly marked.
+            o.insert("unmapped".into(), json!({ "nat": nat }));
+        }
+        let (vendor, product) = match self.product.as_deref().and_then(|p| p.split_once('|')) {
+            Some((v, p)) => (v.to_owned(), p.to_owned()),
+            None => (
+                self.format.vendor_name().to_owned(),
+                self.format.product_name().to_owned(),
+            ),
+        };
         o.insert(
             "metadata".into(),
             json!({
                 "version": OCSF_VERSION,
                 "log_name": self.format.as_str(),
-                "product": {
-                    "vendor_name": self.format.vendor_name(),
-                    "name": self.format.product_name(),
-                },
+                "product": { "vendor_name": vendor, "name": product },
             }),
         );
         o.insert("raw_data".into(), Value::String(self.raw.clone()));
@@ -417,6 +549,8 @@ mod tests {
             packets: None,
             count: 1,
             raw: "raw line".into(),
+            nat: None,
+            product: None,
         }
     }
 

@@ -113,5 +113,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         packets: Some(1),
         count: 1,
         raw: raw.to_owned(),
+        nat: None,
+        product: None,
     })
 }

@@ -12,13 +12,98 @@
 //! sampled by the caller; it never becomes an event with a wrong IP or port. And no input makes a
 //! parser panic (fuzzed and property-tested).
 
+pub mod asa;
+pub mod cef;
+pub mod fields;
 pub mod filterlog;
+pub mod fortigate;
 pub mod framing;
+pub mod juniper;
+pub mod meraki;
+pub mod mikrotik;
 pub mod netfilter;
+pub mod panos;
+pub mod sonicwall;
+pub mod sophos;
+pub mod suricata;
 pub mod syslog;
+pub mod watchguard;
+pub mod zeek;
+
+use std::net::IpAddr;
 
 pub use syslog::TimeContext;
-use watchhouse_event::{Event, Format};
+use watchhouse_event::{Action, Direction, Event, Format, IpProto, Nat};
+
+/// The five-tuple and verdict every parser must read; the rest of an [`Event`] is optional.
+#[derive(Debug, Clone)]
+pub(crate) struct Flow {
+    pub action: Action,
+    pub protocol: IpProto,
+    pub src_ip: IpAddr,
+    pub src_port: Option<u16>,
+    pub dst_ip: IpAddr,
+    pub dst_port: Option<u16>,
+}
+
+impl Flow {
+    /// An event with the flow, the line, the device from the envelope and no optional fields.
+    pub fn event(
+        self,
+        format: Format,
+        raw: &str,
+        env: &syslog::Envelope<'_>,
+        time_ms: i64,
+    ) -> Event {
+        Event {
+            time_ms,
+            last_ms: time_ms,
+            action: self.action,
+            protocol: self.protocol,
+            src_ip: self.src_ip,
+            src_port: self.src_port,
+            dst_ip: self.dst_ip,
+            dst_port: self.dst_port,
+            direction: Direction::Unknown,
+            in_iface: None,
+            out_iface: None,
+            rule: None,
+            device: env.hostname.map(str::to_owned),
+            format,
+            bytes: None,
+            packets: None,
+            count: 1,
+            raw: raw.to_owned(),
+            nat: None,
+            product: None,
+        }
+    }
+}
+
+/// Builds a [`Nat`] from optional parts; `None` when nothing was translated.
+pub(crate) fn nat(
+    src_ip: Option<IpAddr>,
+    src_port: Option<u16>,
+    dst_ip: Option<IpAddr>,
+    dst_port: Option<u16>,
+) -> Option<Nat> {
+    Nat {
+        src_ip,
+        src_port,
+        dst_ip,
+        dst_port,
+    }
+    .non_empty()
+}
+
+/// Truncates a vendor text field to a storable length on a character boundary.
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
 
 /// Why a line did not become an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,6 +120,8 @@ pub enum Reason {
     UnknownFormat,
     /// The format was recognised but a required field was missing or invalid.
     Malformed(&'static str),
+    /// Recognised, but not a traffic record (a login event, a statistics record, a header).
+    NotTraffic,
 }
 
 impl Reason {
@@ -46,6 +133,7 @@ impl Reason {
             Reason::Oversize => "oversize",
             Reason::BadFraming => "bad_framing",
             Reason::UnknownFormat => "unknown_format",
+            Reason::NotTraffic => "not_traffic",
             Reason::Malformed(c) => c,
         }
     }
@@ -69,16 +157,66 @@ impl std::fmt::Display for Unparsed {
     }
 }
 
-/// Picks the parser for a message from its envelope: the syslog tag first, then the body's shape.
+/// Picks the parser for a message from its envelope: the syslog tag first, then the body's
+/// shape. Checks are ordered from the most to the least distinctive marker.
 pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
+    let msg = env.msg;
+    let has = |needle: &str| memchr::memmem::find(msg.as_bytes(), needle.as_bytes()).is_some();
     if env.app == Some("filterlog") {
         return Some(Format::Filterlog);
     }
-    if netfilter::looks_like(env.msg) {
+    if msg.starts_with('{') {
+        if has("\"event_type\"") {
+            return Some(Format::Suricata);
+        }
+        if has("\"id.orig_h\"") {
+            return Some(Format::Zeek);
+        }
+    }
+    if has("CEF:") || cef::looks_like_headerless(msg) {
+        return Some(Format::Cef);
+    }
+    if has("LEEF:") {
+        return Some(Format::Leef);
+    }
+    if env.app.is_some_and(asa::is_tag) || asa::find(msg).is_some() {
+        return Some(Format::CiscoAsa);
+    }
+    if env.app.is_some_and(|a| a.starts_with("RT_FLOW")) || has("RT_FLOW_SESSION") {
+        return Some(Format::JuniperSrx);
+    }
+    if has("logid=") && (has("devid=") || has("type=")) && has("date=") {
+        return Some(Format::FortiGate);
+    }
+    if has("id=firewall") && has(" sn=") || (has(" m=") && has(" c=") && has(" pri=")) {
+        return Some(Format::SonicWall);
+    }
+    if has("log_component=")
+        || has("device=\"SFW\"")
+        || (has("sys=\"SecureNet\"") && has("sub=\"packetfilter\""))
+    {
+        return Some(Format::Sophos);
+    }
+    if has("msg_id=\"") && watchguard::looks_like(msg) {
+        return Some(Format::WatchGuard);
+    }
+    if mikrotik::looks_like(msg) {
+        return Some(Format::MikroTik);
+    }
+    if meraki::looks_like(msg) {
+        return Some(Format::Meraki);
+    }
+    if panos::looks_like(msg) {
+        return Some(Format::PanOs);
+    }
+    if netfilter::looks_like(msg) {
         return Some(Format::Netfilter);
     }
-    if filterlog::looks_like(env.msg) {
+    if filterlog::looks_like(msg) {
         return Some(Format::Filterlog);
+    }
+    if zeek::looks_like_tsv(msg) {
+        return Some(Format::Zeek);
     }
     None
 }
@@ -120,6 +258,19 @@ pub fn parse_str(text: &str, ctx: &TimeContext, format: Option<Format>) -> Resul
     let r = match fmt {
         Format::Netfilter => netfilter::parse(&env, text, ctx.now_ms),
         Format::Filterlog => filterlog::parse(&env, text, ctx.now_ms),
+        Format::Cef => cef::parse_cef(&env, text, ctx),
+        Format::Leef => cef::parse_leef(&env, text, ctx),
+        Format::FortiGate => fortigate::parse(&env, text, ctx),
+        Format::CiscoAsa => asa::parse(&env, text, ctx),
+        Format::Meraki => meraki::parse(&env, text, ctx),
+        Format::PanOs => panos::parse(&env, text, ctx),
+        Format::SonicWall => sonicwall::parse(&env, text, ctx),
+        Format::Sophos => sophos::parse(&env, text, ctx),
+        Format::WatchGuard => watchguard::parse(&env, text, ctx),
+        Format::MikroTik => mikrotik::parse(&env, text, ctx),
+        Format::JuniperSrx => juniper::parse(&env, text, ctx),
+        Format::Zeek => zeek::parse(&env, text, ctx),
+        Format::Suricata => suricata::parse(&env, text, ctx),
     };
     r.map_err(|reason| Unparsed {
         format: Some(fmt),

@@ -48,7 +48,8 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
             }
         }
     }
-    let action = action_from_prefix(prefix);
+    let unifi = unifi_action(prefix);
+    let action = unifi.unwrap_or_else(|| action_from_prefix(prefix));
     let prefix = prefix.trim_end_matches(':').trim();
     if rule.is_none() && !prefix.is_empty() {
         rule = Some(prefix);
@@ -125,6 +126,9 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         packets: Some(1),
         count: 1,
         raw: raw.to_owned(),
+        nat: None,
+        product: (unifi.is_some() || msg.contains("DESCR="))
+            .then(|| "Ubiquiti|UniFi / EdgeOS".to_owned()),
     })
 }
 
@@ -160,6 +164,23 @@ fn first_kv(msg: &str) -> Option<usize> {
         i = eq + 1;
     }
     None
+}
+
+/// UniFi and EdgeOS name rules `[CHAIN-RULE-X]` or `[CHAIN-X-RULE]` where X is `A` (accept),
+/// `D` (drop) or `R` (reject).
+fn unifi_action(prefix: &str) -> Option<Action> {
+    let start = prefix.find('[')?;
+    let end = prefix[start..].find(']')? + start;
+    let tag = &prefix[start + 1..end];
+    if !tag.contains('-') {
+        return None;
+    }
+    tag.split('-').find_map(|seg| match seg {
+        "A" => Some(Action::Allow),
+        "D" => Some(Action::Drop),
+        "R" => Some(Action::Reject),
+        _ => None,
+    })
 }
 
 fn action_from_prefix(p: &str) -> Action {

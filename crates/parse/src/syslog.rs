@@ -51,6 +51,10 @@ pub struct Envelope<'a> {
     pub hostname: Option<&'a str>,
     /// APP-NAME (5424) or TAG without its `[pid]` (3164).
     pub app: Option<&'a str>,
+    /// MSGID (5424).
+    pub msgid: Option<&'a str>,
+    /// STRUCTURED-DATA (5424), raw, when present.
+    pub sd: Option<&'a str>,
     /// The message body.
     pub msg: &'a str,
 }
@@ -73,6 +77,8 @@ pub fn parse_envelope<'a>(line: &'a str, ctx: &TimeContext) -> Envelope<'a> {
         time_ms: None,
         hostname: None,
         app: None,
+        msgid: None,
+        sd: None,
         msg: line,
     };
     let mut rest = line;
@@ -134,12 +140,13 @@ fn parse_5424(s: &str) -> Option<Envelope<'_>> {
     let (host, r) = next_token(r)?;
     let (app, r) = next_token(r)?;
     let (_procid, r) = next_token(r)?;
-    let (_msgid, r) = next_token(r)?;
+    let (msgid, r) = next_token(r)?;
     let r = r.trim_start_matches(' ');
-    let msg = if let Some(r2) = r.strip_prefix('-') {
-        r2
+    let (sd, msg) = if let Some(r2) = r.strip_prefix('-') {
+        (None, r2)
     } else if r.starts_with('[') {
-        skip_structured_data(r)?
+        let rest = skip_structured_data(r)?;
+        (Some(&r[..r.len() - rest.len()]), rest)
     } else {
         return None;
     };
@@ -154,6 +161,8 @@ fn parse_5424(s: &str) -> Option<Envelope<'_>> {
         time_ms,
         hostname: nil(host),
         app: nil(app),
+        msgid: nil(msgid),
+        sd,
         msg,
     })
 }
@@ -187,8 +196,8 @@ fn parse_3164_time<'a>(s: &'a str, ctx: &TimeContext) -> Option<(i64, &'a str)> 
         // rsyslog's high-precision format puts an RFC 3339 stamp here.
         let (tok, rest) = next_token(s)?;
         if tok.len() >= 20 && tok.as_bytes().get(4) == Some(&b'-') {
-            let t = tok.parse::<Timestamp>().ok()?;
-            return Some((t.as_millisecond(), rest));
+            let t = parse_rfc3339(tok)?;
+            return Some((t, rest));
         }
         return None;
     }
@@ -202,7 +211,7 @@ fn parse_3164_time<'a>(s: &'a str, ctx: &TimeContext) -> Option<(i64, &'a str)> 
         year = tok.parse::<i16>().ok();
         (tok, r) = next_token(r)?;
     }
-    let (h, m, sec, nanos) = parse_hms(tok)?;
+    let (h, m, sec, nanos) = parse_hms(tok.strip_suffix(':').unwrap_or(tok))?;
     let (y, explicit) = match year {
         Some(y) => (y, true),
         None => (ctx.now_year, false),
@@ -238,6 +247,56 @@ fn parse_hms(s: &str) -> Option<(i8, i8, i8, i32)> {
         None => 0,
     };
     Some((h, m, sec, nanos))
+}
+
+/// An RFC 3339 / ISO 8601 timestamp with an offset, also accepting offsets without a colon
+/// (`+0200`, as Suricata writes them). Milliseconds since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Some(t.as_millisecond());
+    }
+    let b = s.as_bytes();
+    if b.len() > 5
+        && matches!(b[b.len() - 5], b'+' | b'-')
+        && b[b.len() - 4..].iter().all(u8::is_ascii_digit)
+    {
+        let fixed = format!("{}:{}", &s[..s.len() - 2], &s[s.len() - 2..]);
+        return fixed.parse::<Timestamp>().ok().map(|t| t.as_millisecond());
+    }
+    None
+}
+
+/// A civil date and time (`2024-10-14`, `13:46:40`) in a zone, as milliseconds.
+pub fn civil_ms(date: &str, time: &str, tz: &TimeZone) -> Option<i64> {
+    let date = date.replace('/', "-");
+    let mut d = date.split('-');
+    let y: i16 = d.next()?.parse().ok()?;
+    let mo: i8 = d.next()?.parse().ok()?;
+    let da: i8 = d.next()?.parse().ok()?;
+    let (h, m, sec, nanos) = parse_hms(time)?;
+    let dt = DateTime::new(y, mo, da, h, m, sec, nanos).ok()?;
+    Some(tz.to_timestamp(dt).ok()?.as_millisecond())
+}
+
+/// A fixed offset written `+0200`, `-07:00` or `Z`.
+pub fn parse_offset(s: &str) -> Option<TimeZone> {
+    if s == "Z" || s.eq_ignore_ascii_case("utc") {
+        return Some(TimeZone::UTC);
+    }
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let h: i32 = digits[..2].parse().ok()?;
+    let m: i32 = digits[2..].parse().ok()?;
+    Some(TimeZone::fixed(
+        Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()?,
+    ))
 }
 
 /// `TAG:` or `TAG[pid]:` at the start of `s`, returning the tag without pid and the message.

@@ -20,7 +20,10 @@ use watchhouse_proto::Batch;
 use crate::*;
 
 /// Migrations, applied in order; index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_nat_product.sql"),
+];
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -122,7 +125,7 @@ fn scope_sql(scope: &Scope) -> (String, Vec<Value>) {
 const EVENT_COLS: &str =
     "e.id, e.member_id, e.collector_id, e.time_ms, e.last_ms, e.action, e.protocol, \
      e.src_ip, e.src_port, e.dst_ip, e.dst_port, e.direction, e.in_iface, e.out_iface, e.rule, \
-     e.device, e.format, e.bytes, e.packets, e.count, e.raw";
+     e.device, e.format, e.bytes, e.packets, e.count, e.raw, e.nat, e.product";
 
 fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     let text_err = |i: usize, what: &str| {
@@ -160,6 +163,10 @@ fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
             packets: r.get::<_, Option<i64>>(18)?.map(|b| b as u64),
             count: r.get::<_, i64>(19)? as u32,
             raw: r.get(20)?,
+            nat: r
+                .get::<_, Option<String>>(21)?
+                .and_then(|n| serde_json::from_str(&n).ok()),
+            product: r.get(22)?,
         },
     })
 }
@@ -358,8 +365,8 @@ fn insert_events(tx: &Transaction<'_>, collector: &Collector, events: &[Event]) 
     let mut ins = tx
         .prepare_cached(
             "INSERT INTO events (member_id, collector_id, time_ms, last_ms, action, protocol, src_ip, src_port, \
-             dst_ip, dst_port, direction, in_iface, out_iface, rule, device, format, bytes, packets, count, raw) \
-             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             dst_ip, dst_port, direction, in_iface, out_iface, rule, device, format, bytes, packets, count, raw, \
+             nat, product) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         )
         .map_err(be)?;
     let mut daily = tx
@@ -402,6 +409,8 @@ fn insert_events(tx: &Transaction<'_>, collector: &Collector, events: &[Event]) 
             e.packets.map(|b| b.min(i64::MAX as u64) as i64),
             e.count as i64,
             e.raw,
+            e.nat.as_ref().and_then(|n| serde_json::to_string(n).ok()),
+            e.product,
         ])
         .map_err(map_err)?;
         ids.push(tx.last_insert_rowid());

@@ -33,6 +33,8 @@ fn event(src: &str, dport: u16, action: Action, t: i64) -> Event {
         packets: Some(1),
         count: 1,
         raw: format!("SRC={src} DPT={dport}"),
+        nat: None,
+        product: None,
     }
 }
 

@@ -1,0 +1,230 @@
+//! Small tokenizers shared by the vendor parsers: `key=value` pairs with quoted values, CSV with
+//! quoted fields, and strict readers for addresses, ports and protocol names.
+//!
+//! The readers return `Reason::Malformed` codes so a parser can use `?` and never substitute a
+//! guess for a field it could not read.
+
+use std::net::IpAddr;
+
+use watchhouse_event::IpProto;
+
+use crate::Reason;
+
+/// Iterates `key=value` pairs separated by whitespace. A value may be double-quoted (the quotes
+/// are removed; `\"` inside is kept as written). Tokens without `=` are skipped.
+pub fn pairs(s: &str) -> Pairs<'_> {
+    Pairs { s }
+}
+
+/// See [`pairs`].
+pub struct Pairs<'a> {
+    s: &'a str,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        loop {
+            let s = self.s.trim_start_matches([' ', '\t']);
+            if s.is_empty() {
+                return None;
+            }
+            let b = s.as_bytes();
+            // The key runs to '=' unless a space comes first.
+            let mut i = 0;
+            while i < b.len() && b[i] != b'=' && b[i] != b' ' && b[i] != b'\t' {
+                i += 1;
+            }
+            if i >= b.len() || b[i] != b'=' {
+                // Not a pair: skip the token.
+                self.s = &s[i..];
+                if i == 0 {
+                    self.s = &s[1..];
+                }
+                continue;
+            }
+            let key = &s[..i];
+            let rest = &s[i + 1..];
+            if let Some(q) = rest.strip_prefix('"') {
+                let qb = q.as_bytes();
+                let mut j = 0;
+                while j < qb.len() && qb[j] != b'"' {
+                    if qb[j] == b'\\' {
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                let end = j.min(q.len());
+                let value = &q[..end];
+                self.s = q.get(end + 1..).unwrap_or("");
+                return Some((key, value));
+            }
+            let end = rest.find([' ', '\t']).unwrap_or(rest.len());
+            self.s = &rest[end..];
+            return Some((key, &rest[..end]));
+        }
+    }
+}
+
+/// Splits one CSV record, honouring double-quoted fields (`""` is an escaped quote, kept as
+/// written). At most `max` fields are returned.
+pub fn csv(s: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::with_capacity(64.min(max));
+    let b = s.as_bytes();
+    let mut i = 0;
+    while out.len() < max {
+        if i < b.len() && b[i] == b'"' {
+            let mut j = i + 1;
+            while j < b.len() {
+                if b[j] == b'"' {
+                    if b.get(j + 1) == Some(&b'"') {
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                j += 1;
+            }
+            out.push(&s[i + 1..j.min(s.len())]);
+            i = j + 1;
+            if i < b.len() && b[i] == b',' {
+                i += 1;
+            } else {
+                break;
+            }
+        } else {
+            match memchr::memchr(b',', &b[i.min(b.len())..]) {
+                Some(k) => {
+                    out.push(&s[i..i + k]);
+                    i += k + 1;
+                }
+                None => {
+                    out.push(&s[i.min(s.len())..]);
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reads an address; `what` names the field in the reason code.
+pub fn ip(v: Option<&str>, missing: &'static str, bad: &'static str) -> Result<IpAddr, Reason> {
+    let v = v.ok_or(Reason::Malformed(missing))?;
+    let v = v.trim_matches(['[', ']']);
+    v.parse().map_err(|_| Reason::Malformed(bad))
+}
+
+/// Reads a port.
+pub fn port(v: Option<&str>) -> Result<u16, Reason> {
+    v.ok_or(Reason::Malformed("missing_port"))?
+        .parse()
+        .map_err(|_| Reason::Malformed("bad_port"))
+}
+
+/// Ports for protocols that have them: both must be present and valid. For others, `None`.
+pub fn ports(
+    proto: IpProto,
+    sp: Option<&str>,
+    dp: Option<&str>,
+) -> Result<(Option<u16>, Option<u16>), Reason> {
+    if proto.has_ports() {
+        Ok((Some(port(sp)?), Some(port(dp)?)))
+    } else {
+        Ok((None, None))
+    }
+}
+
+/// Reads a protocol name or number.
+pub fn proto(v: Option<&str>) -> Result<IpProto, Reason> {
+    let v = v.ok_or(Reason::Malformed("missing_proto"))?;
+    IpProto::parse(v.trim()).ok_or(Reason::Malformed("bad_proto"))
+}
+
+/// An optional address that must be valid if present; empty, `0.0.0.0` and `::` mean absent.
+pub fn opt_ip(v: Option<&str>) -> Result<Option<IpAddr>, Reason> {
+    match v.map(str::trim) {
+        None | Some("") | Some("0.0.0.0") | Some("::") | Some("N/A") => Ok(None),
+        Some(s) => s
+            .trim_matches(['[', ']'])
+            .parse()
+            .map(Some)
+            .map_err(|_| Reason::Malformed("bad_nat_address")),
+    }
+}
+
+/// An optional port that must be valid if present; empty and `0` mean absent.
+pub fn opt_port(v: Option<&str>) -> Result<Option<u16>, Reason> {
+    match v.map(str::trim) {
+        None | Some("") | Some("0") => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| Reason::Malformed("bad_nat_port")),
+    }
+}
+
+/// Epoch seconds, milliseconds, microseconds or nanoseconds (by magnitude) as milliseconds.
+pub fn epoch_ms(v: &str) -> Option<i64> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if int.is_empty() || !int.bytes().all(|c| c.is_ascii_digit()) || int.len() > 19 {
+        return None;
+    }
+    let n: i64 = int.parse().ok()?;
+    let ms = match int.len() {
+        0..=11 => {
+            let f: String = frac.chars().take(3).collect();
+            let f = format!("{f:0<3}");
+            n.checked_mul(1000)?.checked_add(f.parse::<i64>().ok()?)?
+        }
+        12..=14 => n,
+        15..=17 => n / 1000,
+        _ => n / 1_000_000,
+    };
+    Some(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_with_quotes_and_junk() {
+        let v: Vec<_> = pairs(r#"a=1 b="two words" junk c="q\"x" d= e=5"#).collect();
+        assert_eq!(
+            v,
+            vec![
+                ("a", "1"),
+                ("b", "two words"),
+                ("c", r#"q\"x"#),
+                ("d", ""),
+                ("e", "5")
+            ]
+        );
+        let v: Vec<_> = pairs(r#"x="unterminated"#).collect();
+        assert_eq!(v, vec![("x", "unterminated")]);
+        assert_eq!(pairs("=== = =").count(), 3);
+    }
+
+    #[test]
+    fn csv_with_quotes() {
+        assert_eq!(
+            csv(r#"a,"b,c",,"d""e",f"#, 99),
+            vec!["a", "b,c", "", r#"d""e"#, "f"]
+        );
+        assert_eq!(csv("a,b,c", 2), vec!["a", "b"]);
+        assert_eq!(csv("", 5), vec![""]);
+        assert_eq!(csv(r#""open"#, 5), vec!["open"]);
+    }
+
+    #[test]
+    fn epochs_by_magnitude() {
+        assert_eq!(epoch_ms("1728938800"), Some(1_728_938_800_000));
+        assert_eq!(epoch_ms("1728938800.5"), Some(1_728_938_800_500));
+        assert_eq!(epoch_ms("1728938800841"), Some(1_728_938_800_841));
+        assert_eq!(epoch_ms("1728938800841267391"), Some(1_728_938_800_841));
+        assert_eq!(epoch_ms("abc"), None);
+        assert_eq!(epoch_ms("99999999999999999999999"), None);
+    }
+}

@@ -1,0 +1,85 @@
+//! Suricata EVE JSON: `flow`, `netflow`, `alert` and `drop` records (Suricata "EVE JSON Output").
+//! Other event types (dns, http, tls, stats, …) are recognised and counted as not traffic.
+//!
+//! ```text
+//! {"timestamp":"2022-07-10T23:50:05.533101+0000","flow_id":…,"in_iface":"bond0","event_type":"alert",
+//!  "src_ip":"1.2.3.4","src_port":52812,"dest_ip":"10.0.0.1","dest_port":80,"proto":"TCP",
+//!  "alert":{"action":"allowed","signature_id":2024468,"signature":"ET …",…}}
+//! ```
+
+use serde_json::Value;
+use watchhouse_event::{Action, Event, Format, IpProto};
+
+use crate::syslog::{parse_rfc3339, Envelope};
+use crate::{clip, Flow, Reason, TimeContext};
+
+/// Parses one EVE record.
+pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+    let start = env.msg.find('{').ok_or(Reason::Malformed("bad_json"))?;
+    let v: Value =
+        serde_json::from_str(&env.msg[start..]).map_err(|_| Reason::Malformed("bad_json"))?;
+    let s = |k: &str| v.get(k).and_then(Value::as_str);
+    let kind = s("event_type").ok_or(Reason::Malformed("missing_event_type"))?;
+    let action = match kind {
+        "flow" | "netflow" => Action::Allow,
+        "drop" => Action::Drop,
+        "alert" => match v.pointer("/alert/action").and_then(Value::as_str) {
+            Some("allowed") => Action::Allow,
+            Some("blocked") => Action::Deny,
+            _ => return Err(Reason::Malformed("unknown_action")),
+        },
+        _ => return Err(Reason::NotTraffic),
+    };
+    let src_ip = s("src_ip")
+        .ok_or(Reason::Malformed("missing_src"))?
+        .parse()
+        .map_err(|_| Reason::Malformed("bad_src"))?;
+    let dst_ip = s("dest_ip")
+        .ok_or(Reason::Malformed("missing_dst"))?
+        .parse()
+        .map_err(|_| Reason::Malformed("bad_dst"))?;
+    let protocol = IpProto::parse(s("proto").ok_or(Reason::Malformed("missing_proto"))?)
+        .ok_or(Reason::Malformed("bad_proto"))?;
+    let port = |k: &str| -> Result<u16, Reason> {
+        let n = v
+            .get(k)
+            .and_then(Value::as_u64)
+            .ok_or(Reason::Malformed("missing_port"))?;
+        u16::try_from(n).map_err(|_| Reason::Malformed("bad_port"))
+    };
+    let (src_port, dst_port) = if protocol.has_ports() {
+        (Some(port("src_port")?), Some(port("dest_port")?))
+    } else {
+        (None, None)
+    };
+    let time_ms = s("timestamp")
+        .and_then(parse_rfc3339)
+        .or(env.time_ms)
+        .unwrap_or(ctx.now_ms);
+    let mut e = Flow {
+        action,
+        protocol,
+        src_ip,
+        src_port,
+        dst_ip,
+        dst_port,
+    }
+    .event(Format::Suricata, raw, env, time_ms);
+    e.in_iface = s("in_iface").map(|s| clip(s, 64));
+    if kind == "alert" {
+        e.rule = v
+            .pointer("/alert/signature")
+            .and_then(Value::as_str)
+            .map(|s| clip(s, 128));
+    }
+    let sum = |a: &str, b: &str| {
+        let x = v.pointer(a).and_then(Value::as_u64);
+        let y = v.pointer(b).and_then(Value::as_u64);
+        (x.is_some() || y.is_some()).then(|| x.unwrap_or(0) + y.unwrap_or(0))
+    };
+    e.bytes = sum("/flow/bytes_toserver", "/flow/bytes_toclient")
+        .or_else(|| sum("/netflow/bytes", "/netflow/none"));
+    e.packets = sum("/flow/pkts_toserver", "/flow/pkts_toclient")
+        .or_else(|| sum("/netflow/pkts", "/netflow/none"));
+    Ok(e)
+}
