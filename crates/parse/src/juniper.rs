@@ -24,12 +24,15 @@ fn kind_action(kind: &str) -> Option<Action> {
     }
 }
 
+/// An address and port.
+type Ep = (IpAddr, u16);
+
 /// `a/p->b/p`.
-fn pair(s: &str) -> Result<((IpAddr, u16), (IpAddr, u16)), Reason> {
+fn pair(s: &str) -> Result<(Ep, Ep), Reason> {
     let (a, b) = s
         .split_once("->")
         .ok_or(Reason::Malformed("missing_flow"))?;
-    let one = |x: &str| -> Result<(IpAddr, u16), Reason> {
+    let one = |x: &str| -> Result<Ep, Reason> {
         let (i, p) = x.rsplit_once('/').ok_or(Reason::Malformed("bad_address"))?;
         Ok((
             i.parse().map_err(|_| Reason::Malformed("bad_address"))?,
