@@ -199,6 +199,14 @@ pub enum Format {
     Zeek,
     /// Suricata EVE JSON (flow, alert, drop, netflow).
     Suricata,
+    /// Check Point Log Exporter (syslog and splunk formats).
+    CheckPoint,
+    /// DrayTek Vigor firewall filter logs.
+    DrayTek,
+    /// Barracuda CloudGen Firewall activity log.
+    Barracuda,
+    /// Untangle NG Firewall / Arista Edge Threat Management JSON events.
+    Untangle,
 }
 
 impl Format {
@@ -219,6 +227,10 @@ impl Format {
         Format::JuniperSrx,
         Format::Zeek,
         Format::Suricata,
+        Format::CheckPoint,
+        Format::DrayTek,
+        Format::Barracuda,
+        Format::Untangle,
     ];
 
     /// Stable name used on the command line, in config and in counters.
@@ -239,6 +251,10 @@ impl Format {
             Format::JuniperSrx => "juniper_srx",
             Format::Zeek => "zeek",
             Format::Suricata => "suricata",
+            Format::CheckPoint => "checkpoint",
+            Format::DrayTek => "draytek",
+            Format::Barracuda => "barracuda",
+            Format::Untangle => "untangle",
         }
     }
 
@@ -261,6 +277,10 @@ impl Format {
             "firebox" => Format::WatchGuard,
             "routeros" => Format::MikroTik,
             "eve" => Format::Suricata,
+            "check_point" | "checkpoint_log_exporter" => Format::CheckPoint,
+            "vigor" => Format::DrayTek,
+            "cloudgen" | "barracuda_cloudgen" => Format::Barracuda,
+            "arista_etm" | "ngfw" => Format::Untangle,
             _ => return None,
         })
     }
@@ -281,6 +301,10 @@ impl Format {
             Format::JuniperSrx => "Juniper Networks",
             Format::Zeek => "Zeek",
             Format::Suricata => "OISF",
+            Format::CheckPoint => "Check Point",
+            Format::DrayTek => "DrayTek",
+            Format::Barracuda => "Barracuda Networks",
+            Format::Untangle => "Arista (Untangle)",
         }
     }
 
@@ -302,6 +326,10 @@ impl Format {
             Format::JuniperSrx => "SRX",
             Format::Zeek => "Zeek",
             Format::Suricata => "Suricata",
+            Format::CheckPoint => "Quantum Security Gateway",
+            Format::DrayTek => "Vigor",
+            Format::Barracuda => "CloudGen Firewall",
+            Format::Untangle => "NG Firewall",
         }
     }
 }

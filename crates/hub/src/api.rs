@@ -166,7 +166,12 @@ pub fn check_event(
         return Err("raw_too_long");
     }
     let long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > MAX_FIELD_BYTES);
-    if long(&e.in_iface) || long(&e.out_iface) || long(&e.rule) || long(&e.device) {
+    if long(&e.in_iface)
+        || long(&e.out_iface)
+        || long(&e.rule)
+        || long(&e.device)
+        || long(&e.product)
+    {
         return Err("field_too_long");
     }
     Ok(())

@@ -13,7 +13,10 @@
 //! parser panic (fuzzed and property-tested).
 
 pub mod asa;
+pub mod barracuda;
 pub mod cef;
+pub mod checkpoint;
+pub mod draytek;
 pub mod fields;
 pub mod filterlog;
 pub mod fortigate;
@@ -27,6 +30,7 @@ pub mod sonicwall;
 pub mod sophos;
 pub mod suricata;
 pub mod syslog;
+pub mod untangle;
 pub mod watchguard;
 pub mod zeek;
 
@@ -173,6 +177,9 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
             return Some(Format::Zeek);
         }
     }
+    if untangle::looks_like(msg) {
+        return Some(Format::Untangle);
+    }
     if has("CEF:") || cef::looks_like_headerless(msg) {
         return Some(Format::Cef);
     }
@@ -181,6 +188,15 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     }
     if env.app.is_some_and(asa::is_tag) || asa::find(msg).is_some() {
         return Some(Format::CiscoAsa);
+    }
+    if checkpoint::looks_like(env) {
+        return Some(Format::CheckPoint);
+    }
+    if draytek::looks_like(msg) {
+        return Some(Format::DrayTek);
+    }
+    if barracuda::looks_like(msg) {
+        return Some(Format::Barracuda);
     }
     if env.app.is_some_and(|a| a.starts_with("RT_FLOW")) || has("RT_FLOW_SESSION") {
         return Some(Format::JuniperSrx);
@@ -271,6 +287,10 @@ pub fn parse_str(text: &str, ctx: &TimeContext, format: Option<Format>) -> Resul
         Format::JuniperSrx => juniper::parse(&env, text, ctx),
         Format::Zeek => zeek::parse(&env, text, ctx),
         Format::Suricata => suricata::parse(&env, text, ctx),
+        Format::CheckPoint => checkpoint::parse(&env, text, ctx),
+        Format::DrayTek => draytek::parse(&env, text, ctx),
+        Format::Barracuda => barracuda::parse(&env, text, ctx),
+        Format::Untangle => untangle::parse(&env, text, ctx),
     };
     r.map_err(|reason| Unparsed {
         format: Some(fmt),
