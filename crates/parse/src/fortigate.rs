@@ -8,8 +8,6 @@
 //! For traffic logs FortiOS defines `action`: `deny` = blocked by policy, `start` = session start,
 //! anything else = allowed (and says how the session ended).
 
-use std::collections::HashMap;
-
 use watchhouse_event::{Action, Event, Format};
 
 use crate::fields::{epoch_ms, ip, opt_ip, opt_port, pairs, ports, proto};
@@ -23,8 +21,42 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
         .find("date=")
         .or_else(|| env.msg.find("logid="))
         .unwrap_or(0);
-    let x: HashMap<&str, &str> = pairs(&env.msg[start..]).collect();
-    let get = |k: &str| x.get(k).copied();
+    // One pass, keeping only the keys used (a FortiGate line has 30–60 pairs).
+    const KEYS: [&str; 18] = [
+        "type",
+        "srcip",
+        "dstip",
+        "proto",
+        "srcport",
+        "dstport",
+        "action",
+        "eventtime",
+        "tz",
+        "date",
+        "time",
+        "srcintf",
+        "dstintf",
+        "policyid",
+        "devname",
+        "transip",
+        "transport",
+        "tranip",
+    ];
+    const MORE: [&str; 5] = ["tranport", "sentbyte", "rcvdbyte", "sentpkt", "rcvdpkt"];
+    let mut vals: [Option<&str>; 23] = [None; 23];
+    for (k, v) in pairs(&env.msg[start..]) {
+        if let Some(i) = KEYS.iter().chain(MORE.iter()).position(|x| *x == k) {
+            if vals[i].is_none() {
+                vals[i] = Some(v);
+            }
+        }
+    }
+    let get = |k: &str| {
+        KEYS.iter()
+            .chain(MORE.iter())
+            .position(|x| *x == k)
+            .and_then(|i| vals[i])
+    };
     let kind = get("type").unwrap_or("");
     if kind != "traffic" && kind != "utm" {
         return Err(Reason::NotTraffic);
@@ -67,7 +99,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
     .event(Format::FortiGate, raw, env, time_ms);
     e.in_iface = get("srcintf").map(|s| clip(s, 64));
     e.out_iface = get("dstintf").map(|s| clip(s, 64));
-    e.rule = get("policyid").or(get("policyname")).map(|s| clip(s, 64));
+    e.rule = get("policyid").map(|s| clip(s, 64));
     if let Some(dev) = get("devname") {
         e.device = Some(clip(dev, 128));
     }

@@ -166,6 +166,9 @@ impl std::fmt::Display for Unparsed {
 pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     let msg = env.msg;
     let has = |needle: &str| memchr::memmem::find(msg.as_bytes(), needle.as_bytes()).is_some();
+    static LOGID: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("logid="));
+    // The commonest small-business formats first, by their cheapest distinctive marks.
     if env.app == Some("filterlog") {
         return Some(Format::Filterlog);
     }
@@ -177,6 +180,15 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
             return Some(Format::Zeek);
         }
     }
+    if netfilter::looks_like(msg) && !msg.contains("CEF:") && !msg.contains("LEEF:") {
+        return Some(Format::Netfilter);
+    }
+    if LOGID.find(msg.as_bytes()).is_some() && (has("devid=") || has("type=")) && has("date=") {
+        return Some(Format::FortiGate);
+    }
+    if env.app.is_some_and(asa::is_tag) || asa::find(msg).is_some() {
+        return Some(Format::CiscoAsa);
+    }
     if untangle::looks_like(msg) {
         return Some(Format::Untangle);
     }
@@ -185,9 +197,6 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     }
     if has("LEEF:") {
         return Some(Format::Leef);
-    }
-    if env.app.is_some_and(asa::is_tag) || asa::find(msg).is_some() {
-        return Some(Format::CiscoAsa);
     }
     if checkpoint::looks_like(env) {
         return Some(Format::CheckPoint);
@@ -200,9 +209,6 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     }
     if env.app.is_some_and(|a| a.starts_with("RT_FLOW")) || has("RT_FLOW_SESSION") {
         return Some(Format::JuniperSrx);
-    }
-    if has("logid=") && (has("devid=") || has("type=")) && has("date=") {
-        return Some(Format::FortiGate);
     }
     if has("id=firewall") && has(" sn=") || (has(" m=") && has(" c=") && has(" pri=")) {
         return Some(Format::SonicWall);
@@ -224,9 +230,6 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     }
     if panos::looks_like(msg) {
         return Some(Format::PanOs);
-    }
-    if netfilter::looks_like(msg) {
-        return Some(Format::Netfilter);
     }
     if filterlog::looks_like(msg) {
         return Some(Format::Filterlog);

@@ -15,10 +15,15 @@ use watchhouse_event::{Action, Direction, Event, Format, IpProto};
 use crate::syslog::{find_clf_time, Envelope};
 use crate::Reason;
 
+static SRC: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new("SRC="));
+static DST: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new("DST="));
+
 /// Cheap check: does this message look like netfilter output?
 pub fn looks_like(msg: &str) -> bool {
     let b = msg.as_bytes();
-    memchr::memmem::find(b, b"SRC=").is_some() && memchr::memmem::find(b, b"DST=").is_some()
+    SRC.find(b).is_some() && DST.find(b).is_some()
 }
 
 /// Parses a netfilter message.
@@ -56,20 +61,37 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
     }
 
     let mut f = Fields::default();
-    for tok in msg[kv_start..].split(' ') {
-        let Some(eq) = tok.find('=') else { continue };
-        let (k, v) = (&tok[..eq], &tok[eq + 1..]);
-        match k {
-            "IN" if f.input.is_none() => f.input = Some(v),
-            "OUT" if f.output.is_none() => f.output = Some(v),
-            "SRC" if f.src.is_none() => f.src = Some(v),
-            "DST" if f.dst.is_none() => f.dst = Some(v),
-            "LEN" if f.len.is_none() => f.len = Some(v),
-            "PROTO" if f.proto.is_none() => f.proto = Some(v),
-            "SPT" if f.spt.is_none() => f.spt = Some(v),
-            "DPT" if f.dpt.is_none() => f.dpt = Some(v),
-            _ => {}
+    // A byte-level scan of `KEY=value` tokens: the keys are short and fixed, so they are
+    // matched as byte patterns rather than string comparisons.
+    let b = msg.as_bytes();
+    let mut i = kv_start;
+    while i < b.len() {
+        let end = memchr::memchr(b' ', &b[i..]).map_or(b.len(), |p| i + p);
+        if let Some(eq) = memchr::memchr(b'=', &b[i..end]) {
+            let v = &msg[i + eq + 1..end];
+            let slot = match &b[i..i + eq] {
+                b"IN" => &mut f.input,
+                b"OUT" => &mut f.output,
+                b"SRC" => &mut f.src,
+                b"DST" => &mut f.dst,
+                b"LEN" => &mut f.len,
+                b"PROTO" => &mut f.proto,
+                b"SPT" => &mut f.spt,
+                b"DPT" => &mut f.dpt,
+                _ => {
+                    i = end + 1;
+                    continue;
+                }
+            };
+            if slot.is_none() {
+                *slot = Some(v);
+            }
+            if f.dpt.is_some() {
+                // Everything needed precedes DPT in the kernel's output.
+                break;
+            }
         }
+        i = end + 1;
     }
     let src_ip = f
         .src
@@ -183,9 +205,14 @@ fn unifi_action(prefix: &str) -> Option<Action> {
     })
 }
 
+/// Case-insensitive substring test without allocating.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
 fn action_from_prefix(p: &str) -> Action {
-    let up = p.to_ascii_uppercase();
-    let has = |w: &str| up.contains(w);
+    let has = |w: &str| contains_ci(p, w);
     if has("REJECT") {
         Action::Reject
     } else if has("DROP") {

@@ -19,6 +19,9 @@ pub struct TimeContext {
     pub tz: TimeZone,
     /// `now_ms`'s year in `tz`, computed once.
     now_year: i16,
+    /// The zone's offset in seconds when it is fixed (UTC, `+01:00`): civil times then convert
+    /// by arithmetic instead of a zone lookup.
+    fixed_offset: Option<i64>,
 }
 
 impl TimeContext {
@@ -27,10 +30,12 @@ impl TimeContext {
         let now_year = Timestamp::from_millisecond(now_ms)
             .map(|t| t.to_zoned(tz.clone()).year())
             .unwrap_or(1970);
+        let fixed_offset = tz.to_fixed_offset().ok().map(|o| o.seconds() as i64);
         TimeContext {
             now_ms,
             tz,
             now_year,
+            fixed_offset,
         }
     }
 
@@ -64,9 +69,21 @@ const MONTHS: [&str; 12] = [
 ];
 
 fn month(s: &str) -> Option<i8> {
+    let b = s.as_bytes();
+    if b.len() != 3 {
+        return None;
+    }
+    let key = [
+        b[0].to_ascii_lowercase(),
+        b[1].to_ascii_lowercase(),
+        b[2].to_ascii_lowercase(),
+    ];
     MONTHS
         .iter()
-        .position(|m| m.eq_ignore_ascii_case(s))
+        .position(|m| {
+            let m = m.as_bytes();
+            [m[0].to_ascii_lowercase(), m[1], m[2]] == key
+        })
         .map(|i| i as i8 + 1)
 }
 
@@ -125,7 +142,7 @@ fn next_token(s: &str) -> Option<(&str, &str)> {
     if s.is_empty() {
         return None;
     }
-    match s.find(' ') {
+    match memchr::memchr(b' ', s.as_bytes()) {
         Some(i) => Some((&s[..i], &s[i + 1..])),
         None => Some((s, "")),
     }
@@ -216,14 +233,73 @@ fn parse_3164_time<'a>(s: &'a str, ctx: &TimeContext) -> Option<(i64, &'a str)> 
         Some(y) => (y, true),
         None => (ctx.now_year, false),
     };
-    let dt = DateTime::new(y, mon, day, h, m, sec, nanos).ok()?;
-    let mut t = ctx.tz.to_timestamp(dt).ok()?.as_millisecond();
+    let mut t = civil_to_ms(ctx, y, mon, day, h, m, sec, nanos)?;
     if !explicit && t > ctx.now_ms + 7 * 86_400_000 {
         // A December line read in January belongs to last year.
-        let dt = DateTime::new(y - 1, mon, day, h, m, sec, nanos).ok()?;
-        t = ctx.tz.to_timestamp(dt).ok()?.as_millisecond();
+        t = civil_to_ms(ctx, y - 1, mon, day, h, m, sec, nanos)?;
     }
     Some((t, r))
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A civil time in the context's zone as epoch milliseconds; arithmetic for fixed offsets.
+#[allow(clippy::too_many_arguments)]
+fn civil_to_ms(
+    ctx: &TimeContext,
+    y: i16,
+    mo: i8,
+    d: i8,
+    h: i8,
+    mi: i8,
+    s: i8,
+    nanos: i32,
+) -> Option<i64> {
+    match ctx.fixed_offset {
+        Some(off) => {
+            // Validate the same way jiff would (day of month, leap years, ranges).
+            if !(1..=12).contains(&mo)
+                || !(0..=23).contains(&h)
+                || !(0..=59).contains(&mi)
+                || !(0..=59).contains(&s)
+            {
+                return None;
+            }
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let dim = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ][(mo - 1) as usize];
+            if d < 1 || d > dim {
+                return None;
+            }
+            let days = days_from_civil(y as i64, mo as i64, d as i64);
+            let secs = days * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64 - off;
+            Some(secs * 1000 + (nanos / 1_000_000) as i64)
+        }
+        None => {
+            let dt = DateTime::new(y, mo, d, h, mi, s, nanos).ok()?;
+            Some(ctx.tz.to_timestamp(dt).ok()?.as_millisecond())
+        }
+    }
 }
 
 fn parse_hms(s: &str) -> Option<(i8, i8, i8, i32)> {
@@ -231,13 +307,23 @@ fn parse_hms(s: &str) -> Option<(i8, i8, i8, i32)> {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
-    let mut it = hms.split(':');
-    let h: i8 = it.next()?.parse().ok()?;
-    let m: i8 = it.next()?.parse().ok()?;
-    let sec: i8 = it.next()?.parse().ok()?;
-    if it.next().is_some() {
+    // HH:MM:SS, each field one or two digits.
+    let b = hms.as_bytes();
+    let two = |x: &[u8]| -> Option<i8> {
+        match x {
+            [a] if a.is_ascii_digit() => Some((a - b'0') as i8),
+            [a, c] if a.is_ascii_digit() && c.is_ascii_digit() => {
+                Some(((a - b'0') * 10 + (c - b'0')) as i8)
+            }
+            _ => None,
+        }
+    };
+    let c1 = memchr::memchr(b':', b)?;
+    let c2 = c1 + 1 + memchr::memchr(b':', &b[c1 + 1..])?;
+    if memchr::memchr(b':', &b[c2 + 1..]).is_some() {
         return None;
     }
+    let (h, m, sec) = (two(&b[..c1])?, two(&b[c1 + 1..c2])?, two(&b[c2 + 1..])?);
     let nanos = match frac {
         Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|c| c.is_ascii_digit()) => {
             let n: i32 = f.parse().ok()?;
@@ -456,6 +542,33 @@ mod tests {
     fn unterminated_structured_data_falls_back() {
         let e = parse_envelope("<1>1 - h a - - [x=\"", &ctx());
         assert!(e.time_ms.is_none());
+    }
+
+    #[test]
+    fn fixed_offset_arithmetic_agrees_with_jiff() {
+        // Every day of a leap and a common year, at a few times, in UTC and at +05:30.
+        for tz in [
+            TimeZone::UTC,
+            TimeZone::fixed(Offset::from_seconds(5 * 3600 + 1800).unwrap()),
+        ] {
+            let ctx = TimeContext::new(0, tz.clone());
+            assert!(ctx.fixed_offset.is_some());
+            for y in [2023i16, 2024, 1999, 2100] {
+                for mo in 1..=12i8 {
+                    for d in [1i8, 15, 28, 29, 30, 31] {
+                        let jiff = DateTime::new(y, mo, d, 23, 59, 58, 250_000_000)
+                            .ok()
+                            .and_then(|dt| tz.to_timestamp(dt).ok())
+                            .map(|t| t.as_millisecond());
+                        assert_eq!(
+                            civil_to_ms(&ctx, y, mo, d, 23, 59, 58, 250_000_000),
+                            jiff,
+                            "{y}-{mo}-{d}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
