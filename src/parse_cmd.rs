@@ -17,6 +17,10 @@ pub struct ParseArgs {
     /// Zone of timestamps that carry none (RFC 3164): UTC or an IANA name.
     #[arg(long, default_value = "UTC")]
     timezone: String,
+    /// Print no events: only how many lines each parser took, how many were refused and why,
+    /// and the rate.
+    #[arg(long)]
+    summary: bool,
     /// File to read; standard input when absent or `-`.
     file: Option<PathBuf>,
 }
@@ -55,6 +59,9 @@ pub fn run(args: ParseArgs) -> Result<()> {
     let stderr = std::io::stderr();
     let mut err = BufWriter::new(stderr.lock());
     let (mut ok, mut bad) = (0u64, 0u64);
+    let mut by_format: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    let mut by_reason: std::collections::BTreeMap<String, u64> = Default::default();
+    let started = std::time::Instant::now();
     let mut line = Vec::new();
     let mut n = 0u64;
     loop {
@@ -86,10 +93,18 @@ pub fn run(args: ParseArgs) -> Result<()> {
             continue;
         }
         match parse_line(text, &ctx, format) {
+            Ok(e) if args.summary => {
+                ok += 1;
+                *by_format.entry(e.format.as_str()).or_default() += 1;
+            }
             Ok(e) => {
                 ok += 1;
                 serde_json::to_writer(&mut out, &e.to_ocsf())?;
                 out.write_all(b"\n")?;
+            }
+            Err(u) if args.summary => {
+                bad += 1;
+                *by_reason.entry(u.to_string()).or_default() += 1;
             }
             Err(u) => {
                 bad += 1;
@@ -99,6 +114,21 @@ pub fn run(args: ParseArgs) -> Result<()> {
         }
     }
     out.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    if args.summary {
+        for (f, c) in &by_format {
+            writeln!(err, "  {f}: {c}")?;
+        }
+        for (r, c) in &by_reason {
+            writeln!(err, "  not parsed ({r}): {c}")?;
+        }
+        writeln!(
+            err,
+            "{:.0} lines/s ({} lines in {secs:.3} s)",
+            (ok + bad) as f64 / secs.max(1e-9),
+            ok + bad
+        )?;
+    }
     writeln!(err, "parsed {ok} lines, could not parse {bad}")?;
     err.flush()?;
     Ok(())

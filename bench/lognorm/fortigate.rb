@@ -1,0 +1,2 @@
+version=2
+rule=:date=%date:word% time=%time:word% devname=%devname:quoted-string% devid=%devid:quoted-string% logid=%logid:quoted-string% type=%type:quoted-string% subtype=%subtype:quoted-string% level=%level:quoted-string% vd=%vd:quoted-string% eventtime=%eventtime:number% srcip=%src:ipv4% srcport=%spt:number% srcintf=%srcintf:quoted-string% srcintfrole=%srcrole:quoted-string% dstip=%dst:ipv4% dstport=%dpt:number% dstintf=%dstintf:quoted-string% dstintfrole=%dstrole:quoted-string% sessionid=%session:number% proto=%proto:number% action=%action:quoted-string% %rest:rest%

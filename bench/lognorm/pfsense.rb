@@ -1,0 +1,2 @@
+version=2
+rule=:<%pri:number%>1 %time:date-rfc5424% %host:word% filterlog %pid:number% - - %rule:number%,,,%tracker:char-to{"extradata":","}%,%iface:char-to{"extradata":","}%,match,%action:char-to{"extradata":","}%,%dir:char-to{"extradata":","}%,4,0x0,,%ttl:number%,%id:number%,0,%flags:char-to{"extradata":","}%,%protoid:number%,%proto:char-to{"extradata":","}%,%len:number%,%src:ipv4%,%dst:ipv4%,%spt:number%,%dpt:number%,%rest:rest%
