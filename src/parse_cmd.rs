@@ -99,7 +99,7 @@ pub fn run(args: ParseArgs) -> Result<()> {
             }
             Ok(e) => {
                 ok += 1;
-                serde_json::to_writer(&mut out, &e.to_ocsf())?;
+                e.write_ocsf(&mut out)?;
                 out.write_all(b"\n")?;
             }
             Err(u) if args.summary => {

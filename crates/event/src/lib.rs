@@ -434,8 +434,19 @@ pub const OCSF_VERSION: &str = "1.3.0";
 impl Event {
     /// Renders the event as an OCSF Network Activity (class 4001) object.
     pub fn to_ocsf(&self) -> serde_json::Value {
-        use serde_json::{json, Map, Value};
-        let (activity_id, activity_name) = if self.action.is_allowed() {
+        serde_json::to_value(self.ocsf()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Writes the event as one line of OCSF JSON, without building an intermediate tree.
+    pub fn write_ocsf<W: std::io::Write>(&self, w: W) -> serde_json::Result<()> {
+        serde_json::to_writer(w, &self.ocsf())
+    }
+
+    /// The OCSF view of the event, borrowing from it.
+    pub fn ocsf(&self) -> ocsf::NetworkActivity<'_> {
+        use ocsf::*;
+        let allowed = self.action.is_allowed();
+        let (activity_id, activity_name) = if allowed {
             (6, "Traffic")
         } else {
             (5, "Refuse")
@@ -446,110 +457,201 @@ impl Event {
             Action::Drop => (6, "Dropped"),
             Action::Reject => (25, "Rejected"),
         };
-        let (action_id, action) = if self.action.is_allowed() {
-            (1, "Allowed")
-        } else {
-            (2, "Denied")
-        };
         let (direction_id, direction) = match self.direction {
             Direction::Inbound => (1, "Inbound"),
             Direction::Outbound => (2, "Outbound"),
             Direction::Internal => (3, "Lateral"),
             Direction::Unknown => (0, "Unknown"),
         };
-        let endpoint = |ip: &IpAddr, port: Option<u16>, iface: &Option<String>| {
-            let mut m = Map::new();
-            m.insert("ip".into(), Value::String(ip.to_string()));
-            if let Some(p) = port {
-                m.insert("port".into(), json!(p));
-            }
-            if let Some(i) = iface {
-                m.insert("interface_name".into(), Value::String(i.clone()));
-            }
-            Value::Object(m)
-        };
-        let mut conn = Map::new();
-        conn.insert(
-            "protocol_name".into(),
-            Value::String(self.protocol.to_string()),
-        );
-        conn.insert("protocol_num".into(), json!(self.protocol.0));
-        conn.insert("direction".into(), json!(direction));
-        conn.insert("direction_id".into(), json!(direction_id));
-        conn.insert(
-            "protocol_ver_id".into(),
-            json!(if self.src_ip.is_ipv4() { 4 } else { 6 }),
-        );
-
-        let mut o = Map::new();
-        o.insert("class_uid".into(), json!(4001));
-        o.insert("class_name".into(), json!("Network Activity"));
-        o.insert("category_uid".into(), json!(4));
-        o.insert("category_name".into(), json!("Network Activity"));
-        o.insert("activity_id".into(), json!(activity_id));
-        o.insert("activity_name".into(), json!(activity_name));
-        o.insert("type_uid".into(), json!(400100 + activity_id));
-        o.insert("severity_id".into(), json!(1));
-        o.insert("severity".into(), json!("Informational"));
-        o.insert("time".into(), json!(self.time_ms));
-        if self.count > 1 {
-            o.insert("start_time".into(), json!(self.time_ms));
-            o.insert("end_time".into(), json!(self.last_ms));
-        }
-        o.insert("count".into(), json!(self.count));
-        o.insert("action_id".into(), json!(action_id));
-        o.insert("action".into(), json!(action));
-        o.insert("disposition_id".into(), json!(disposition_id));
-        o.insert("disposition".into(), json!(disposition));
-        o.insert(
-            "src_endpoint".into(),
-            endpoint(&self.src_ip, self.src_port, &self.in_iface),
-        );
-        o.insert(
-            "dst_endpoint".into(),
-            endpoint(&self.dst_ip, self.dst_port, &self.out_iface),
-        );
-        o.insert("connection_info".into(), Value::Object(conn));
-        if self.bytes.is_some() || self.packets.is_some() {
-            let mut t = Map::new();
-            if let Some(b) = self.bytes {
-                t.insert("bytes".into(), json!(b));
-            }
-            if let Some(p) = self.packets {
-                t.insert("packets".into(), json!(p));
-            }
-            o.insert("traffic".into(), Value::Object(t));
-        }
-        if let Some(rule) = &self.rule {
-            o.insert("firewall_rule".into(), json!({ "uid": rule }));
-        }
-        if let Some(dev) = &self.device {
-            o.insert(
-                "device".into(),
-                json!({ "hostname": dev, "type_id": 9, "type": "Firewall" }),
-            );
-        }
-        if let Some(nat) = &self.nat {
-            // OCSF 1.3 has no NAT fields on Network Activity; keep them, clearly marked.
-            o.insert("unmapped".into(), json!({ "nat": nat }));
-        }
-        let (vendor, product) = match self.product.as_deref().and_then(|p| p.split_once('|')) {
-            Some((v, p)) => (v.to_owned(), p.to_owned()),
-            None => (
-                self.format.vendor_name().to_owned(),
-                self.format.product_name().to_owned(),
-            ),
-        };
-        o.insert(
-            "metadata".into(),
-            json!({
-                "version": OCSF_VERSION,
-                "log_name": self.format.as_str(),
-                "product": { "vendor_name": vendor, "name": product },
+        let (vendor_name, product_name) =
+            match self.product.as_deref().and_then(|p| p.split_once('|')) {
+                Some((v, p)) => (v, p),
+                None => (self.format.vendor_name(), self.format.product_name()),
+            };
+        NetworkActivity {
+            class_uid: 4001,
+            class_name: "Network Activity",
+            category_uid: 4,
+            category_name: "Network Activity",
+            activity_id,
+            activity_name,
+            type_uid: 400100 + activity_id as u32,
+            severity_id: 1,
+            severity: "Informational",
+            time: self.time_ms,
+            start_time: (self.count > 1).then_some(self.time_ms),
+            end_time: (self.count > 1).then_some(self.last_ms),
+            count: self.count,
+            action_id: if allowed { 1 } else { 2 },
+            action: if allowed { "Allowed" } else { "Denied" },
+            disposition_id,
+            disposition,
+            src_endpoint: Endpoint {
+                ip: self.src_ip,
+                port: self.src_port,
+                interface_name: self.in_iface.as_deref(),
+            },
+            dst_endpoint: Endpoint {
+                ip: self.dst_ip,
+                port: self.dst_port,
+                interface_name: self.out_iface.as_deref(),
+            },
+            connection_info: ConnectionInfo {
+                protocol_name: ProtoName(self.protocol),
+                protocol_num: self.protocol.0,
+                direction,
+                direction_id,
+                protocol_ver_id: if self.src_ip.is_ipv4() { 4 } else { 6 },
+            },
+            traffic: (self.bytes.is_some() || self.packets.is_some()).then_some(Traffic {
+                bytes: self.bytes,
+                packets: self.packets,
             }),
-        );
-        o.insert("raw_data".into(), Value::String(self.raw.clone()));
-        Value::Object(o)
+            firewall_rule: self.rule.as_deref().map(|uid| FirewallRule { uid }),
+            device: self.device.as_deref().map(|hostname| Device {
+                hostname,
+                type_id: 9,
+                r#type: "Firewall",
+            }),
+            unmapped: self.nat.as_ref().map(|nat| Unmapped { nat }),
+            metadata: Metadata {
+                version: OCSF_VERSION,
+                log_name: self.format.as_str(),
+                product: Product {
+                    vendor_name,
+                    name: product_name,
+                },
+            },
+            raw_data: &self.raw,
+        }
+    }
+}
+
+/// Typed OCSF 1.3 Network Activity output (only the attributes Watchhouse fills).
+pub mod ocsf {
+    use super::*;
+
+    /// OCSF class 4001.
+    #[derive(Debug, Serialize)]
+    #[allow(missing_docs)]
+    pub struct NetworkActivity<'a> {
+        pub class_uid: u32,
+        pub class_name: &'static str,
+        pub category_uid: u32,
+        pub category_name: &'static str,
+        pub activity_id: u8,
+        pub activity_name: &'static str,
+        pub type_uid: u32,
+        pub severity_id: u8,
+        pub severity: &'static str,
+        pub time: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub start_time: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub end_time: Option<i64>,
+        pub count: u32,
+        pub action_id: u8,
+        pub action: &'static str,
+        pub disposition_id: u8,
+        pub disposition: &'static str,
+        pub src_endpoint: Endpoint<'a>,
+        pub dst_endpoint: Endpoint<'a>,
+        pub connection_info: ConnectionInfo,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub traffic: Option<Traffic>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub firewall_rule: Option<FirewallRule<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub device: Option<Device<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub unmapped: Option<Unmapped<'a>>,
+        pub metadata: Metadata<'a>,
+        pub raw_data: &'a str,
+    }
+
+    /// `src_endpoint` / `dst_endpoint`.
+    #[derive(Debug, Serialize)]
+    #[allow(missing_docs)]
+    pub struct Endpoint<'a> {
+        pub ip: IpAddr,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub port: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub interface_name: Option<&'a str>,
+    }
+
+    /// A protocol rendered by name.
+    #[derive(Debug)]
+    pub struct ProtoName(pub IpProto);
+
+    impl Serialize for ProtoName {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0.name() {
+                Some(n) => s.serialize_str(n),
+                None => s.collect_str(&self.0),
+            }
+        }
+    }
+
+    /// `connection_info`.
+    #[derive(Debug, Serialize)]
+    #[allow(missing_docs)]
+    pub struct ConnectionInfo {
+        pub protocol_name: ProtoName,
+        pub protocol_num: u8,
+        pub direction: &'static str,
+        pub direction_id: u8,
+        pub protocol_ver_id: u8,
+    }
+
+    /// `traffic`.
+    #[derive(Debug, Serialize)]
+    #[allow(missing_docs)]
+    pub struct Traffic {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub bytes: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub packets: Option<u64>,
+    }
+
+    /// `firewall_rule`.
+    #[derive(Debug, Serialize)]
+    #[allow(missing_docs)]
+    pub struct FirewallRule<'a> {
+        pub uid: &'a str,
+    }
+
+    /// `device`.
+    #[derive(Debug, Serialize)]
+    #[allow(missing_docs)]
+    pub struct Device<'a> {
+        pub hostname: &'a str,
+        pub type_id: u8,
+        pub r#type: &'static str,
+    }
+
+    /// `unmapped`: NAT, which OCSF 1.3 Network Activity has no attribute for.
+    #[derive(Debug, Serialize)]
+    #[allow(missing_docs)]
+    pub struct Unmapped<'a> {
+        pub nat: &'a Nat,
+    }
+
+    /// `metadata`.
+    #[derive(Debug, Serialize)]
+    #[allow(missing_docs)]
+    pub struct Metadata<'a> {
+        pub version: &'static str,
+        pub log_name: &'static str,
+        pub product: Product<'a>,
+    }
+
+    /// `metadata.product`.
+    #[derive(Debug, Serialize)]
+    #[allow(missing_docs)]
+    pub struct Product<'a> {
+        pub vendor_name: &'a str,
+        pub name: &'a str,
     }
 }
 
