@@ -110,6 +110,11 @@ batch_max_events = 5000
 upload_interval_ms = 2000
 # Most bytes the spool may hold; beyond it the oldest batches are dropped (counted, reported).
 spool_max_bytes = 536870912
+# Repeats of a flow (same source, destination, port, protocol, action) within this many seconds
+# are sent as one summary with a count; the first occurrence is always sent at once. 0 = off.
+aggregate_window_secs = 60
+# Most distinct flows held for aggregation; beyond it events pass through unaggregated.
+aggregate_max_flows = 100000
 # Extra PEM CA certificate to trust for an https:// hub.
 ca_cert = ""
 "#;

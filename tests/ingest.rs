@@ -410,6 +410,41 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
         "{metrics}"
     );
 
+    // Gzip bodies are accepted; a decompression bomb is refused, not expanded.
+    let gz = |data: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let mut zipped = batch.clone();
+    zipped["batch_id"] = json!(uuid::Uuid::now_v7());
+    let r = http
+        .post(format!("{hub_url}/api/v1/ingest"))
+        .bearer_auth(&credential)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz(&serde_json::to_vec(&zipped)?))
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(total_events(&admin, member).await?, 309);
+    let bomb = gz(&vec![b' '; 80 * 1024 * 1024]);
+    assert!(
+        bomb.len() < 200_000,
+        "the bomb is small on the wire: {}",
+        bomb.len()
+    );
+    let r = http
+        .post(format!("{hub_url}/api/v1/ingest"))
+        .bearer_auth(&credential)
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.json::<Value>().await?["code"], "batch_too_large");
+
     // Malformed bodies get a clear 400.
     let r = http
         .post(format!("{hub_url}/api/v1/ingest"))
@@ -450,7 +485,7 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
         StatusCode::UNAUTHORIZED,
         "an enrolment token works once"
     );
-    assert_eq!(total_events(&admin, member).await?, 307);
+    assert_eq!(total_events(&admin, member).await?, 309);
 
     // Revoked: the collector's credential stops working at once; nothing more is stored.
     let listed = run(&["admin", "--data-dir", data_s, "collector", "list"], None)?;
@@ -473,7 +508,7 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
         &[iptables_line(3000, "198.18.7.7", "198.51.100.10", 22, "[UFW BLOCK]").into_bytes()],
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(total_events(&admin, member).await?, 307);
+    assert_eq!(total_events(&admin, member).await?, 309);
     assert!(
         collector.log().contains("invalid_credential"),
         "the collector should log the refusal"

@@ -29,10 +29,12 @@ use watchhouse_proto::{
     UnparsedSample, IDEMPOTENCY_HEADER, MAX_SAMPLE_BYTES, WIRE_VERSION,
 };
 
+pub mod aggregate;
 pub mod edge;
 pub mod sources;
 pub mod spool;
 
+use aggregate::Aggregator;
 use edge::{EdgePolicy, Verdict};
 use sources::{FilePos, Input};
 use spool::Spool;
@@ -83,6 +85,12 @@ pub struct CollectorConfig {
     pub upload_interval_ms: u64,
     /// Most bytes the spool may hold before the oldest batches are dropped.
     pub spool_max_bytes: u64,
+    /// Repeats of a flow (same source, destination, port, protocol, action) within this many
+    /// seconds are sent as one summary record; the first occurrence is always sent at once.
+    /// 0 turns aggregation off.
+    pub aggregate_window_secs: u64,
+    /// Most distinct flows held for aggregation; beyond it events pass through unaggregated.
+    pub aggregate_max_flows: usize,
     /// Extra PEM CA certificate to trust for an `https://` hub.
     pub ca_cert: String,
 }
@@ -102,6 +110,8 @@ impl Default for CollectorConfig {
             batch_max_events: 5_000,
             upload_interval_ms: 2_000,
             spool_max_bytes: 512 * 1024 * 1024,
+            aggregate_window_secs: 60,
+            aggregate_max_flows: 100_000,
             ca_cert: String::new(),
         }
     }
@@ -305,6 +315,54 @@ impl Health {
     }
 }
 
+/// What a spooled batch carries besides its body (one JSON line in the spool file's header).
+#[derive(Debug, Serialize, Deserialize)]
+struct SpoolMeta {
+    batch_id: Uuid,
+    /// `gzip` or `identity`.
+    encoding: String,
+    /// Spool sequence number of this batch.
+    seq: u64,
+    /// File positions after this batch's lines.
+    positions: HashMap<String, FilePos>,
+}
+
+/// The checkpoint file: file positions as of a spool sequence number.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Checkpoint {
+    seq: u64,
+    positions: HashMap<String, FilePos>,
+}
+
+/// File positions at start-up: the checkpoint file, overridden by any batch still in the spool
+/// that was written after it (a crash between spooling a batch and saving the checkpoint
+/// must neither lose nor re-read its lines).
+fn recover_positions(path: &Path, spool: &Spool) -> HashMap<String, FilePos> {
+    let mut cp: Checkpoint = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    for m in spool.metas() {
+        if let Ok(meta) = serde_json::from_str::<SpoolMeta>(&m) {
+            if meta.seq > cp.seq {
+                cp.seq = meta.seq;
+                cp.positions.extend(meta.positions);
+            }
+        }
+    }
+    cp.positions
+}
+
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::new(6),
+    );
+    enc.write_all(body)?;
+    enc.finish()
+}
+
 /// A running collector.
 pub struct Running {
     /// Bound UDP addresses (useful when configured with port 0).
@@ -412,10 +470,10 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
         )));
     }
     let checkpoints_path = cfg.data_dir.join("checkpoints.json");
-    let saved_pos: HashMap<String, FilePos> = std::fs::read(&checkpoints_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let saved_pos = recover_positions(
+        &checkpoints_path,
+        &spool.lock().unwrap_or_else(|p| p.into_inner()),
+    );
     let (inode_tx, inode_rx) = mpsc::unbounded_channel();
     let mut file_paths = Vec::new();
     for (i, f) in cfg.files.iter().enumerate() {
@@ -452,6 +510,10 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
         file_paths,
         positions: saved_pos,
         inode_rx,
+        agg: Aggregator::new(
+            cfg.aggregate_window_secs as i64 * 1000,
+            cfg.aggregate_max_flows,
+        ),
     }));
     let shipper = tokio::spawn(shipper(Shipper {
         client,
@@ -490,6 +552,7 @@ struct Pipeline {
     file_paths: Vec<String>,
     positions: HashMap<String, FilePos>,
     inode_rx: mpsc::UnboundedReceiver<(usize, u64)>,
+    agg: Aggregator,
 }
 
 impl Pipeline {
@@ -516,6 +579,7 @@ impl Pipeline {
                 bytes,
                 checkpoint,
             } => {
+                let from_file = checkpoint.is_some();
                 if let Some((file, offset)) = checkpoint {
                     pending.insert(file, offset);
                 }
@@ -532,7 +596,7 @@ impl Pipeline {
                         match verdict {
                             Verdict::Send(d) => {
                                 e.direction = d;
-                                batch.push(e);
+                                self.agg.push(e, from_file, batch);
                             }
                             Verdict::Withhold(reason) => {
                                 *h.stats.withheld.entry(reason.into()).or_default() += 1;
@@ -546,6 +610,8 @@ impl Pipeline {
     }
 
     async fn seal(&mut self, batch: &mut Vec<Event>, pending: &mut BTreeMap<usize, u64>) {
+        // Repeats counted from file lines go out with the lines' checkpoint.
+        self.agg.flush_files(batch);
         while let Ok((i, ino)) = self.inode_rx.try_recv() {
             if let Some(p) = self.file_paths.get(i) {
                 let e = self.positions.entry(p.clone()).or_default();
@@ -557,7 +623,19 @@ impl Pipeline {
                 }
             }
         }
-        if !batch.is_empty() {
+        // File positions advance only with the batch that holds their lines.
+        let mut positions = self.positions.clone();
+        for (i, off) in pending.iter() {
+            if let Some(p) = self.file_paths.get(*i) {
+                positions.entry(p.clone()).or_default().offset = *off;
+            }
+        }
+        if batch.is_empty() && pending.is_empty() {
+            return;
+        }
+        let body = if batch.is_empty() {
+            None
+        } else {
             let mut stats = {
                 let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
                 h.snapshot()
@@ -571,58 +649,74 @@ impl Pipeline {
                 events: std::mem::take(batch),
                 stats: Some(stats),
             };
-            let body = match serde_json::to_vec(&b) {
-                Ok(b) => b,
+            match serde_json::to_vec(&b)
+                .map_err(std::io::Error::other)
+                .and_then(|j| gzip(&j))
+            {
+                Ok(z) => Some((b.batch_id, z)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot encode batch");
                     return;
                 }
+            }
+        };
+        let spool = self.spool.clone();
+        let checkpoints_path = self.checkpoints_path.clone();
+        let pos = positions.clone();
+        let pushed = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+            // Under the spool lock: the shipper cannot see (and so cannot ship and delete) the
+            // batch before its positions are saved.
+            let mut sp = spool.lock().unwrap_or_else(|p| p.into_inner());
+            let mut dropped = 0;
+            let seq = match body {
+                Some((batch_id, z)) => {
+                    let seq = sp.next_seq();
+                    let meta = SpoolMeta {
+                        batch_id,
+                        encoding: "gzip".into(),
+                        seq,
+                        positions: pos.clone(),
+                    };
+                    let meta = serde_json::to_string(&meta).map_err(|e| e.to_string())?;
+                    dropped = sp.push(&z, &meta).map_err(|e| e.to_string())?.1;
+                    seq
+                }
+                None => sp.next_seq().saturating_sub(1),
             };
-            let spool = self.spool.clone();
-            let pushed = tokio::task::spawn_blocking(move || {
-                spool.lock().unwrap_or_else(|p| p.into_inner()).push(&body)
+            let cp = serde_json::to_vec(&Checkpoint {
+                seq,
+                positions: pos,
             })
-            .await;
-            match pushed {
-                Ok(Ok((_, dropped))) => {
-                    if dropped > 0 {
-                        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-                        *h.stats
-                            .withheld
-                            .entry("spool_full_batches_dropped".into())
-                            .or_default() += dropped;
-                        h.stats.last_error =
-                            Some(format!("spool full: dropped {dropped} oldest batches"));
-                    }
-                    self.notify.notify_one();
+            .map_err(|e| e.to_string())?;
+            write_private(&checkpoints_path, &cp)
+                .map_err(|e| format!("cannot save file checkpoints: {e}"))?;
+            Ok(dropped)
+        })
+        .await;
+        match pushed {
+            Ok(Ok(dropped)) => {
+                self.positions = positions;
+                pending.clear();
+                if dropped > 0 {
+                    let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+                    *h.stats
+                        .withheld
+                        .entry("spool_full_batches_dropped".into())
+                        .or_default() += dropped;
+                    h.stats.last_error =
+                        Some(format!("spool full: dropped {dropped} oldest batches"));
                 }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot spool batch");
-                    self.health
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .stats
-                        .last_error = Some(e.to_string());
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "spool task failed");
-                    return;
-                }
+                self.notify.notify_one();
             }
-        }
-        // File positions advance only once their lines are safely spooled.
-        if !pending.is_empty() {
-            for (i, off) in std::mem::take(pending) {
-                if let Some(p) = self.file_paths.get(i) {
-                    self.positions.entry(p.clone()).or_default().offset = off;
-                }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot spool batch");
+                self.health
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .stats
+                    .last_error = Some(e);
             }
-            if let Ok(b) = serde_json::to_vec(&self.positions) {
-                if let Err(e) = write_private(&self.checkpoints_path, &b) {
-                    tracing::warn!(error = %e, "cannot save file checkpoints");
-                }
-            }
+            Err(e) => tracing::error!(error = %e, "spool task failed"),
         }
     }
 }
@@ -630,7 +724,7 @@ impl Pipeline {
 async fn pipeline(mut p: Pipeline) {
     let mut batch: Vec<Event> = Vec::new();
     let mut pending: BTreeMap<usize, u64> = BTreeMap::new();
-    let mut started = Instant::now();
+    let mut last_seal = Instant::now();
     let mut ctx = TimeContext::new(now_ms(), p.tz.clone());
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     loop {
@@ -643,25 +737,25 @@ async fn pipeline(mut p: Pipeline) {
                     } else {
                         ctx.now_ms = now;
                     }
-                    if batch.is_empty() {
-                        started = Instant::now();
-                    }
                     p.handle(input, &ctx, &mut batch, &mut pending);
                     if batch.len() >= p.batch_max {
                         p.seal(&mut batch, &mut pending).await;
+                        last_seal = Instant::now();
                     }
                 }
                 None => break,
             },
             _ = ticker.tick() => {
+                p.agg.flush_due(now_ms(), &mut batch);
                 let interval = p.live.read().unwrap_or_else(|e| e.into_inner()).upload_interval;
-                if (!batch.is_empty() || !pending.is_empty()) && started.elapsed() >= interval {
+                if (!batch.is_empty() || !pending.is_empty()) && last_seal.elapsed() >= interval {
                     p.seal(&mut batch, &mut pending).await;
-                    started = Instant::now();
+                    last_seal = Instant::now();
                 }
             }
         }
     }
+    p.agg.flush_all(&mut batch);
     p.seal(&mut batch, &mut pending).await;
 }
 
@@ -678,11 +772,6 @@ struct Shipper {
     shutdown: watch::Receiver<bool>,
 }
 
-#[derive(Deserialize)]
-struct BatchId {
-    batch_id: Uuid,
-}
-
 enum Shipped {
     Done,
     Rejected(String),
@@ -690,20 +779,22 @@ enum Shipped {
 }
 
 impl Shipper {
-    async fn ship(&self, body: Vec<u8>) -> Shipped {
-        let id = match serde_json::from_slice::<BatchId>(&body) {
-            Ok(b) => b.batch_id,
-            Err(e) => return Shipped::Rejected(format!("spooled batch unreadable: {e}")),
+    async fn ship(&self, meta: &str, body: Vec<u8>) -> Shipped {
+        let meta: SpoolMeta = match serde_json::from_str(meta) {
+            Ok(m) => m,
+            Err(e) => return Shipped::Rejected(format!("spooled batch header unreadable: {e}")),
         };
-        let res = self
+        let id = meta.batch_id;
+        let mut req = self
             .client
             .post(&self.url)
             .bearer_auth(&self.credential)
             .header(IDEMPOTENCY_HEADER, id.to_string())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if meta.encoding == "gzip" {
+            req = req.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        }
+        let res = req.body(body).send().await;
         let res = match res {
             Ok(r) => r,
             Err(e) => return Shipped::Retry(format!("cannot reach the hub: {e}")),
@@ -771,7 +862,8 @@ async fn shipper(s: Shipper) {
                     continue;
                 }
             };
-            match s.ship(body).await {
+            let (meta, body) = body;
+            match s.ship(&meta, body).await {
                 Shipped::Done => {
                     backoff = Duration::from_millis(250);
                     let _ = s.spool.lock().unwrap_or_else(|p| p.into_inner()).remove(&e);

@@ -1,8 +1,9 @@
 //! The durable spool: sealed batches on disk until the hub acknowledges them.
 //!
 //! Each batch is one file, `NNNNNNNNNNNNNNNNNNNN.batch` (a sequence number, so the oldest ships
-//! first), written as `WHSPOOL1 <sha256-of-body>\n<body>` to a temporary name, fsync'd, renamed,
-//! and the directory fsync'd. Only then does the batch count as received. A file whose checksum
+//! first), written as `WHSPOOL1 <sha256-of-meta-and-body> <meta>\n<body>` to a temporary name,
+//! fsync'd, renamed, and the directory fsync'd. `meta` is one line of the caller's (the batch id,
+//! its encoding, and the file positions it covers). Only then does the batch count as received. A file whose checksum
 //! does not match (a torn write after a crash, disk corruption) is moved to `corrupt/` and
 //! counted, never shipped.
 //!
@@ -118,6 +119,11 @@ impl Spool {
             .collect())
     }
 
+    /// The sequence number the next pushed batch will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Number of batches waiting.
     pub fn len(&self) -> usize {
         self.index.len()
@@ -141,9 +147,10 @@ impl Spool {
 
     /// Durably appends a batch body. Returns the entry and how many old batches were dropped to
     /// stay within the limit.
-    pub fn push(&mut self, body: &[u8]) -> Result<(Entry, u64), SpoolError> {
+    pub fn push(&mut self, body: &[u8], meta: &str) -> Result<(Entry, u64), SpoolError> {
+        let meta = meta.replace(['\n', '\r'], " ");
         let mut dropped = 0;
-        let size = (MAGIC.len() + 65 + body.len()) as u64;
+        let size = (MAGIC.len() + 66 + meta.len() + body.len()) as u64;
         while self.total + size > self.max_bytes {
             let Some((&oldest, _)) = self.index.iter().next() else {
                 break;
@@ -164,8 +171,10 @@ impl Spool {
         {
             let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
             f.write_all(MAGIC).map_err(io(&tmp))?;
-            f.write_all(hex::encode(Sha256::digest(body)).as_bytes())
+            f.write_all(checksum(meta.as_bytes(), body).as_bytes())
                 .map_err(io(&tmp))?;
+            f.write_all(b" ").map_err(io(&tmp))?;
+            f.write_all(meta.as_bytes()).map_err(io(&tmp))?;
             f.write_all(b"\n").map_err(io(&tmp))?;
             f.write_all(body).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;
@@ -177,28 +186,32 @@ impl Spool {
         Ok((Entry { seq, path }, dropped))
     }
 
-    /// Reads and verifies a batch body.
-    pub fn read(&mut self, e: &Entry) -> Result<Vec<u8>, SpoolError> {
+    /// Reads and verifies a batch: its meta line and body. A file that fails verification is
+    /// moved to `corrupt/` and reported.
+    pub fn read(&mut self, e: &Entry) -> Result<(String, Vec<u8>), SpoolError> {
         let data = fs::read(&e.path).map_err(io(&e.path))?;
-        let ok = data.starts_with(MAGIC)
-            && data.len() > MAGIC.len() + 65
-            && data[MAGIC.len() + 64] == b'\n'
-            && {
-                let (sum, body) = (
-                    &data[MAGIC.len()..MAGIC.len() + 64],
-                    &data[MAGIC.len() + 65..],
-                );
-                hex::encode(Sha256::digest(body)).as_bytes() == sum
-            };
-        if !ok {
-            let corrupt = self.dir.join("corrupt");
-            fs::create_dir_all(&corrupt).map_err(io(&corrupt))?;
-            let dest = corrupt.join(e.path.file_name().unwrap_or_default());
-            fs::rename(&e.path, &dest).map_err(io(&dest))?;
-            self.forget(e.seq);
-            return Err(SpoolError::Corrupt(dest));
+        match parse_file(&data) {
+            Some((meta, body)) => Ok((meta.to_owned(), body.to_vec())),
+            None => {
+                let corrupt = self.dir.join("corrupt");
+                fs::create_dir_all(&corrupt).map_err(io(&corrupt))?;
+                let dest = corrupt.join(e.path.file_name().unwrap_or_default());
+                fs::rename(&e.path, &dest).map_err(io(&dest))?;
+                self.forget(e.seq);
+                Err(SpoolError::Corrupt(dest))
+            }
         }
-        Ok(data[MAGIC.len() + 65..].to_vec())
+    }
+
+    /// The meta lines of every waiting batch that verifies (used at start-up to recover file
+    /// positions written just before a crash).
+    pub fn metas(&self) -> Vec<String> {
+        self.entries()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| fs::read(&e.path).ok())
+            .filter_map(|d| parse_file(&d).map(|(m, _)| m.to_owned()))
+            .collect()
     }
 
     /// Removes a batch after the hub acknowledged it.
@@ -224,6 +237,27 @@ impl Spool {
     }
 }
 
+fn checksum(meta: &[u8], body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(meta);
+    h.update(b"\n");
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+/// `WHSPOOL1 <sha> [meta]\n<body>` → (meta, body) if the checksum holds.
+fn parse_file(data: &[u8]) -> Option<(&str, &[u8])> {
+    let rest = data.strip_prefix(MAGIC)?;
+    let nl = memchr::memchr(b'\n', rest)?;
+    let header = std::str::from_utf8(&rest[..nl]).ok()?;
+    let body = &rest[nl + 1..];
+    let (sum, meta) = match header.split_once(' ') {
+        Some((s, m)) => (s, m),
+        None => (header, ""),
+    };
+    (sum.len() == 64 && checksum(meta.as_bytes(), body) == sum).then_some((meta, body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,16 +266,17 @@ mod tests {
     fn push_read_remove_and_resume_sequence() {
         let d = tempfile::tempdir().unwrap();
         let mut s = Spool::open(d.path(), 1 << 20).unwrap();
-        let (a, _) = s.push(b"one").unwrap();
-        let (b, _) = s.push(b"two").unwrap();
+        let (a, _) = s.push(b"one", "m1").unwrap();
+        let (b, _) = s.push(b"two", "m2\nx").unwrap();
         assert_eq!(s.len(), 2);
         assert!(a.seq < b.seq);
-        assert_eq!(s.read(&a).unwrap(), b"one");
+        assert_eq!(s.read(&a).unwrap(), ("m1".to_string(), b"one".to_vec()));
+        assert_eq!(s.metas(), vec!["m1".to_string(), "m2 x".to_string()]);
         s.remove(&a).unwrap();
         drop(s);
         let mut s = Spool::open(d.path(), 1 << 20).unwrap();
         assert_eq!(s.entries().unwrap(), vec![b.clone()]);
-        let (c, _) = s.push(b"three").unwrap();
+        let (c, _) = s.push(b"three", "").unwrap();
         assert!(c.seq > b.seq, "sequence resumes after restart");
     }
 
@@ -249,7 +284,7 @@ mod tests {
     fn corrupt_files_are_moved_aside() {
         let d = tempfile::tempdir().unwrap();
         let mut s = Spool::open(d.path(), 1 << 20).unwrap();
-        let (a, _) = s.push(b"payload").unwrap();
+        let (a, _) = s.push(b"payload", "meta").unwrap();
         let mut bytes = fs::read(&a.path).unwrap();
         *bytes.last_mut().unwrap() ^= 1;
         fs::write(&a.path, bytes).unwrap();
@@ -265,7 +300,7 @@ mod tests {
         let body = [b'x'; 100];
         let mut dropped = 0;
         for _ in 0..5 {
-            dropped += s.push(&body).unwrap().1;
+            dropped += s.push(&body, "").unwrap().1;
         }
         let left = s.entries().unwrap();
         assert!(dropped >= 2, "dropped {dropped}");
