@@ -3,9 +3,11 @@
 //! Events with the same key — source, destination, destination port, protocol, action and
 //! direction — within a window become:
 //!
-//! 1. the **first** occurrence, emitted at once (so the hub can alert on it within seconds);
-//! 2. one **summary** of the repeats, emitted when the window closes, with `count`, first and
-//!    last time, and summed bytes and packets.
+//! 1. the **first** occurrence, emitted at once into the batch being filled (so the hub can
+//!    alert on it within seconds); repeats that arrive before that batch is sealed are folded
+//!    straight into it (its `count` grows, no extra record);
+//! 2. one **summary** of the repeats that arrive after it was sealed, emitted when the window
+//!    closes, with `count`, first and last time, and summed bytes and packets.
 //!
 //! **Invariant: counts are conserved.** The sum of `count` over everything emitted equals the
 //! sum over everything pushed, once [`Aggregator::flush_all`] has run (property-tested).
@@ -47,6 +49,8 @@ impl Key {
 struct Slot {
     /// When the window for this key opened (time of the first occurrence).
     opened_ms: i64,
+    /// Where the first occurrence sits in the batch being filled, if that batch is unsealed.
+    first_at: Option<(u64, usize)>,
     /// The repeats so far, folded into one event (the first repeat's line is kept as evidence).
     repeats: Option<Event>,
     /// Whether any repeat came from a replayable source (a file): those are flushed at every
@@ -61,6 +65,8 @@ pub struct Aggregator {
     max_keys: usize,
     slots: HashMap<Key, Slot>,
     passed_through: u64,
+    /// Counts seals, so a slot knows whether its first occurrence is still in the open batch.
+    generation: u64,
 }
 
 impl Aggregator {
@@ -71,7 +77,13 @@ impl Aggregator {
             max_keys: max_keys.max(1),
             slots: HashMap::new(),
             passed_through: 0,
+            generation: 0,
         }
+    }
+
+    /// The batch being filled was sealed: later repeats are summarised instead of folded into it.
+    pub fn sealed(&mut self) {
+        self.generation += 1;
     }
 
     /// Events that skipped aggregation because the table was full.
@@ -98,8 +110,19 @@ impl Aggregator {
             return;
         }
         let key = Key::of(&e);
+        let generation = self.generation;
         if let Some(slot) = self.slots.get_mut(&key) {
             if e.time_ms >= slot.opened_ms && e.time_ms - slot.opened_ms < self.window_ms {
+                if let Some((g, i)) = slot.first_at {
+                    if g == generation {
+                        if let Some(first) = out.get_mut(i) {
+                            if Key::of(first) == key {
+                                fold(first, &e);
+                                return;
+                            }
+                        }
+                    }
+                }
                 slot.from_file |= from_file;
                 match &mut slot.repeats {
                     Some(r) => fold(r, &e),
@@ -118,6 +141,7 @@ impl Aggregator {
             }
             *slot = Slot {
                 opened_ms: e.time_ms,
+                first_at: Some((generation, out.len())),
                 repeats: None,
                 from_file: false,
             };
@@ -133,6 +157,7 @@ impl Aggregator {
             key,
             Slot {
                 opened_ms: e.time_ms,
+                first_at: Some((generation, out.len())),
                 repeats: None,
                 from_file: false,
             },
@@ -228,11 +253,14 @@ mod tests {
         let mut a = Aggregator::new(60_000, 100);
         let mut out = Vec::new();
         a.push(ev(1, 22, 0, 40), false, &mut out);
+        a.push(ev(1, 22, 500, 40), false, &mut out);
         assert_eq!(out.len(), 1, "first occurrence is sent at once");
+        assert_eq!(out[0].count, 2, "a repeat before the seal folds into it");
+        a.sealed();
         for t in 1..=9 {
             a.push(ev(1, 22, t * 1000, 40), false, &mut out);
         }
-        assert_eq!(out.len(), 1, "repeats are held");
+        assert_eq!(out.len(), 1, "later repeats are held");
         a.flush_due(30_000, &mut out);
         assert_eq!(out.len(), 1, "window still open");
         a.flush_due(60_000, &mut out);
@@ -265,6 +293,7 @@ mod tests {
         let mut out = Vec::new();
         for s in 1..=5 {
             a.push(ev(s, 22, 0, 1), false, &mut out);
+            a.sealed();
             a.push(ev(s, 22, 1, 1), false, &mut out);
         }
         a.flush_all(&mut out);
@@ -277,6 +306,7 @@ mod tests {
         let mut a = Aggregator::new(60_000, 100);
         let mut out = Vec::new();
         a.push(ev(1, 22, 0, 1), true, &mut out);
+        a.sealed();
         a.push(ev(1, 22, 1, 1), true, &mut out);
         a.flush_files(&mut out);
         assert_eq!(out.len(), 2);
@@ -312,6 +342,7 @@ mod tests {
             let mut ticks = ticks;
             ticks.sort_unstable();
             let mut ti = 0;
+            let mut sent: Vec<Event> = Vec::new();
             for (src, port, t, bytes, file) in &evs {
                 while ti < ticks.len() && ticks[ti] <= *t {
                     a.flush_due(ticks[ti], &mut out);
@@ -319,10 +350,15 @@ mod tests {
                 }
                 a.push(ev(*src, *port, *t, *bytes), *file, &mut out);
                 if *bytes % 7 == 0 {
+                    // A seal: files' repeats go with it, the batch leaves.
                     a.flush_files(&mut out);
+                    sent.append(&mut out);
+                    a.sealed();
                 }
             }
             a.flush_all(&mut out);
+            sent.append(&mut out);
+            let out = sent;
             prop_assert_eq!(out.iter().map(|e| e.count as u64).sum::<u64>(), evs.len() as u64);
             prop_assert_eq!(
                 out.iter().map(|e| e.bytes.unwrap_or(0)).sum::<u64>(),
