@@ -1,0 +1,277 @@
+//! Nothing lost, nothing stored twice — with the real binaries:
+//!
+//! - the collector is killed with SIGKILL mid-shipment, twice, and restarted;
+//! - the hub is stopped for a while and started again, while the firewall keeps logging.
+//!
+//! Each time the hub must end with every line's event exactly once.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{eventually, free_port, run, spawn, Client, Proc};
+use reqwest::StatusCode;
+
+fn line(i: usize) -> String {
+    // Distinct flows (no two lines aggregate), all inbound to the member.
+    format!(
+        "Nov 21 06:{:02}:{:02} fw kernel: [{i}.000001] [UFW BLOCK] IN=eth0 OUT= SRC=198.18.{}.{} DST=198.51.100.{} LEN=44 PROTO=TCP SPT={} DPT={} WINDOW=1024 SYN\n",
+        (i / 60) % 60,
+        i % 60,
+        (i / 250) % 250,
+        i % 250 + 1,
+        1 + i % 14,
+        1024 + i % 60000,
+        1 + (i / 7) % 65000
+    )
+}
+
+fn append(path: &Path, from: usize, to: usize) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut buf = String::new();
+    for i in from..to {
+        buf.push_str(&line(i));
+    }
+    f.write_all(buf.as_bytes()).unwrap();
+    f.sync_all().unwrap();
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    data: String,
+    hub_addr: String,
+    token: String,
+}
+
+fn setup() -> anyhow::Result<Setup> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("hub").to_str().unwrap().to_owned();
+    run(
+        &[
+            "admin",
+            "--data-dir",
+            &data,
+            "force",
+            "add",
+            "--name",
+            "F",
+            "--region",
+            "R",
+        ],
+        None,
+    )?;
+    run(
+        &[
+            "admin",
+            "--data-dir",
+            &data,
+            "member",
+            "add",
+            "--force",
+            "1",
+            "--name",
+            "M",
+            "--network",
+            "198.51.100.0/28",
+        ],
+        None,
+    )?;
+    run(
+        &[
+            "admin",
+            "--data-dir",
+            &data,
+            "user",
+            "add",
+            "--email",
+            "a@t.example",
+            "--name",
+            "A",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("correct horse battery\n"),
+    )?;
+    let token = run(
+        &[
+            "admin",
+            "--data-dir",
+            &data,
+            "token",
+            "create",
+            "--member",
+            "1",
+        ],
+        None,
+    )?
+    .trim()
+    .to_owned();
+    Ok(Setup {
+        dir,
+        data,
+        hub_addr: format!("127.0.0.1:{}", free_port()),
+        token,
+    })
+}
+
+fn start_hub(s: &Setup) -> anyhow::Result<Proc> {
+    spawn(
+        s.dir.path(),
+        "hub",
+        &["hub", "--data-dir", &s.data, "--listen", &s.hub_addr],
+        &[],
+    )
+}
+
+fn start_collector(s: &Setup, log: &Path) -> anyhow::Result<Proc> {
+    spawn(
+        s.dir.path(),
+        "collector",
+        &[
+            "collect",
+            "--hub",
+            &format!("http://{}", s.hub_addr),
+            "--data-dir",
+            s.dir.path().join("collector").to_str().unwrap(),
+            "--udp",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+            "--file",
+            log.to_str().unwrap(),
+        ],
+        &[
+            ("WATCHHOUSE_ENROL_TOKEN", &s.token),
+            ("WATCHHOUSE__COLLECTOR__BATCH_MAX_EVENTS", "2000"),
+        ],
+    )
+}
+
+async fn admin(s: &Setup) -> anyhow::Result<Client> {
+    let url = format!("http://{}", s.hub_addr);
+    eventually(Duration::from_secs(30), "the hub", || {
+        let u = url.clone();
+        async move {
+            Ok(reqwest::get(format!("{u}/healthz"))
+                .await
+                .ok()
+                .filter(|r| r.status().is_success()))
+        }
+    })
+    .await?;
+    let mut c = Client::new(&url);
+    assert_eq!(
+        c.login("a@t.example", "correct horse battery").await?,
+        StatusCode::SEE_OTHER
+    );
+    Ok(c)
+}
+
+async fn total(c: &Client) -> anyhow::Result<u64> {
+    let (_, v) = c.get_json("/api/v1/members/1/summary").await?;
+    Ok(v["total_events"].as_u64().unwrap_or(0))
+}
+
+/// Waits until the hub holds exactly `n`, failing at once on more.
+async fn exactly(c: &Client, n: u64, within: Duration) -> anyhow::Result<()> {
+    eventually(within, &format!("{n} events at the hub"), || async {
+        let t = total(c).await?;
+        assert!(
+            t <= n,
+            "the hub stored {t} events for {n} lines: something was stored twice"
+        );
+        Ok((t == n).then_some(()))
+    })
+    .await?;
+    // And it stays there.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(total(c).await?, n);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_killed_mid_shipment_loses_and_duplicates_nothing() -> anyhow::Result<()> {
+    let s = setup()?;
+    let log = s.dir.path().join("fw.log");
+    const N: usize = 120_000;
+    append(&log, 0, N);
+    let _hub = start_hub(&s)?;
+    let c = admin(&s).await?;
+    let mut kills = 0;
+    for round in 0..2 {
+        let mut col = start_collector(&s, &log)?;
+        // Kill it as soon as it has shipped something but not everything.
+        let seen = eventually(Duration::from_secs(120), "shipping to start", || async {
+            let t = total(&c).await?;
+            Ok((t > (round as u64) * 10_000 && t < N as u64).then_some(t))
+        })
+        .await;
+        match seen {
+            Ok(t) => {
+                col.child.kill()?; // SIGKILL
+                col.child.wait()?;
+                kills += 1;
+                println!("round {round}: killed the collector with {t} of {N} events at the hub");
+            }
+            Err(e) => anyhow::bail!("{e}; collector log:\n{}", col.log()),
+        }
+    }
+    assert_eq!(kills, 2);
+    let col = start_collector(&s, &log)?;
+    exactly(&c, N as u64, Duration::from_secs(180))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; collector log:\n{}", col.log()))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_outage_is_ridden_out_by_the_spool() -> anyhow::Result<()> {
+    let s = setup()?;
+    let log = s.dir.path().join("fw.log");
+    append(&log, 0, 1_000);
+    let mut hub = start_hub(&s)?;
+    let c = admin(&s).await?;
+    let col = start_collector(&s, &log)?;
+    exactly(&c, 1_000, Duration::from_secs(60)).await?;
+
+    // The hub goes away; the firewall keeps logging.
+    let status = hub.interrupt(Duration::from_secs(20))?;
+    assert!(status.success(), "hub stopped cleanly");
+    append(&log, 1_000, 6_000);
+    let spool = s.dir.path().join("collector/spool");
+    eventually(
+        Duration::from_secs(30),
+        "batches waiting in the spool",
+        || {
+            let spool = spool.clone();
+            async move {
+                let n = std::fs::read_dir(&spool)?
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "batch"))
+                    .count();
+                Ok((n >= 1).then_some(n))
+            }
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        col.log().contains("cannot reach the hub"),
+        "the collector noticed the outage"
+    );
+
+    // The hub comes back: everything arrives, once.
+    let _hub = start_hub(&s)?;
+    let c = admin(&s).await?;
+    exactly(&c, 6_000, Duration::from_secs(120))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; collector log:\n{}", col.log()))?;
+    Ok(())
+}
