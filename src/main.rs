@@ -144,9 +144,9 @@ pub async fn hub_state(
         .await
         .with_context(|| format!("cannot open the database {}", cfg.database_url()))?;
     let (feeds, _errors) = watchhouse_hub::intel::load_all(&cfg.feeds);
-    let matcher = watchhouse_hub::intel::build(&feeds);
+    let intel = watchhouse_hub::intel::build(&feeds);
     Ok((
-        watchhouse_hub::AppState::new(store, cfg.clone(), matcher),
+        watchhouse_hub::AppState::new(store, cfg.clone(), intel),
         feeds,
     ))
 }

@@ -29,6 +29,10 @@ const COVERED: &[(&str, &str)] = &[
     ("/alerts/{id}/status", "per alert"),
     ("/api/v1/enrol", "token-scoped"),
     ("/api/v1/ingest", "credential-scoped (tests/ingest.rs)"),
+    (
+        "/api/v1/collector/watchlist",
+        "credential-scoped, member-independent (tests/watchlist.rs)",
+    ),
     ("/api/v1/me", "own user"),
     ("/api/v1/forces", "per force"),
     ("/api/v1/forces/{id}/members", "per force"),

@@ -7,15 +7,16 @@
 //! |----------|-------------|-----------------------------------------------------------|
 //! | own      | own         | withheld (`internal`): never leaves the member's network |
 //! | internet | own         | sent, inbound                                             |
-//! | own      | internet    | sent as outbound only if the member opted in, else withheld (`outbound`) |
+//! | own      | internet    | sent as outbound if the member opted in **or the destination is on the watchlist the hub pushes** (a device calling a known command-and-control server must be reported); else withheld (`outbound`) |
 //! | internet | internet    | the firewall's own direction decides; unknown is withheld (`unknown_direction`) |
 //!
 //! **Invariant: withheld events are counted, never sent.**
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use watchhouse_event::{Direction, Event};
-use watchhouse_intel::{is_non_internet, Cidr, NetSet};
+use watchhouse_intel::{is_non_internet, Cidr, Matcher, NetSet};
 
 /// What the filter decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,10 +28,12 @@ pub enum Verdict {
 }
 
 /// The member's settings that drive the filter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct EdgePolicy {
     own: NetSet,
     send_outbound: bool,
+    /// Known-bad destinations pushed by the hub.
+    watchlist: Option<Arc<Matcher>>,
 }
 
 impl EdgePolicy {
@@ -49,9 +52,22 @@ impl EdgePolicy {
             EdgePolicy {
                 own: NetSet::new(nets),
                 send_outbound,
+                watchlist: None,
             },
             errors,
         )
+    }
+
+    /// The same policy with a watchlist of known-bad destinations.
+    pub fn with_watchlist(mut self, w: Option<Arc<Matcher>>) -> Self {
+        self.watchlist = w;
+        self
+    }
+
+    fn listed(&self, ip: IpAddr) -> bool {
+        self.watchlist
+            .as_ref()
+            .is_some_and(|m| m.lookup(ip).is_some())
     }
 
     fn is_own(&self, ip: IpAddr) -> bool {
@@ -60,7 +76,7 @@ impl EdgePolicy {
 
     /// Classifies one event.
     pub fn classify(&self, e: &Event) -> Verdict {
-        let outbound = if self.send_outbound {
+        let outbound = if self.send_outbound || self.listed(e.dst_ip) {
             Verdict::Send(Direction::Outbound)
         } else {
             Verdict::Withhold("outbound")
@@ -136,6 +152,29 @@ mod tests {
         assert_eq!(
             p.classify(&ev("203.0.113.9", "8.8.8.8", u)),
             Verdict::Withhold("unknown_direction")
+        );
+        // Without the opt-in, outbound to a destination on the pushed watchlist is still sent.
+        let mut b = watchhouse_intel::MatcherBuilder::new();
+        let (c2, _) = watchhouse_intel::parse_netset("203.0.113.66\n");
+        b.add_list(
+            watchhouse_intel::ListInfo {
+                name: "c2".into(),
+                category: "c2".into(),
+            },
+            c2,
+        );
+        let watched = p.clone().with_watchlist(Some(Arc::new(b.build())));
+        assert_eq!(
+            watched.classify(&ev("192.168.1.2", "203.0.113.66", u)),
+            Verdict::Send(Direction::Outbound)
+        );
+        assert_eq!(
+            watched.classify(&ev("192.168.1.2", "8.8.8.8", u)),
+            Verdict::Withhold("outbound")
+        );
+        assert_eq!(
+            watched.classify(&ev("192.168.1.2", "192.168.1.3", u)),
+            Verdict::Withhold("internal")
         );
         let (opt_in, _) = EdgePolicy::new(&[], true);
         assert_eq!(

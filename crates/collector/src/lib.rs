@@ -260,6 +260,23 @@ async fn ensure_enrolled(
 struct Live {
     policy: EdgePolicy,
     upload_interval: Duration,
+    /// The watchlist in use and its version.
+    watchlist: Option<(String, Arc<watchhouse_intel::Matcher>)>,
+    /// The version the hub last announced.
+    wanted_watchlist: String,
+}
+
+fn watchlist_matcher(text: &str) -> watchhouse_intel::Matcher {
+    let (entries, _) = watchhouse_intel::parse_netset(text);
+    let mut b = watchhouse_intel::MatcherBuilder::new();
+    b.add_list(
+        watchhouse_intel::ListInfo {
+            name: "hub watchlist".into(),
+            category: "watchlist".into(),
+        },
+        entries,
+    );
+    b.build()
 }
 
 fn apply_settings(live: &RwLock<Live>, s: &CollectorSettings, default_interval: u64) {
@@ -273,8 +290,15 @@ fn apply_settings(live: &RwLock<Live>, s: &CollectorSettings, default_interval: 
         s.upload_interval_ms
     };
     let mut l = live.write().unwrap_or_else(|p| p.into_inner());
-    l.policy = policy;
+    l.policy = policy.with_watchlist(l.watchlist.as_ref().map(|(_, m)| m.clone()));
     l.upload_interval = Duration::from_millis(ms.clamp(100, 3_600_000));
+    l.wanted_watchlist = s.watchlist_version.clone();
+}
+
+fn set_watchlist(live: &RwLock<Live>, version: String, m: Arc<watchhouse_intel::Matcher>) {
+    let mut l = live.write().unwrap_or_else(|p| p.into_inner());
+    l.policy = l.policy.clone().with_watchlist(Some(m.clone()));
+    l.watchlist = Some((version, m));
 }
 
 /// Health counters, shared by the pipeline's tasks.
@@ -415,7 +439,16 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
     let live = Arc::new(RwLock::new(Live {
         policy: EdgePolicy::default(),
         upload_interval: Duration::from_millis(cfg.upload_interval_ms.max(100)),
+        watchlist: None,
+        wanted_watchlist: String::new(),
     }));
+    // The last watchlist, so outbound reporting works from the first line after a restart.
+    let watchlist_path = cfg.data_dir.join("watchlist.txt");
+    if let Ok(text) = std::fs::read_to_string(&watchlist_path) {
+        if let Some((version, list)) = text.split_once('\n') {
+            set_watchlist(&live, version.to_owned(), Arc::new(watchlist_matcher(list)));
+        }
+    }
     let settings_path = cfg.data_dir.join("settings.json");
     let saved: Option<CollectorSettings> = fresh_settings.or_else(|| {
         std::fs::read(&settings_path)
@@ -516,6 +549,11 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
         ),
     }));
     let shipper = tokio::spawn(shipper(Shipper {
+        watchlist_url: format!(
+            "{}/api/v1/collector/watchlist",
+            cfg.hub_url.trim_end_matches('/')
+        ),
+        watchlist_path,
         client,
         url: format!("{}/api/v1/ingest", cfg.hub_url.trim_end_matches('/')),
         credential: cred.credential,
@@ -760,6 +798,8 @@ async fn pipeline(mut p: Pipeline) {
 }
 
 struct Shipper {
+    watchlist_url: String,
+    watchlist_path: PathBuf,
     client: reqwest::Client,
     url: String,
     credential: String,
@@ -779,6 +819,64 @@ enum Shipped {
 }
 
 impl Shipper {
+    /// Fetches the watchlist when the hub announced a version this collector does not have.
+    async fn refresh_watchlist(&self) {
+        let (wanted, have) = {
+            let l = self.live.read().unwrap_or_else(|p| p.into_inner());
+            (
+                l.wanted_watchlist.clone(),
+                l.watchlist.as_ref().map(|(v, _)| v.clone()),
+            )
+        };
+        if wanted.is_empty() || have.as_deref() == Some(wanted.as_str()) {
+            return;
+        }
+        let res = self
+            .client
+            .get(&self.watchlist_url)
+            .bearer_auth(&self.credential)
+            .send()
+            .await;
+        let body = match res {
+            Ok(r) if r.status().is_success() => {
+                let version = r
+                    .headers()
+                    .get(reqwest::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.trim_matches('"').to_owned())
+                    .unwrap_or_default();
+                r.bytes().await.map(|b| (version, b))
+            }
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "cannot fetch the watchlist");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch the watchlist");
+                return;
+            }
+        };
+        let Ok((version, gz)) = body else { return };
+        let path = self.watchlist_path.clone();
+        let built =
+            tokio::task::spawn_blocking(move || -> Option<(String, watchhouse_intel::Matcher)> {
+                use std::io::Read;
+                let mut text = String::new();
+                // The body is bounded by the hub; still, never expand beyond 256 MiB.
+                flate2::read::GzDecoder::new(&gz[..])
+                    .take(256 << 20)
+                    .read_to_string(&mut text)
+                    .ok()?;
+                let _ = write_private(&path, format!("{version}\n{text}").as_bytes());
+                Some((version, watchlist_matcher(&text)))
+            })
+            .await;
+        if let Ok(Some((version, m))) = built {
+            tracing::info!(%version, entries = m.len(), "watchlist updated");
+            set_watchlist(&self.live, version, Arc::new(m));
+        }
+    }
+
     async fn ship(&self, meta: &str, body: Vec<u8>) -> Shipped {
         let meta: SpoolMeta = match serde_json::from_str(meta) {
             Ok(m) => m,
@@ -841,6 +939,7 @@ async fn shipper(s: Shipper) {
             if *shutdown.borrow() {
                 return;
             }
+            s.refresh_watchlist().await;
             tokio::select! {
                 _ = s.notify.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -866,6 +965,7 @@ async fn shipper(s: Shipper) {
             match s.ship(&meta, body).await {
                 Shipped::Done => {
                     backoff = Duration::from_millis(250);
+                    s.refresh_watchlist().await;
                     let _ = s.spool.lock().unwrap_or_else(|p| p.into_inner()).remove(&e);
                 }
                 Shipped::Rejected(msg) => {

@@ -60,16 +60,22 @@ impl Severity {
 pub enum AlertKind {
     /// Inbound traffic from an address on a known-bad list.
     ListedSourceInbound,
+    /// A device on the member's network contacted an address on a known-bad list.
+    ListedDestinationOutbound,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: &'static [AlertKind] = &[AlertKind::ListedSourceInbound];
+    pub const ALL: &'static [AlertKind] = &[
+        AlertKind::ListedSourceInbound,
+        AlertKind::ListedDestinationOutbound,
+    ];
 
     /// Stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::ListedSourceInbound => "listed_source_inbound",
+            AlertKind::ListedDestinationOutbound => "listed_destination_outbound",
         }
     }
 
@@ -77,6 +83,7 @@ impl AlertKind {
     pub fn label(self) -> &'static str {
         match self {
             AlertKind::ListedSourceInbound => "Known attacker, incoming",
+            AlertKind::ListedDestinationOutbound => "Device contacting a known criminal server",
         }
     }
 
@@ -108,6 +115,21 @@ pub struct Observation {
 pub fn detect(events: &[Event], matcher: &Matcher) -> Vec<Observation> {
     let mut out = Vec::new();
     for (i, e) in events.iter().enumerate() {
+        if e.direction == Direction::Outbound {
+            if let Some(hit) = matcher.lookup(e.dst_ip) {
+                let kind = AlertKind::ListedDestinationOutbound;
+                out.push(Observation {
+                    kind,
+                    severity: Severity::Critical,
+                    // One alert per internal device and destination.
+                    dedup_key: format!("{}|{}|{}", kind.as_str(), e.dst_ip, e.src_ip),
+                    subject_ip: e.dst_ip,
+                    lists: matcher.names(hit).into_iter().map(str::to_owned).collect(),
+                    event_index: i,
+                });
+            }
+            continue;
+        }
         if e.direction != Direction::Inbound {
             continue;
         }
@@ -184,6 +206,24 @@ pub fn describe(f: &AlertFacts) -> AlertText {
         format!("{} times", f.event_count)
     };
     match (f.kind, f.severity) {
+        (AlertKind::ListedDestinationOutbound, _) => AlertText {
+            title: format!(
+                "A device on your network contacted a known criminal server: {}",
+                f.subject_ip
+            ),
+            what_it_means: format!(
+                "A computer or device inside your network connected to {} ({times}). That address is \
+                 on {lists}, used to control infected machines or to receive stolen data. The device \
+                 may be infected with malware. The evidence below shows which of your addresses it was.",
+                f.subject_ip
+            ),
+            what_to_do: vec![
+                "Find the device: the evidence below gives its internal address; your IT support or router can tell you which machine that is.".to_owned(),
+                "Disconnect it from the network now (unplug the cable or turn off its Wi-Fi). Do not switch it off or wipe it: that destroys evidence.".to_owned(),
+                "Call your IT support to check and clean it, and change any passwords used on it, from a different device.".to_owned(),
+                "Report it: your police force's cyber protect team can see this alert and will help. If money or personal data may be involved, report it to Action Fraud as well.".to_owned(),
+            ],
+        },
         (AlertKind::ListedSourceInbound, Severity::High | Severity::Critical) => {
             let target = port_phrase(&f.ports);
             let service = f
@@ -293,6 +333,34 @@ mod tests {
         assert_eq!(obs[1].severity, Severity::High);
         assert_eq!(obs[1].lists, vec!["demo".to_string()]);
         assert_ne!(obs[0].dedup_key, obs[1].dedup_key);
+    }
+
+    #[test]
+    fn outbound_to_a_listed_destination_is_critical() {
+        let mut e = ev("192.168.1.5", Action::Allow, Direction::Outbound);
+        e.dst_ip = "203.0.113.66".parse().unwrap();
+        let obs = detect(&[e], &matcher());
+        assert_eq!(obs.len(), 1);
+        assert_eq!(obs[0].kind, AlertKind::ListedDestinationOutbound);
+        assert_eq!(obs[0].severity, Severity::Critical);
+        assert_eq!(obs[0].subject_ip.to_string(), "203.0.113.66");
+        let t = describe(&AlertFacts {
+            kind: obs[0].kind,
+            severity: obs[0].severity,
+            subject_ip: obs[0].subject_ip,
+            lists: obs[0].lists.clone(),
+            ports: vec![443],
+            event_count: 1,
+        });
+        assert!(t.title.contains("criminal server"));
+        assert!(t
+            .what_to_do
+            .iter()
+            .any(|s| s.contains("Do not switch it off")));
+        // An unlisted destination raises nothing.
+        let mut quiet = ev("192.168.1.5", Action::Allow, Direction::Outbound);
+        quiet.dst_ip = "8.8.8.8".parse().unwrap();
+        assert!(detect(&[quiet], &matcher()).is_empty());
     }
 
     #[test]

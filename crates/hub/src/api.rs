@@ -56,6 +56,7 @@ async fn settings_for(st: &AppState, member_id: Id) -> Result<CollectorSettings,
         member_networks: m.as_ref().map(|m| m.networks.clone()).unwrap_or_default(),
         send_outbound: m.map(|m| m.send_outbound).unwrap_or(false),
         upload_interval_ms: st.config.upload_interval_ms,
+        watchlist_version: st.intel().watchlist.version.clone(),
     })
 }
 
@@ -177,6 +178,33 @@ fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     }
 }
 
+/// `GET /api/v1/collector/watchlist`: the outbound watchlist for an enrolled collector
+/// (gzip, one CIDR per line; `ETag` is the version, `If-None-Match` answers 304).
+pub async fn watchlist(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    collector_auth(&st, &headers).await?;
+    let intel = st.intel();
+    let etag = format!("\"{}\"", intel.watchlist.version);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (header::CONTENT_ENCODING, "gzip".to_owned()),
+            (header::ETAG, etag),
+        ],
+        intel.watchlist.gz.clone(),
+    )
+        .into_response())
+}
+
 /// Longest raw line stored.
 pub const MAX_RAW_BYTES: usize = 64 * 1024;
 /// Longest short text field (interface, rule, device).
@@ -278,8 +306,8 @@ pub async fn ingest(
         })
         .cloned()
         .collect();
-    let matcher = st.matcher();
-    let observations = detect(&events, &matcher);
+    let intel = st.intel();
+    let observations = detect(&events, &intel.matcher);
     let out = st
         .store
         .ingest(

@@ -7,7 +7,12 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use watchhouse_intel::{parse_netset, Cidr, ListInfo, Matcher, MatcherBuilder, MAX_LISTS};
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+use watchhouse_intel::{
+    is_non_internet, parse_netset, Cidr, ListInfo, Matcher, MatcherBuilder, MAX_LISTS,
+};
 
 use crate::{AppState, FeedConfig};
 
@@ -55,8 +60,61 @@ fn read_feed(cfg: &FeedConfig) -> Result<LoadedFeed, String> {
     })
 }
 
+/// What the hub looks addresses up in, and what it pushes to collectors.
+pub struct Intel {
+    /// Lookups for detection.
+    pub matcher: Matcher,
+    /// The outbound watchlist collectors use to report devices contacting listed destinations.
+    pub watchlist: Watchlist,
+}
+
+/// Every listed internet address and block, as a gzipped text list with a version.
+pub struct Watchlist {
+    /// First 16 hex digits of the SHA-256 of the list; changes whenever the list does.
+    pub version: String,
+    /// The list (one CIDR per line), gzip-compressed.
+    pub gz: Vec<u8>,
+    /// Entries in the list.
+    pub entries: usize,
+}
+
+/// Builds the matcher and the watchlist from loaded lists.
+pub fn build(feeds: &[LoadedFeed]) -> Intel {
+    Intel {
+        matcher: build_matcher(feeds),
+        watchlist: build_watchlist(feeds),
+    }
+}
+
+/// The watchlist: entries of every list, deduplicated, without private and special ranges
+/// (some lists include bogons, which are never an outbound destination on the internet).
+pub fn build_watchlist(feeds: &[LoadedFeed]) -> Watchlist {
+    use std::io::Write;
+    let set: BTreeSet<Cidr> = feeds
+        .iter()
+        .flat_map(|f| f.entries.iter().copied())
+        .filter(|c| !is_non_internet(c.addr()))
+        .collect();
+    let mut text = String::with_capacity(set.len() * 16);
+    for c in &set {
+        text.push_str(&c.to_string());
+        text.push('\n');
+    }
+    let version = hex::encode(&Sha256::digest(text.as_bytes())[..8]);
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    let gz = enc
+        .write_all(text.as_bytes())
+        .and_then(|_| enc.finish())
+        .unwrap_or_default();
+    Watchlist {
+        version,
+        gz,
+        entries: set.len(),
+    }
+}
+
 /// Builds a matcher from loaded lists.
-pub fn build(feeds: &[LoadedFeed]) -> Matcher {
+pub fn build_matcher(feeds: &[LoadedFeed]) -> Matcher {
     let mut b = MatcherBuilder::new();
     for f in feeds.iter().take(MAX_LISTS) {
         b.add_list(
@@ -127,9 +185,9 @@ pub async fn watch(state: AppState, mut feeds: Vec<LoadedFeed>) {
         }
         if changed {
             let snapshot = feeds.clone();
-            if let Ok(m) = tokio::task::spawn_blocking(move || build(&snapshot)).await {
-                tracing::info!(entries = m.len(), "intelligence updated");
-                state.set_matcher(m);
+            if let Ok(intel) = tokio::task::spawn_blocking(move || build(&snapshot)).await {
+                tracing::info!(entries = intel.matcher.len(), watchlist = %intel.watchlist.version, "intelligence updated");
+                state.set_intel(intel);
             }
         }
     }

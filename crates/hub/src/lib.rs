@@ -17,7 +17,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
-use watchhouse_intel::Matcher;
 use watchhouse_store::Store;
 
 pub mod api;
@@ -47,8 +46,8 @@ pub struct Inner {
     pub config: HubConfig,
     /// Counters.
     pub metrics: metrics::Metrics,
-    /// The current intelligence matcher; replaced whole when feeds change.
-    matcher: RwLock<Arc<Matcher>>,
+    /// The current intelligence; replaced whole when feeds change.
+    intel: RwLock<Arc<intel::Intel>>,
     /// Sign-in rate limit.
     pub limiter: auth::LoginLimiter,
     /// Whether cookies carry `Secure`.
@@ -68,7 +67,7 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(store: Arc<dyn Store>, config: HubConfig, matcher: Matcher) -> AppState {
+    pub fn new(store: Arc<dyn Store>, config: HubConfig, intel: intel::Intel) -> AppState {
         let listen_is_loopback = config
             .listen
             .parse::<SocketAddr>()
@@ -80,9 +79,10 @@ impl AppState {
             CookieSecurity::Auto => !listen_is_loopback || config.tls_enabled(),
         };
         let metrics = metrics::Metrics::new();
-        metrics
-            .intel_entries
-            .store(matcher.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        metrics.intel_entries.store(
+            intel.matcher.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         AppState(Arc::new(Inner {
             store,
             limiter: auth::LoginLimiter::new(
@@ -91,25 +91,22 @@ impl AppState {
             ),
             config,
             metrics,
-            matcher: RwLock::new(Arc::new(matcher)),
+            intel: RwLock::new(Arc::new(intel)),
             secure_cookies,
         }))
     }
 
-    /// The matcher in use now.
-    pub fn matcher(&self) -> Arc<Matcher> {
-        self.matcher
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// The intelligence in use now.
+    pub fn intel(&self) -> Arc<intel::Intel> {
+        self.intel.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Swaps in a new matcher; lookups in flight finish on the old one.
-    pub fn set_matcher(&self, m: Matcher) {
+    /// Swaps in new intelligence; lookups in flight finish on the old one.
+    pub fn set_intel(&self, i: intel::Intel) {
         self.metrics
             .intel_entries
-            .store(m.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        *self.matcher.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
+            .store(i.matcher.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        *self.intel.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(i);
     }
 }
 
@@ -155,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/{id}", get(pages::alert))
         .route("/alerts/{id}/status", post(pages::alert_status))
         .route("/api/v1/enrol", post(api::enrol))
+        .route("/api/v1/collector/watchlist", get(api::watchlist))
         .route(
             "/api/v1/ingest",
             post(api::ingest).layer(DefaultBodyLimit::max(watchhouse_proto::MAX_BATCH_BYTES)),

@@ -65,6 +65,10 @@ pub struct CollectorSettings {
     /// How often to ship, in milliseconds.
     #[serde(default)]
     pub upload_interval_ms: u64,
+    /// Version of the outbound watchlist (`GET /api/v1/collector/watchlist`); fetch it when this
+    /// changes. Outbound traffic to a listed destination is sent even without the opt-in.
+    #[serde(default)]
+    pub watchlist_version: String,
 }
 
 /// A batch of events from one collector.
