@@ -117,6 +117,8 @@ aggregate_window_secs = 60
 aggregate_max_flows = 100000
 # Extra PEM CA certificate to trust for an https:// hub.
 ca_cert = ""
+# Seconds without shipping after which the collector sends a heartbeat (health, spool depth).
+heartbeat_secs = 60
 "#;
 
 /// Loads the file (if given) and applies environment overrides from `vars`.

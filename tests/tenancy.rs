@@ -30,6 +30,10 @@ const COVERED: &[(&str, &str)] = &[
     ("/api/v1/enrol", "token-scoped"),
     ("/api/v1/ingest", "credential-scoped (tests/ingest.rs)"),
     (
+        "/api/v1/collector/heartbeat",
+        "credential-scoped: writes only its own collector (tests/watchlist.rs)",
+    ),
+    (
         "/api/v1/collector/watchlist",
         "credential-scoped, member-independent (tests/watchlist.rs)",
     ),

@@ -149,7 +149,10 @@ async fn listed_destinations_are_reported_without_the_outbound_opt_in() -> anyho
             "--file",
             log.to_str().unwrap(),
         ],
-        &[("WATCHHOUSE_ENROL_TOKEN", &token)],
+        &[
+            ("WATCHHOUSE_ENROL_TOKEN", &token),
+            ("WATCHHOUSE__COLLECTOR__HEARTBEAT_SECS", "1"),
+        ],
     )?;
     let updates = |n: usize| {
         let col_log = col.log.clone();

@@ -93,6 +93,8 @@ pub struct CollectorConfig {
     pub aggregate_max_flows: usize,
     /// Extra PEM CA certificate to trust for an `https://` hub.
     pub ca_cert: String,
+    /// Seconds without shipping after which the collector sends a heartbeat.
+    pub heartbeat_secs: u64,
 }
 
 impl Default for CollectorConfig {
@@ -113,6 +115,7 @@ impl Default for CollectorConfig {
             aggregate_window_secs: 60,
             aggregate_max_flows: 100_000,
             ca_cert: String::new(),
+            heartbeat_secs: 60,
         }
     }
 }
@@ -549,6 +552,11 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
         ),
     }));
     let shipper = tokio::spawn(shipper(Shipper {
+        heartbeat_url: format!(
+            "{}/api/v1/collector/heartbeat",
+            cfg.hub_url.trim_end_matches('/')
+        ),
+        heartbeat_every: Duration::from_secs(cfg.heartbeat_secs.max(1)),
         watchlist_url: format!(
             "{}/api/v1/collector/watchlist",
             cfg.hub_url.trim_end_matches('/')
@@ -798,6 +806,8 @@ async fn pipeline(mut p: Pipeline) {
 }
 
 struct Shipper {
+    heartbeat_url: String,
+    heartbeat_every: Duration,
     watchlist_url: String,
     watchlist_path: PathBuf,
     client: reqwest::Client,
@@ -819,6 +829,48 @@ enum Shipped {
 }
 
 impl Shipper {
+    /// Tells the hub this collector is alive and healthy; applies the settings it answers.
+    async fn heartbeat(&self) -> bool {
+        let mut stats = self
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot();
+        stats.spool_batches = self.spool.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        let hb = watchhouse_proto::Heartbeat {
+            collector_version: VERSION.into(),
+            stats,
+        };
+        match self
+            .client
+            .post(&self.heartbeat_url)
+            .bearer_auth(&self.credential)
+            .json(&hb)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => match r.json::<CollectorSettings>().await {
+                Ok(settings) => {
+                    apply_settings(&self.live, &settings, self.default_interval);
+                    let _ = write_private(
+                        &self.settings_path,
+                        &serde_json::to_vec(&settings).unwrap_or_default(),
+                    );
+                    true
+                }
+                Err(_) => false,
+            },
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "heartbeat refused");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "heartbeat failed");
+                false
+            }
+        }
+    }
+
     /// Fetches the watchlist when the hub announced a version this collector does not have.
     async fn refresh_watchlist(&self) {
         let (wanted, have) = {
@@ -930,6 +982,7 @@ impl Shipper {
 async fn shipper(s: Shipper) {
     let mut backoff = Duration::from_millis(250);
     let mut shutdown = s.shutdown.clone();
+    let mut last_contact: Option<Instant> = None;
     loop {
         let entries = {
             let sp = s.spool.lock().unwrap_or_else(|p| p.into_inner());
@@ -938,6 +991,10 @@ async fn shipper(s: Shipper) {
         if entries.is_empty() {
             if *shutdown.borrow() {
                 return;
+            }
+            if last_contact.is_none_or(|t| t.elapsed() >= s.heartbeat_every) && s.heartbeat().await
+            {
+                last_contact = Some(Instant::now());
             }
             s.refresh_watchlist().await;
             tokio::select! {
@@ -965,6 +1022,7 @@ async fn shipper(s: Shipper) {
             match s.ship(&meta, body).await {
                 Shipped::Done => {
                     backoff = Duration::from_millis(250);
+                    last_contact = Some(Instant::now());
                     s.refresh_watchlist().await;
                     let _ = s.spool.lock().unwrap_or_else(|p| p.into_inner()).remove(&e);
                 }

@@ -205,6 +205,34 @@ pub async fn watchlist(
         .into_response())
 }
 
+/// `POST /api/v1/collector/heartbeat`: an idle collector's health; answers its settings.
+pub async fn heartbeat(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<CollectorSettings>, ApiError> {
+    let collector = collector_auth(&st, &headers).await?;
+    let hb: watchhouse_proto::Heartbeat = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_heartbeat",
+            format!(
+                "Expected {{\"collector_version\", \"stats\"}}: {}",
+                clip(&e.to_string(), 200)
+            ),
+        )
+    })?;
+    if hb.stats.samples.len() > 100 || hb.collector_version.len() > 64 {
+        return Err(ApiError::bad_request(
+            "invalid_heartbeat",
+            "Too many samples or too long a version.",
+        ));
+    }
+    st.store
+        .collector_heartbeat(collector.id, &hb.collector_version, &hb.stats, now_ms())
+        .await?;
+    Ok(Json(settings_for(&st, collector.member_id).await?))
+}
+
 /// Longest raw line stored.
 pub const MAX_RAW_BYTES: usize = 64 * 1024;
 /// Longest short text field (interface, rule, device).

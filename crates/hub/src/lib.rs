@@ -153,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/{id}/status", post(pages::alert_status))
         .route("/api/v1/enrol", post(api::enrol))
         .route("/api/v1/collector/watchlist", get(api::watchlist))
+        .route("/api/v1/collector/heartbeat", post(api::heartbeat))
         .route(
             "/api/v1/ingest",
             post(api::ingest).layer(DefaultBodyLimit::max(watchhouse_proto::MAX_BATCH_BYTES)),

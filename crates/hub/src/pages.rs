@@ -254,7 +254,12 @@ pub async fn home(State(st): State<AppState>, PageAuthed(a): PageAuthed) -> Resp
             .collect::<Vec<_>>(),
         Err(e) => return error_response(Some(&viewer(&a)), e.into()),
     };
-    Html(web::home_page(&viewer(&a), &members, &alerts).into_string()).into_response()
+    let collectors = match st.store.list_collectors(&a.scope, None).await {
+        Ok(c) => c,
+        Err(e) => return error_response(Some(&viewer(&a)), e.into()),
+    };
+    Html(web::home_page(&viewer(&a), &members, &alerts, &collectors, now_ms()).into_string())
+        .into_response()
 }
 
 /// `GET /members/{id}`.

@@ -125,6 +125,15 @@ pub struct UnparsedSample {
 /// Longest sample line kept.
 pub const MAX_SAMPLE_BYTES: usize = 512;
 
+/// A collector's periodic sign of life, sent when it has had nothing to ship for a while.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Collector software version.
+    pub collector_version: String,
+    /// Health now.
+    pub stats: CollectorStats,
+}
+
 /// Hub's answer to an ingest.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IngestResponse {

@@ -416,6 +416,14 @@ pub trait Store: Send + Sync + 'static {
     async fn collector_by_credential(&self, credential_hash: &str) -> Result<Option<Collector>>;
     /// Revokes a collector; its credential stops working at once.
     async fn revoke_collector(&self, scope: &Scope, id: Id) -> Result<bool>;
+    /// Records a collector's heartbeat (contact time, version, health).
+    async fn collector_heartbeat(
+        &self,
+        collector_id: Id,
+        version: &str,
+        stats: &CollectorStats,
+        now_ms: i64,
+    ) -> Result<()>;
     /// Collectors of the members in scope (optionally one member).
     async fn list_collectors(&self, scope: &Scope, member_id: Option<Id>)
         -> Result<Vec<Collector>>;

@@ -900,6 +900,26 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn collector_heartbeat(
+        &self,
+        collector_id: Id,
+        version: &str,
+        stats: &watchhouse_proto::CollectorStats,
+        now_ms: i64,
+    ) -> Result<()> {
+        let version = version.to_owned();
+        let stats = serde_json::to_string(stats).map_err(be)?;
+        self.write(move |c| {
+            c.execute(
+                "UPDATE collectors SET last_seen_ms = ?, version = ?, stats = ? WHERE id = ? AND revoked_ms IS NULL",
+                params![now_ms, version, stats, collector_id],
+            )
+            .map_err(be)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn list_collectors(
         &self,
         scope: &Scope,

@@ -187,8 +187,24 @@ fn alerts_table(alerts: &[Alert], show_member: bool) -> Markup {
     }
 }
 
+fn collector_status(c: &Collector, now_ms: i64) -> &'static str {
+    if c.revoked {
+        "revoked"
+    } else if c.last_seen_ms.is_some_and(|t| now_ms - t < 5 * 60_000) {
+        "reporting"
+    } else {
+        "not reporting"
+    }
+}
+
 /// Home page for users who see several members (MSPs, officers, analysts, administrators).
-pub fn home_page(viewer: &Viewer<'_>, members: &[Member], alerts: &[Alert]) -> Markup {
+pub fn home_page(
+    viewer: &Viewer<'_>,
+    members: &[Member],
+    alerts: &[Alert],
+    collectors: &[Collector],
+    now_ms: i64,
+) -> Markup {
     let heading = match viewer.user.role {
         Role::ForceOfficer => "Members in your force area",
         Role::Analyst => "Members in your area",
@@ -206,9 +222,24 @@ pub fn home_page(viewer: &Viewer<'_>, members: &[Member], alerts: &[Alert]) -> M
             @if members.is_empty() {
                 p { "No members yet." }
             } @else {
-                ul class="list" {
-                    @for m in members {
-                        li { a href={ "/members/" (m.id) } { (m.name) } }
+                table class="table" {
+                    caption class="visually-hidden" { "Members and the health of their collectors" }
+                    thead { tr {
+                        th scope="col" { "Member" } th scope="col" { "Collectors" }
+                        th scope="col" { "Not reporting" } th scope="col" { "Last contact" }
+                    } }
+                    tbody {
+                        @for m in members {
+                            @let mine: Vec<&Collector> = collectors.iter().filter(|c| c.member_id == m.id && !c.revoked).collect();
+                            @let silent = mine.iter().filter(|c| collector_status(c, now_ms) == "not reporting").count();
+                            @let last = mine.iter().filter_map(|c| c.last_seen_ms).max();
+                            tr {
+                                td { a href={ "/members/" (m.id) } { (m.name) } }
+                                td class="num" { (mine.len()) }
+                                td class="num" { @if silent > 0 { strong { (silent) } } @else { "0" } }
+                                td { @if let Some(t) = last { (fmt_time(t)) } @else { "never" } }
+                            }
+                        }
                     }
                 }
             }
@@ -299,9 +330,10 @@ pub fn member_page(viewer: &Viewer<'_>, o: &MemberOverview<'_>) -> Markup {
                                 td { (fmt_count(c.stats.as_ref().map(|s| s.lines_received).unwrap_or(0))) }
                                 td { (fmt_count(unparsed)) }
                                 td {
-                                    @if c.revoked { "revoked" }
-                                    @else if c.last_seen_ms.is_some_and(|t| o.now_ms - t < 5 * 60_000) { "reporting" }
-                                    @else { strong { "not reporting" } }
+                                    @match collector_status(c, o.now_ms) {
+                                        "not reporting" => strong { "not reporting" },
+                                        s => (s),
+                                    }
                                 }
                             }
                         }
