@@ -85,9 +85,15 @@ struct CollectArgs {
     /// A log file to follow (repeatable; adds to collector.files).
     #[arg(long = "file", value_name = "PATH")]
     files: Vec<PathBuf>,
-    /// Parser: auto, netfilter or filterlog (overrides collector.format).
+    /// Parser: auto, or a format such as netfilter, filterlog, fortigate, cisco_asa (overrides
+    /// collector.format).
     #[arg(long)]
     format: Option<String>,
+    /// Ship nothing: listen on the configured sources and show, every two seconds, what is
+    /// arriving, which parser took it, what would stay on your network, and samples of lines
+    /// that could not be read. Needs no enrolment.
+    #[arg(long)]
+    diagnose: bool,
 }
 
 fn init_logging(cfg: &config::LogConfig) {
@@ -243,6 +249,19 @@ fn main() -> Result<()> {
                 c.format = f;
             }
             init_logging(&cfg.log);
+            if a.diagnose {
+                return runtime()?.block_on(async {
+                    watchhouse_collector::diagnose::run(
+                        cfg.collector,
+                        std::time::Duration::from_secs(2),
+                        shutdown_signal(),
+                        |d| println!("\n== {} ==\n{}", jiff::Timestamp::now(), d.render()),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+                });
+            }
             runtime()?.block_on(run_collect(cfg.collector))
         }
         Command::Demo(a) => {

@@ -30,6 +30,7 @@ use watchhouse_proto::{
 };
 
 pub mod aggregate;
+pub mod diagnose;
 pub mod edge;
 pub mod sources;
 pub mod spool;
@@ -154,7 +155,7 @@ impl std::fmt::Display for Credential {
     }
 }
 
-fn parse_format(s: &str) -> Result<Option<Format>, CollectorError> {
+pub(crate) fn parse_format(s: &str) -> Result<Option<Format>, CollectorError> {
     if s.eq_ignore_ascii_case("auto") || s.is_empty() {
         return Ok(None);
     }

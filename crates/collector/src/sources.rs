@@ -180,13 +180,13 @@ pub struct FilePos {
 }
 
 #[cfg(unix)]
-fn inode(m: &std::fs::Metadata) -> u64 {
+pub(crate) fn inode(m: &std::fs::Metadata) -> u64 {
     use std::os::unix::fs::MetadataExt;
     m.ino()
 }
 
 #[cfg(not(unix))]
-fn inode(_m: &std::fs::Metadata) -> u64 {
+pub(crate) fn inode(_m: &std::fs::Metadata) -> u64 {
     0
 }
 
