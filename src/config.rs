@@ -99,6 +99,12 @@ enrolment_token = ""
 # Syslog listeners. Use 0.0.0.0:514 to hear a firewall on the network (needs privileges).
 udp_listen = ["127.0.0.1:5514"]
 tcp_listen = ["127.0.0.1:5514"]
+# Syslog over TLS (RFC 5425), e.g. ["0.0.0.0:6514"], with the collector's certificate and key.
+tls_listen = []
+tls_cert = ""
+tls_key = ""
+# When set, senders must present a client certificate signed by this CA (PEM).
+tls_client_ca = ""
 # Parser for syslog input: auto (detect per line), netfilter, filterlog.
 format = "auto"
 # Files to follow, e.g. [{ path = "/var/log/ufw.log", format = "auto" }].

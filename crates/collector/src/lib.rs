@@ -74,6 +74,14 @@ pub struct CollectorConfig {
     pub udp_listen: Vec<String>,
     /// Syslog TCP listen addresses (RFC 6587, both framings).
     pub tcp_listen: Vec<String>,
+    /// Syslog-over-TLS listen addresses (RFC 5425; conventionally port 6514).
+    pub tls_listen: Vec<String>,
+    /// PEM certificate chain the TLS listener presents.
+    pub tls_cert: String,
+    /// PEM private key for it.
+    pub tls_key: String,
+    /// PEM CA certificate(s): when set, senders must present a client certificate signed by it.
+    pub tls_client_ca: String,
     /// Parser for syslog sources (`auto` detects per line).
     pub format: String,
     /// Files to follow.
@@ -107,6 +115,10 @@ impl Default for CollectorConfig {
             enrolment_token: String::new(),
             udp_listen: vec!["127.0.0.1:5514".into()],
             tcp_listen: vec!["127.0.0.1:5514".into()],
+            tls_listen: Vec::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_client_ca: String::new(),
             format: "auto".into(),
             files: Vec::new(),
             timezone: "UTC".into(),
@@ -184,6 +196,48 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// The TLS server configuration for syslog over TLS, requiring client certificates when a
+/// client CA is configured.
+fn tls_acceptor(cfg: &CollectorConfig) -> Result<tokio_rustls::TlsAcceptor, CollectorError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| CollectorError::Config(format!("{what}: {e}"));
+    if cfg.tls_cert.is_empty() || cfg.tls_key.is_empty() {
+        return Err(CollectorError::Config(
+            "tls_listen needs tls_cert and tls_key (PEM files for the collector's certificate)"
+                .into(),
+        ));
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.tls_cert)
+        .map_err(|e| bad(&format!("tls_cert {}", cfg.tls_cert), &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&format!("tls_cert {}", cfg.tls_cert), &e))?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.tls_key)
+        .map_err(|e| bad(&format!("tls_key {}", cfg.tls_key), &e))?;
+    let builder = rustls::ServerConfig::builder();
+    let config = if cfg.tls_client_ca.is_empty() {
+        builder.with_no_client_auth().with_single_cert(certs, key)
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&cfg.tls_client_ca)
+            .map_err(|e| bad("tls_client_ca", &e))?
+        {
+            roots
+                .add(c.map_err(|e| bad("tls_client_ca", &e))?)
+                .map_err(|e| bad("tls_client_ca", &e))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .map_err(|e| bad("tls_client_ca", &e))?;
+        builder
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+    }
+    .map_err(|e| bad("TLS certificate and key", &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 fn http_client(cfg: &CollectorConfig) -> Result<reqwest::Client, CollectorError> {
@@ -397,6 +451,8 @@ pub struct Running {
     pub udp_addrs: Vec<SocketAddr>,
     /// Bound TCP addresses.
     pub tcp_addrs: Vec<SocketAddr>,
+    /// Bound syslog-over-TLS addresses.
+    pub tls_addrs: Vec<SocketAddr>,
     /// Health counters.
     pub health: Arc<Mutex<Health>>,
     shutdown: watch::Sender<bool>,
@@ -506,6 +562,26 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
             shutdown_rx.clone(),
         )));
     }
+    let mut tls_addrs = Vec::new();
+    if !cfg.tls_listen.is_empty() {
+        let acceptor = tls_acceptor(&cfg)?;
+        for a in &cfg.tls_listen {
+            let l = TcpListener::bind(a).await.map_err(|e| {
+                CollectorError::Config(format!("cannot listen for syslog over TLS on {a}: {e}"))
+            })?;
+            tls_addrs.push(
+                l.local_addr()
+                    .map_err(|e| CollectorError::Io(e.to_string()))?,
+            );
+            tasks.push(tokio::spawn(sources::tls(
+                l,
+                acceptor.clone(),
+                0,
+                tx.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+    }
     let checkpoints_path = cfg.data_dir.join("checkpoints.json");
     let saved_pos = recover_positions(
         &checkpoints_path,
@@ -574,10 +650,11 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
         default_interval: cfg.upload_interval_ms,
         shutdown: shutdown_rx,
     }));
-    tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, files = cfg.files.len(), "collector running");
+    tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, tls = ?tls_addrs, files = cfg.files.len(), "collector running");
     Ok(Running {
         udp_addrs,
         tcp_addrs,
+        tls_addrs,
         health,
         shutdown: shutdown_tx,
         tasks,

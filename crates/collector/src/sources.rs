@@ -103,11 +103,45 @@ pub async fn tcp(
     }
 }
 
+/// Accepts syslog-over-TLS connections (RFC 5425) until shutdown. Each handshake runs in the
+/// connection's own task with a time limit, so a stalled client holds up no one.
+pub async fn tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    source: usize,
+    tx: mpsc::Sender<Input>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut stop = shutdown.clone();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let (acceptor, tx, shutdown) = (acceptor.clone(), tx.clone(), shutdown.clone());
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => tcp_conn(tls, peer, source, tx, shutdown).await,
+                            Ok(Err(e)) => tracing::warn!(%peer, error = %e, "syslog TLS handshake refused"),
+                            Err(_) => tracing::warn!(%peer, "syslog TLS handshake timed out"),
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "tls accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Idle TCP connections are closed after this long.
 const TCP_IDLE: Duration = Duration::from_secs(600);
 
-async fn tcp_conn(
-    mut stream: tokio::net::TcpStream,
+/// Reads framed syslog from one connection (plain TCP or TLS) until it closes.
+pub(crate) async fn tcp_conn<S: tokio::io::AsyncRead + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
     source: usize,
     tx: mpsc::Sender<Input>,
