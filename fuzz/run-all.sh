@@ -24,8 +24,8 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   log="artifacts/$t/run.log"
   cargo fuzz run -s none -O "$t" "corpus/$t" "$seed" -- -max_total_time="$SECS" -max_len=4096 \
-    -artifact_prefix="artifacts/$t/" >"$log" 2>&1 || true
-  execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
-  crashes=$(find "artifacts/$t" -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' | wc -l)
+    -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"$log" 2>&1 || true
+  execs=$( (grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" || true) | grep -oE '[0-9]+$' | tail -1 || true)
+  crashes=$(find "artifacts/$t" \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
   printf '| %s | %s | %s | %s |\n' "$t" "$SECS" "${execs:-?}" "$crashes"
 done

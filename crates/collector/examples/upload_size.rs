@@ -1,12 +1,12 @@
 //! How many bytes a collector uploads for a log file, against the file's raw size.
 //!
 //! Runs the collector's own pure pipeline — parse, edge filter, aggregation, batching as the
-//! shipper seals them (5,000 events or 2 s), wire JSON, gzip — with event time standing in for
+//! shipper seals them (5,000 events or 2 s), wire JSON, zstd level 3 as shipped — with event time standing in for
 //! the clock. `bench/upload-size.sh` feeds it a generated day of botnet scanning.
 //!
 //!     cargo run --release -p watchhouse-collector --example upload_size -- FILE [WINDOW_SECS]
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 use watchhouse_collector::aggregate::Aggregator;
 use watchhouse_collector::edge::{EdgePolicy, Verdict};
@@ -14,10 +14,8 @@ use watchhouse_event::Event;
 use watchhouse_parse::{parse_line, TimeContext};
 use watchhouse_proto::{Batch, WIRE_VERSION};
 
-fn gzip_len(b: &[u8]) -> usize {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    e.write_all(b).unwrap();
-    e.finish().unwrap().len()
+fn zstd_len(b: &[u8]) -> usize {
+    zstd::bulk::compress(b, 3).unwrap().len()
 }
 
 fn main() {
@@ -48,7 +46,7 @@ fn main() {
         };
         let j = serde_json::to_vec(&b).unwrap();
         json_bytes += j.len() as u64;
-        gz_bytes += gzip_len(&j) as u64;
+        gz_bytes += zstd_len(&j) as u64;
         batches += 1;
     };
     for line in std::io::BufReader::new(file).split(b'\n') {
@@ -74,7 +72,7 @@ fn main() {
     agg.flush_all(&mut batch);
     seal(&mut batch);
     let mb = |b: u64| b as f64 / 1e6;
-    println!("| input | lines | raw MB | records sent | events represented | JSON MB | gzip MB (uploaded) | upload / raw |");
+    println!("| input | lines | raw MB | records sent | events represented | JSON MB | zstd MB (uploaded) | upload / raw |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {path} (window {window}s) | {lines} | {:.1} | {records} | {represented} | {:.1} | {:.2} | {:.1}% |",

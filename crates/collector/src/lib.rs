@@ -401,7 +401,7 @@ impl Health {
 #[derive(Debug, Serialize, Deserialize)]
 struct SpoolMeta {
     batch_id: Uuid,
-    /// `gzip` or `identity`.
+    /// `zstd`, `gzip` or `identity`.
     encoding: String,
     /// Spool sequence number of this batch.
     seq: u64,
@@ -435,14 +435,10 @@ fn recover_positions(path: &Path, spool: &Spool) -> HashMap<String, FilePos> {
     cp.positions
 }
 
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::new(6),
-    );
-    enc.write_all(body)?;
-    enc.finish()
+/// Batches travel and rest compressed with zstd (level 3): on firewall logs it is about twice as
+/// small as gzip -6 and several times faster (bench: pipeline_throughput).
+fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    zstd::bulk::compress(body, 3)
 }
 
 /// A running collector.
@@ -775,7 +771,7 @@ impl Pipeline {
             };
             match serde_json::to_vec(&b)
                 .map_err(std::io::Error::other)
-                .and_then(|j| gzip(&j))
+                .and_then(|j| compress(&j))
             {
                 Ok(z) => Some((b.batch_id, z)),
                 Err(e) => {
@@ -797,7 +793,7 @@ impl Pipeline {
                     let seq = sp.next_seq();
                     let meta = SpoolMeta {
                         batch_id,
-                        encoding: "gzip".into(),
+                        encoding: "zstd".into(),
                         seq,
                         positions: pos.clone(),
                     };
@@ -1019,8 +1015,8 @@ impl Shipper {
             .bearer_auth(&self.credential)
             .header(IDEMPOTENCY_HEADER, id.to_string())
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        if meta.encoding == "gzip" {
-            req = req.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        if meta.encoding != "identity" {
+            req = req.header(reqwest::header::CONTENT_ENCODING, meta.encoding.as_str());
         }
         let res = req.body(body).send().await;
         let res = match res {

@@ -141,7 +141,7 @@ async fn collector_auth(st: &AppState, headers: &HeaderMap) -> Result<Collector,
 /// Largest decompressed batch (a compressed body can expand ~1000×: a zip bomb must not).
 pub const MAX_DECOMPRESSED_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Applies `Content-Encoding` (identity or gzip), bounded by [`MAX_DECOMPRESSED_BYTES`].
+/// Applies `Content-Encoding` (identity, gzip or zstd), bounded by [`MAX_DECOMPRESSED_BYTES`].
 fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     let enc = headers
         .get(header::CONTENT_ENCODING)
@@ -151,14 +151,21 @@ fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
         .to_ascii_lowercase();
     match enc.as_str() {
         "identity" | "" => Ok(body),
-        "gzip" => {
+        "gzip" | "zstd" => {
             use std::io::Read;
             let mut out = Vec::with_capacity(body.len() * 4);
-            let mut dec = flate2::read::GzDecoder::new(&body[..]).take(MAX_DECOMPRESSED_BYTES + 1);
-            dec.read_to_end(&mut out).map_err(|e| {
+            let read = if enc == "gzip" {
+                flate2::read::GzDecoder::new(&body[..])
+                    .take(MAX_DECOMPRESSED_BYTES + 1)
+                    .read_to_end(&mut out)
+            } else {
+                zstd::stream::read::Decoder::new(&body[..])
+                    .and_then(|d| d.take(MAX_DECOMPRESSED_BYTES + 1).read_to_end(&mut out))
+            };
+            read.map_err(|e| {
                 ApiError::bad_request(
                     "invalid_batch",
-                    format!("The gzip body could not be decompressed: {e}"),
+                    format!("The {enc} body could not be decompressed: {e}"),
                 )
             })?;
             if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
@@ -173,7 +180,7 @@ fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_encoding",
-            format!("Content-Encoding `{other}` is not supported: send identity or gzip."),
+            format!("Content-Encoding `{other}` is not supported: send identity, gzip or zstd."),
         )),
     }
 }
