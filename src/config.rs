@@ -98,6 +98,9 @@ name = "collector"
 enrolment_token = ""
 # Syslog listeners. Use 0.0.0.0:514 to hear a firewall on the network (needs privileges).
 udp_listen = ["127.0.0.1:5514"]
+# Kernel receive buffer asked for on UDP listeners, in bytes; bursts wait there instead of being
+# dropped. Linux caps it at net.core.rmem_max (the collector warns and says what to raise).
+udp_receive_buffer = 33554432
 tcp_listen = ["127.0.0.1:5514"]
 # Syslog over TLS (RFC 5425), e.g. ["0.0.0.0:6514"], with the collector's certificate and key.
 tls_listen = []

@@ -99,8 +99,10 @@ struct CollectArgs {
 fn init_logging(cfg: &config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WATCHHOUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.level));
+    use std::io::IsTerminal;
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if cfg.format == "json" {
         b.json().init();

@@ -72,6 +72,8 @@ pub struct CollectorConfig {
     pub enrolment_token: String,
     /// Syslog UDP listen addresses.
     pub udp_listen: Vec<String>,
+    /// Bytes of kernel receive buffer to ask for on UDP listeners (bursts wait there).
+    pub udp_receive_buffer: usize,
     /// Syslog TCP listen addresses (RFC 6587, both framings).
     pub tcp_listen: Vec<String>,
     /// Syslog-over-TLS listen addresses (RFC 5425; conventionally port 6514).
@@ -114,6 +116,7 @@ impl Default for CollectorConfig {
             name: "collector".into(),
             enrolment_token: String::new(),
             udp_listen: vec!["127.0.0.1:5514".into()],
+            udp_receive_buffer: 32 * 1024 * 1024,
             tcp_listen: vec!["127.0.0.1:5514".into()],
             tls_listen: Vec::new(),
             tls_cert: String::new(),
@@ -196,6 +199,31 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// A UDP socket with a large receive buffer: a burst from the firewall waits in the kernel
+/// instead of being dropped while the parser catches up.
+fn bind_udp(addr: &str, want: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr: SocketAddr = addr.parse().map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
+    })?;
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if want > 0 {
+        let _ = s.set_recv_buffer_size(want);
+        let got = s.recv_buffer_size().unwrap_or(0);
+        if got < want / 2 {
+            tracing::warn!(
+                wanted = want,
+                got,
+                "the kernel capped the UDP receive buffer; bursts may be dropped. Raise it with \
+                 `sysctl -w net.core.rmem_max={want}` (and make it permanent in /etc/sysctl.d)"
+            );
+        }
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
 }
 
 /// The TLS server configuration for syslog over TLS, requiring client certificates when a
@@ -467,6 +495,18 @@ impl Running {
         }
         let _ = self.pipeline.await;
         let _ = tokio::time::timeout(grace, self.shipper).await;
+        let h = self
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot();
+        tracing::info!(
+            lines_received = h.lines_received,
+            parsed = h.parsed.values().sum::<u64>(),
+            unparsed = h.unparsed.values().sum::<u64>(),
+            withheld = h.withheld.values().sum::<u64>(),
+            "collector stopped"
+        );
     }
 }
 
@@ -529,7 +569,7 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
     let mut udp_addrs = Vec::new();
     let mut tcp_addrs = Vec::new();
     for a in &cfg.udp_listen {
-        let sock = UdpSocket::bind(a).await.map_err(|e| {
+        let sock = bind_udp(a, cfg.udp_receive_buffer).map_err(|e| {
             CollectorError::Config(format!("cannot listen for syslog on udp {a}: {e}"))
         })?;
         udp_addrs.push(
@@ -1089,7 +1129,13 @@ async fn shipper(s: Shipper) {
                         .unwrap_or_else(|p| p.into_inner())
                         .stats
                         .last_error = Some(err.to_string());
-                    continue;
+                    // Never spin on a failing disk: wait before the next attempt.
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    break;
                 }
             };
             let (meta, body) = body;

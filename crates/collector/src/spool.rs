@@ -189,7 +189,15 @@ impl Spool {
     /// Reads and verifies a batch: its meta line and body. A file that fails verification is
     /// moved to `corrupt/` and reported.
     pub fn read(&mut self, e: &Entry) -> Result<(String, Vec<u8>), SpoolError> {
-        let data = fs::read(&e.path).map_err(io(&e.path))?;
+        let data = match fs::read(&e.path) {
+            Ok(d) => d,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                // Removed behind our back: it cannot be shipped, so it leaves the index.
+                self.forget(e.seq);
+                return Err(io(&e.path)(err));
+            }
+            Err(err) => return Err(io(&e.path)(err)),
+        };
         match parse_file(&data) {
             Some((meta, body)) => Ok((meta.to_owned(), body.to_vec())),
             None => {
@@ -306,6 +314,16 @@ mod tests {
         assert!(dropped >= 2, "dropped {dropped}");
         assert_eq!(left.last().unwrap().seq, 5, "newest kept");
         assert!(s.bytes() <= 400);
+    }
+
+    #[test]
+    fn a_batch_file_removed_behind_the_spool_leaves_its_index() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(d.path(), 1 << 20).unwrap();
+        let (a, _) = s.push(b"x", "").unwrap();
+        fs::remove_file(&a.path).unwrap();
+        assert!(s.read(&a).is_err());
+        assert!(s.is_empty(), "no endless retry of a file that is gone");
     }
 
     #[test]
