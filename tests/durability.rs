@@ -11,8 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{eventually, free_port, run, spawn, Client, Proc};
-use reqwest::StatusCode;
+use common::{eventually, Client, Site};
 
 fn line(i: usize) -> String {
     // Distinct flows (no two lines aggregate), all inbound to the member.
@@ -42,147 +41,17 @@ fn append(path: &Path, from: usize, to: usize) {
     f.sync_all().unwrap();
 }
 
-struct Setup {
-    dir: tempfile::TempDir,
-    data: String,
-    hub_addr: String,
-    token: String,
-}
-
-fn setup() -> anyhow::Result<Setup> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("hub").to_str().unwrap().to_owned();
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            &data,
-            "force",
-            "add",
-            "--name",
-            "F",
-            "--region",
-            "R",
-        ],
-        None,
-    )?;
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            &data,
-            "member",
-            "add",
-            "--force",
-            "1",
-            "--name",
-            "M",
-            "--network",
-            "198.51.100.0/28",
-        ],
-        None,
-    )?;
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            &data,
-            "user",
-            "add",
-            "--email",
-            "a@t.example",
-            "--name",
-            "A",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("correct horse battery\n"),
-    )?;
-    let token = run(
-        &[
-            "admin",
-            "--data-dir",
-            &data,
-            "token",
-            "create",
-            "--member",
-            "1",
-        ],
-        None,
-    )?
-    .trim()
-    .to_owned();
-    Ok(Setup {
-        dir,
-        data,
-        hub_addr: format!("127.0.0.1:{}", free_port()),
-        token,
-    })
-}
-
-fn start_hub(s: &Setup) -> anyhow::Result<Proc> {
-    spawn(
-        s.dir.path(),
-        "hub",
-        &["hub", "--data-dir", &s.data, "--listen", &s.hub_addr],
-        &[],
+fn collector(s: &Site, log: &Path) -> anyhow::Result<common::Proc> {
+    s.start_collector(
+        &["--file", log.to_str().unwrap()],
+        &[("WATCHHOUSE__COLLECTOR__BATCH_MAX_EVENTS", "2000")],
     )
-}
-
-fn start_collector(s: &Setup, log: &Path) -> anyhow::Result<Proc> {
-    spawn(
-        s.dir.path(),
-        "collector",
-        &[
-            "collect",
-            "--hub",
-            &format!("http://{}", s.hub_addr),
-            "--data-dir",
-            s.dir.path().join("collector").to_str().unwrap(),
-            "--udp",
-            "127.0.0.1:0",
-            "--tcp",
-            "127.0.0.1:0",
-            "--file",
-            log.to_str().unwrap(),
-        ],
-        &[
-            ("WATCHHOUSE_ENROL_TOKEN", &s.token),
-            ("WATCHHOUSE__COLLECTOR__BATCH_MAX_EVENTS", "2000"),
-        ],
-    )
-}
-
-async fn admin(s: &Setup) -> anyhow::Result<Client> {
-    let url = format!("http://{}", s.hub_addr);
-    eventually(Duration::from_secs(30), "the hub", || {
-        let u = url.clone();
-        async move {
-            Ok(reqwest::get(format!("{u}/healthz"))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success()))
-        }
-    })
-    .await?;
-    let mut c = Client::new(&url);
-    assert_eq!(
-        c.login("a@t.example", "correct horse battery").await?,
-        StatusCode::SEE_OTHER
-    );
-    Ok(c)
-}
-
-async fn total(c: &Client) -> anyhow::Result<u64> {
-    let (_, v) = c.get_json("/api/v1/members/1/summary").await?;
-    Ok(v["total_events"].as_u64().unwrap_or(0))
 }
 
 /// Waits until the hub holds exactly `n`, failing at once on more.
 async fn exactly(c: &Client, n: u64, within: Duration) -> anyhow::Result<()> {
     eventually(within, &format!("{n} events at the hub"), || async {
-        let t = total(c).await?;
+        let t = Site::total(c).await?;
         assert!(
             t <= n,
             "the hub stored {t} events for {n} lines: something was stored twice"
@@ -192,24 +61,24 @@ async fn exactly(c: &Client, n: u64, within: Duration) -> anyhow::Result<()> {
     .await?;
     // And it stays there.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(total(c).await?, n);
+    assert_eq!(Site::total(c).await?, n);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collector_killed_mid_shipment_loses_and_duplicates_nothing() -> anyhow::Result<()> {
-    let s = setup()?;
+    let s = Site::new()?;
     let log = s.dir.path().join("fw.log");
     const N: usize = 120_000;
     append(&log, 0, N);
-    let _hub = start_hub(&s)?;
-    let c = admin(&s).await?;
+    let _hub = s.start_hub(&[], &[]).await?;
+    let c = s.admin().await?;
     let mut kills = 0;
     for round in 0..2 {
-        let mut col = start_collector(&s, &log)?;
+        let mut col = collector(&s, &log)?;
         // Kill it as soon as it has shipped something but not everything.
         let seen = eventually(Duration::from_secs(120), "shipping to start", || async {
-            let t = total(&c).await?;
+            let t = Site::total(&c).await?;
             Ok((t > (round as u64) * 10_000 && t < N as u64).then_some(t))
         })
         .await;
@@ -224,7 +93,7 @@ async fn collector_killed_mid_shipment_loses_and_duplicates_nothing() -> anyhow:
         }
     }
     assert_eq!(kills, 2);
-    let col = start_collector(&s, &log)?;
+    let col = collector(&s, &log)?;
     exactly(&c, N as u64, Duration::from_secs(180))
         .await
         .map_err(|e| anyhow::anyhow!("{e}; collector log:\n{}", col.log()))?;
@@ -233,12 +102,12 @@ async fn collector_killed_mid_shipment_loses_and_duplicates_nothing() -> anyhow:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_outage_is_ridden_out_by_the_spool() -> anyhow::Result<()> {
-    let s = setup()?;
+    let s = Site::new()?;
     let log = s.dir.path().join("fw.log");
     append(&log, 0, 1_000);
-    let mut hub = start_hub(&s)?;
-    let c = admin(&s).await?;
-    let col = start_collector(&s, &log)?;
+    let mut hub = s.start_hub(&[], &[]).await?;
+    let c = s.admin().await?;
+    let col = collector(&s, &log)?;
     exactly(&c, 1_000, Duration::from_secs(60)).await?;
 
     // The hub goes away; the firewall keeps logging.
@@ -268,8 +137,8 @@ async fn hub_outage_is_ridden_out_by_the_spool() -> anyhow::Result<()> {
     );
 
     // The hub comes back: everything arrives, once.
-    let _hub = start_hub(&s)?;
-    let c = admin(&s).await?;
+    let _hub = s.start_hub(&[], &[]).await?;
+    let c = s.admin().await?;
     exactly(&c, 6_000, Duration::from_secs(120))
         .await
         .map_err(|e| anyhow::anyhow!("{e}; collector log:\n{}", col.log()))?;

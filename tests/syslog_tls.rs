@@ -7,9 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, free_port, run, spawn, Client};
+use common::{eventually, free_port, Site};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use reqwest::StatusCode;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::AsyncWriteExt;
 
@@ -66,105 +65,14 @@ async fn syslog_over_tls_requires_the_members_client_certificate() -> anyhow::Re
     std::fs::write(p("collector.key"), server_key.serialize_pem())?;
     std::fs::write(p("clients-ca.pem"), client_ca_cert.pem())?;
 
-    let data = p("hub");
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            &data,
-            "force",
-            "add",
-            "--name",
-            "F",
-            "--region",
-            "R",
-        ],
-        None,
-    )?;
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            &data,
-            "member",
-            "add",
-            "--force",
-            "1",
-            "--name",
-            "M",
-            "--network",
-            "198.51.100.0/28",
-        ],
-        None,
-    )?;
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            &data,
-            "user",
-            "add",
-            "--email",
-            "a@t.example",
-            "--name",
-            "A",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("correct horse battery\n"),
-    )?;
-    let token = run(
-        &[
-            "admin",
-            "--data-dir",
-            &data,
-            "token",
-            "create",
-            "--member",
-            "1",
-        ],
-        None,
-    )?
-    .trim()
-    .to_owned();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let _hub = spawn(
-        dir.path(),
-        "hub",
-        &["hub", "--data-dir", &data, "--listen", &addr],
-        &[],
-    )?;
-    let url = format!("http://{addr}");
-    eventually(Duration::from_secs(30), "the hub", || {
-        let u = url.clone();
-        async move {
-            Ok(reqwest::get(format!("{u}/healthz"))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success()))
-        }
-    })
-    .await?;
+    let site = Site::new()?;
+    let _hub = site.start_hub(&[], &[]).await?;
     let tls_port = free_port();
     let tls_listen = format!("[\"127.0.0.1:{tls_port}\"]");
     let (cert, key, cca) = (p("collector.pem"), p("collector.key"), p("clients-ca.pem"));
-    let col = spawn(
-        dir.path(),
-        "collector",
+    let col = site.start_collector(
+        &[],
         &[
-            "collect",
-            "--hub",
-            &url,
-            "--data-dir",
-            &p("c"),
-            "--udp",
-            "127.0.0.1:0",
-            "--tcp",
-            "127.0.0.1:0",
-        ],
-        &[
-            ("WATCHHOUSE_ENROL_TOKEN", &token),
             ("WATCHHOUSE__COLLECTOR__TLS_LISTEN", &tls_listen),
             ("WATCHHOUSE__COLLECTOR__TLS_CERT", &cert),
             ("WATCHHOUSE__COLLECTOR__TLS_KEY", &key),
@@ -198,11 +106,7 @@ async fn syslog_over_tls_requires_the_members_client_certificate() -> anyhow::Re
     // With the member firewall's certificate: delivered.
     send(tls_port, &server_ca_cert, Some((&fw, &fw_key)), &lines).await?;
 
-    let mut admin = Client::new(&url);
-    assert_eq!(
-        admin.login("a@t.example", "correct horse battery").await?,
-        StatusCode::SEE_OTHER
-    );
+    let mut admin = site.admin().await?;
     eventually(
         Duration::from_secs(30),
         "5 events over syslog/TLS",

@@ -11,8 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{eventually, free_port, run, spawn, Client};
-use reqwest::StatusCode;
+use common::{eventually, Site};
 
 fn append(path: &Path, lines: &[String]) {
     let mut f = std::fs::OpenOptions::new()
@@ -37,122 +36,27 @@ fn inbound(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listed_destinations_are_reported_without_the_outbound_opt_in() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("hub");
-    let d = data.to_str().unwrap();
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "force",
-            "add",
-            "--name",
-            "F",
-            "--region",
-            "R",
-        ],
-        None,
-    )?;
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "member",
-            "add",
-            "--force",
-            "1",
-            "--name",
-            "M",
-            "--network",
-            "198.51.100.0/28",
-        ],
-        None,
-    )?;
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "user",
-            "add",
-            "--email",
-            "a@t.example",
-            "--name",
-            "A",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("correct horse battery\n"),
-    )?;
-    let token = run(
-        &["admin", "--data-dir", d, "token", "create", "--member", "1"],
-        None,
-    )?
-    .trim()
-    .to_owned();
+    let site = Site::new()?;
+    let dir = &site.dir;
     let feed = dir.path().join("c2.netset");
     std::fs::write(
         &feed,
         "# command-and-control servers\n203.0.113.0/24\n10.0.0.0/8\n",
     )?;
-    let addr = format!("127.0.0.1:{}", free_port());
     let feed_arg = format!("c2_list={}", feed.display());
-    let _hub = spawn(
-        dir.path(),
-        "hub",
-        &[
-            "hub",
-            "--data-dir",
-            d,
-            "--listen",
-            &addr,
-            "--feed",
-            &feed_arg,
-        ],
-        &[("WATCHHOUSE__HUB__FEED_CHECK_SECS", "1")],
-    )?;
-    let url = format!("http://{addr}");
-    eventually(Duration::from_secs(30), "the hub", || {
-        let u = url.clone();
-        async move {
-            Ok(reqwest::get(format!("{u}/healthz"))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success()))
-        }
-    })
-    .await?;
-    let mut admin = Client::new(&url);
-    assert_eq!(
-        admin.login("a@t.example", "correct horse battery").await?,
-        StatusCode::SEE_OTHER
-    );
+    let _hub = site
+        .start_hub(
+            &["--feed", &feed_arg],
+            &[("WATCHHOUSE__HUB__FEED_CHECK_SECS", "1")],
+        )
+        .await?;
+    let mut admin = site.admin().await?;
 
     let log = dir.path().join("fw.log");
     append(&log, &[inbound(0)]);
-    let col = spawn(
-        dir.path(),
-        "collector",
-        &[
-            "collect",
-            "--hub",
-            &url,
-            "--data-dir",
-            dir.path().join("c").to_str().unwrap(),
-            "--udp",
-            "127.0.0.1:0",
-            "--tcp",
-            "127.0.0.1:0",
-            "--file",
-            log.to_str().unwrap(),
-        ],
-        &[
-            ("WATCHHOUSE_ENROL_TOKEN", &token),
-            ("WATCHHOUSE__COLLECTOR__HEARTBEAT_SECS", "1"),
-        ],
+    let col = site.start_collector(
+        &["--file", log.to_str().unwrap()],
+        &[("WATCHHOUSE__COLLECTOR__HEARTBEAT_SECS", "1")],
     )?;
     let updates = |n: usize| {
         let col_log = col.log.clone();
@@ -176,7 +80,7 @@ async fn listed_destinations_are_reported_without_the_outbound_opt_in() -> anyho
     };
     updates(1).await?;
     // The private block in the feed is not pushed: only internet destinations are watched.
-    let wl = std::fs::read_to_string(dir.path().join("c/watchlist.txt"))?;
+    let wl = std::fs::read_to_string(dir.path().join("collector/watchlist.txt"))?;
     assert!(
         wl.contains("203.0.113.0/24") && !wl.contains("10.0.0.0/8"),
         "{wl}"

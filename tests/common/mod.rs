@@ -331,3 +331,154 @@ impl Demo {
         Ok(c)
     }
 }
+
+/// A hub with one force, one member (networks 198.51.100.0/28), an administrator
+/// (`a@t.example`) and a one-time enrolment token, all made with the real `admin` CLI.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub data: String,
+    pub addr: String,
+    pub url: String,
+    pub token: String,
+}
+
+/// The administrator's password on a [`Site`].
+pub const SITE_PASSWORD: &str = "correct horse battery";
+
+impl Site {
+    pub fn new() -> Result<Site> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("hub").to_str().unwrap().to_owned();
+        run(
+            &[
+                "admin",
+                "--data-dir",
+                &data,
+                "force",
+                "add",
+                "--name",
+                "F",
+                "--region",
+                "R",
+            ],
+            None,
+        )?;
+        run(
+            &[
+                "admin",
+                "--data-dir",
+                &data,
+                "member",
+                "add",
+                "--force",
+                "1",
+                "--name",
+                "M",
+                "--network",
+                "198.51.100.0/28",
+            ],
+            None,
+        )?;
+        run(
+            &[
+                "admin",
+                "--data-dir",
+                &data,
+                "user",
+                "add",
+                "--email",
+                "a@t.example",
+                "--name",
+                "A",
+                "--role",
+                "admin",
+                "--password-stdin",
+            ],
+            Some(&format!("{SITE_PASSWORD}\n")),
+        )?;
+        let token = run(
+            &[
+                "admin",
+                "--data-dir",
+                &data,
+                "token",
+                "create",
+                "--member",
+                "1",
+            ],
+            None,
+        )?
+        .trim()
+        .to_owned();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let url = format!("http://{addr}");
+        Ok(Site {
+            dir,
+            data,
+            addr,
+            url,
+            token,
+        })
+    }
+
+    /// A path inside the site's directory.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    /// Starts the hub (extra arguments and environment as given) and waits until it answers.
+    pub async fn start_hub(&self, args: &[&str], envs: &[(&str, &str)]) -> Result<Proc> {
+        let mut all = vec!["hub", "--data-dir", &self.data, "--listen", &self.addr];
+        all.extend_from_slice(args);
+        let hub = spawn(self.dir.path(), "hub", &all, envs)?;
+        let url = self.url.clone();
+        eventually(Duration::from_secs(30), "the hub", || {
+            let u = url.clone();
+            async move {
+                Ok(reqwest::get(format!("{u}/healthz"))
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success()))
+            }
+        })
+        .await?;
+        Ok(hub)
+    }
+
+    /// Starts a collector for the member (no UDP/TCP unless `args` adds them), enrolling with
+    /// the site's token on first start.
+    pub fn start_collector(&self, args: &[&str], envs: &[(&str, &str)]) -> Result<Proc> {
+        let data = self.path("collector");
+        let mut all = vec![
+            "collect",
+            "--hub",
+            &self.url,
+            "--data-dir",
+            &data,
+            "--udp",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+        ];
+        all.extend_from_slice(args);
+        let mut env = vec![("WATCHHOUSE_ENROL_TOKEN", self.token.as_str())];
+        env.extend_from_slice(envs);
+        spawn(self.dir.path(), "collector", &all, &env)
+    }
+
+    /// The administrator, signed in.
+    pub async fn admin(&self) -> Result<Client> {
+        let mut c = Client::new(&self.url);
+        let status = c.login("a@t.example", SITE_PASSWORD).await?;
+        if status != StatusCode::SEE_OTHER {
+            bail!("admin sign-in failed with {status}");
+        }
+        Ok(c)
+    }
+
+    /// Firewall events stored for the member (the sum of counts).
+    pub async fn total(admin: &Client) -> Result<u64> {
+        let (_, v) = admin.get_json("/api/v1/members/1/summary").await?;
+        Ok(v["total_events"].as_u64().unwrap_or(0))
+    }
+}

@@ -207,14 +207,8 @@ fn fold(into: &mut Event, e: &Event) {
     into.count = into.count.saturating_add(e.count.max(1));
     into.time_ms = into.time_ms.min(e.time_ms);
     into.last_ms = into.last_ms.max(e.last_ms.max(e.time_ms));
-    into.bytes = match (into.bytes, e.bytes) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
-    };
-    into.packets = match (into.packets, e.packets) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
-    };
+    into.bytes = watchhouse_parse::fields::sum_opt(into.bytes, e.bytes);
+    into.packets = watchhouse_parse::fields::sum_opt(into.packets, e.packets);
 }
 
 #[cfg(test)]

@@ -188,10 +188,7 @@ pub fn parse_cef(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Eve
     );
     let bytes_in = get("in").and_then(|v| v.parse::<u64>().ok());
     let bytes_out = get("out").and_then(|v| v.parse::<u64>().ok());
-    e.bytes = match (bytes_in, bytes_out) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-    };
+    e.bytes = crate::fields::sum_opt(bytes_in, bytes_out);
     if let Some(dev) = get("dvchost") {
         e.device = Some(clip(dev, 128));
     }

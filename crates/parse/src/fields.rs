@@ -165,6 +165,15 @@ pub fn opt_port(v: Option<&str>) -> Result<Option<u16>, Reason> {
     }
 }
 
+/// The sum of two optional counters (bytes each way, packets each way): `None` only when both
+/// are absent.
+pub fn sum_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+    }
+}
+
 /// Epoch seconds, milliseconds, microseconds or nanoseconds (by magnitude) as milliseconds.
 pub fn epoch_ms(v: &str) -> Option<i64> {
     let (int, frac) = v.split_once('.').unwrap_or((v, ""));

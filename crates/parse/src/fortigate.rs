@@ -110,13 +110,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
         opt_port(get("tranport"))?,
     );
     let num = |k: &str| get(k).and_then(|v| v.parse::<u64>().ok());
-    e.bytes = match (num("sentbyte"), num("rcvdbyte")) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-    };
-    e.packets = match (num("sentpkt"), num("rcvdpkt")) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-    };
+    e.bytes = crate::fields::sum_opt(num("sentbyte"), num("rcvdbyte"));
+    e.packets = crate::fields::sum_opt(num("sentpkt"), num("rcvdpkt"));
     Ok(e)
 }

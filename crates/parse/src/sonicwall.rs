@@ -113,9 +113,6 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
     let (nd, ndp) = ep("natDst")?;
     e.nat = nat(ns, nsp, nd, ndp);
     let num = |k: &str| get(k).and_then(|v| v.parse::<u64>().ok());
-    e.bytes = match (num("sent"), num("rcvd")) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-    };
+    e.bytes = crate::fields::sum_opt(num("sent"), num("rcvd"));
     Ok(e)
 }

@@ -87,14 +87,8 @@ fn build(c: Conn<'_>, env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Resul
         dst_port,
     }
     .event(Format::Zeek, raw, env, time_ms);
-    e.bytes = match (c.orig_bytes, c.resp_bytes) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-    };
-    e.packets = match (c.orig_pkts, c.resp_pkts) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-    };
+    e.bytes = crate::fields::sum_opt(c.orig_bytes, c.resp_bytes);
+    e.packets = crate::fields::sum_opt(c.orig_pkts, c.resp_pkts);
     e.rule = c.state.map(|s| format!("conn_state {s}"));
     Ok(e)
 }
