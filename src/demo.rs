@@ -4,8 +4,9 @@
 //! start), runs the hub, one real collector per member, and a simulator that sends realistic
 //! firewall traffic over real syslog: iptables/UFW over UDP and TCP, pfSense filterlog over
 //! octet-counted TCP. The traffic includes scans from listed addresses, connections from listed
-//! addresses that the firewall let through, internal and outbound traffic the collectors must
-//! keep private, and lines no parser understands.
+//! addresses that the firewall let through, a device calling a listed server (reported through
+//! the watchlist although the members have not opted in to outbound), internal and outbound
+//! traffic the collectors must keep private, and lines no parser understands.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -349,10 +350,20 @@ impl Sim {
                 let a = self.internal();
                 (a, self.unlisted(), 443, true, false)
             }
+            // Rarely, an infected device calls a listed server: reported despite no outbound opt-in.
+            95 if self.rng.below(25) == 0 => {
+                let a = self.internal();
+                (a, *self.rng.pick(&self.attackers), 443, true, false)
+            }
             // A listed address the firewall let through: the alarm must go off.
             95..=97 => {
                 let p = *self.rng.pick(ALLOWED_LISTED_PORTS);
                 (*self.rng.pick(&self.attackers), self.target, p, true, true)
+            }
+            // The opening's infected device.
+            200 => {
+                let a = self.internal();
+                (a, *self.rng.pick(&self.attackers), 443, true, false)
             }
             // Something no parser understands.
             _ => {
@@ -451,8 +462,11 @@ async fn simulate(
     let mut stream: Option<tokio::net::TcpStream> = None;
     let per_tick = (rate as f64 / 10.0).max(0.1);
     let mut credit = 0.0;
-    // Start with what the demo is for: a blocked scan and a listed address let through.
+    // Start with what the demo is for: a blocked scan and a listed address let through; and, at
+    // one member, once its collector has had time to fetch the watchlist, a device calling a
+    // known criminal server.
     let mut opening = vec![10u64, 96];
+    let mut ticks = 0u32;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
@@ -460,6 +474,10 @@ async fn simulate(
             _ = stop.changed() => return,
         }
         credit += per_tick;
+        ticks += 1;
+        if ticks == 30 && sim.transport == Transport::UdpIptables {
+            opening.push(200);
+        }
         while credit >= 1.0 || !opening.is_empty() {
             let kind = opening.pop().unwrap_or_else(|| sim.rng.below(100));
             if credit >= 1.0 {

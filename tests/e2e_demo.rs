@@ -47,6 +47,24 @@ async fn demo_shows_events_and_alerts_to_a_member_within_a_minute() -> anyhow::R
     );
     assert!(alerts.iter().all(|a| a["member_id"] == riverside));
 
+    // A device calling a listed server is reported (watchlist) and raises a critical alert.
+    eventually(
+        Duration::from_secs(60),
+        "the critical outbound alert",
+        || async {
+            let (_, v) = member
+                .get_json(&format!("/api/v1/members/{riverside}/alerts"))
+                .await?;
+            Ok(v["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["kind"] == "listed_destination_outbound" && a["severity"] == "critical")
+                .then_some(()))
+        },
+    )
+    .await?;
+
     // The alert reads in plain English, with evidence.
     let high = alerts.iter().find(|a| a["severity"] == "high").unwrap();
     let (s, detail) = member

@@ -342,6 +342,12 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
                 && s["line"].as_str().unwrap().contains("203.0.113.999"))
     );
 
+    // A sender that stalls mid-frame (and keeps its connection open) stalls no one else.
+    let mut stalled = TcpStream::connect(("127.0.0.1", tcp_port)).await?;
+    stalled
+        .write_all(b"500 <13>Nov 21 06:00:00 half a message that never ends")
+        .await?;
+    stalled.flush().await?;
     // Hostile TCP syslog (oversize frame, broken octet count) does not stall the good lines after it.
     let mut tcp = TcpStream::connect(("127.0.0.1", tcp_port)).await?;
     let mut hostile = b"99999999 <1>".to_vec();
@@ -360,6 +366,8 @@ async fn lost_acknowledgements_bad_input_and_bad_credentials() -> anyhow::Result
         || async { Ok((total_events(&admin, member).await? == 305).then_some(())) },
     )
     .await?;
+    // The stalled sender is still connected, and held nothing up.
+    drop(stalled);
 
     // A batch posted twice by hand: stored once, the retry says so.
     let cred: Value = serde_json::from_slice(&std::fs::read(col_dir.join("credential.json"))?)?;

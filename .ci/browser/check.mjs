@@ -96,6 +96,20 @@ await axe('error page');
 await Promise.all([page.waitForNavigation(), page.click('.link-button')]);
 check(page.url().endsWith('/login'), 'sign-out returns to the sign-in page');
 
+// 5. A force officer's home page: members in the area, collector health, open alerts.
+const officer = creds.users.find((u) => u.email === 'officer@northshire.example');
+await page.goto(`${base}/login`);
+await page.fill('#email', officer.email);
+await page.fill('#password', officer.password);
+await Promise.all([page.waitForNavigation(), page.press('#password', 'Enter')]);
+const homeText = await page.textContent('main');
+check(homeText.includes('Members in your force area'), 'officer home lists the force area');
+check(homeText.includes('Riverside') && homeText.includes('Harbour') && !homeText.includes('Oakfield'),
+  'officer sees Northshire members only');
+check(homeText.includes('Not reporting'), 'collector health column is shown');
+await page.screenshot({ path: `${outDir}/officer-home.png`, fullPage: true });
+await axe('officer home page');
+
 check(consoleErrors.length === 0, `no console errors (${consoleErrors.join('; ')})`);
 await browser.close();
 if (failures.length) {
