@@ -340,6 +340,22 @@ async fn members_and_forces_see_only_their_own() -> anyhow::Result<()> {
         .await?;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
+    // A viewer is not offered a form it may not use; an administrator is.
+    let viewer_page = demo
+        .client("office@harbour.example")
+        .await?
+        .get(&format!("/alerts/{}", sample[1].1))
+        .await?
+        .text()
+        .await?;
+    assert!(!viewer_page.contains("Save status"));
+    let member_page = member
+        .get(&format!("/alerts/{}", sample[0].1))
+        .await?
+        .text()
+        .await?;
+    assert!(member_page.contains("Save status"));
+
     // Enrolment tokens: member admins for their own member only; viewers never.
     let (s, v) = member
         .post_json(

@@ -411,6 +411,7 @@ pub fn alert_page(viewer: &Viewer<'_>, a: &Alert, evidence: &[StoredEvent]) -> M
                 div { dt { "Events" } dd { (fmt_count(a.event_count)) } }
                 div { dt { "Status" } dd { (a.status.as_str()) } }
             }
+            @if viewer.user.role != Role::MemberViewer {
             h2 { "Update status" }
             form method="post" action={ "/alerts/" (a.id) "/status" } {
                 input type="hidden" name="csrf" value=(viewer.csrf);
@@ -424,6 +425,7 @@ pub fn alert_page(viewer: &Viewer<'_>, a: &Alert, evidence: &[StoredEvent]) -> M
                     }
                 }
                 button type="submit" class="button" { "Save status" }
+            }
             }
             h2 { "Evidence" }
             p { "The firewall log lines behind this alert (up to 50)." }
