@@ -663,6 +663,7 @@ pub async fn start(cfg: CollectorConfig) -> Result<Running, CollectorError> {
             cfg.aggregate_window_secs as i64 * 1000,
             cfg.aggregate_max_flows,
         ),
+        last_batch_events: 0,
     }));
     let shipper = tokio::spawn(shipper(Shipper {
         heartbeat_url: format!(
@@ -713,6 +714,8 @@ struct Pipeline {
     positions: HashMap<String, FilePos>,
     inode_rx: mpsc::UnboundedReceiver<(usize, u64)>,
     agg: Aggregator,
+    /// Events represented by the batch being sealed (for counting a failed spool write).
+    last_batch_events: u64,
 }
 
 impl Pipeline {
@@ -809,6 +812,7 @@ impl Pipeline {
                 events: std::mem::take(batch),
                 stats: Some(stats),
             };
+            self.last_batch_events = b.events.iter().map(|e| e.count.max(1) as u64).sum();
             match serde_json::to_vec(&b)
                 .map_err(std::io::Error::other)
                 .and_then(|j| compress(&j))
@@ -820,6 +824,7 @@ impl Pipeline {
                 }
             }
         };
+        let represented: u64 = body.as_ref().map_or(0, |_| self.last_batch_events);
         let spool = self.spool.clone();
         let checkpoints_path = self.checkpoints_path.clone();
         let pos = positions.clone();
@@ -869,12 +874,15 @@ impl Pipeline {
                 self.notify.notify_one();
             }
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot spool batch");
-                self.health
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .stats
-                    .last_error = Some(e);
+                // File lines will be read again (their positions did not move); syslog lines
+                // cannot be: count them, so the loss is visible to the member and the hub.
+                tracing::error!(error = %e, events = represented, "cannot spool batch");
+                let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+                *h.stats
+                    .withheld
+                    .entry("spool_write_failed_events".into())
+                    .or_default() += represented;
+                h.stats.last_error = Some(e);
             }
             Err(e) => tracing::error!(error = %e, "spool task failed"),
         }
