@@ -452,7 +452,7 @@ fn recover_positions(path: &Path, spool: &Spool) -> HashMap<String, FilePos> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    for m in spool.metas() {
+    for m in spool.metas_after(cp.seq) {
         if let Ok(meta) = serde_json::from_str::<SpoolMeta>(&m) {
             if meta.seq > cp.seq {
                 cp.seq = meta.seq;

@@ -211,13 +211,13 @@ impl Spool {
         }
     }
 
-    /// The meta lines of every waiting batch that verifies (used at start-up to recover file
-    /// positions written just before a crash).
-    pub fn metas(&self) -> Vec<String> {
-        self.entries()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| fs::read(&e.path).ok())
+    /// The meta lines of the waiting batches after sequence number `seq` that verify, oldest
+    /// first (used at start-up to recover file positions written just before a crash; only the
+    /// batches newer than the last checkpoint are read, not the whole spool).
+    pub fn metas_after(&self, seq: u64) -> Vec<String> {
+        self.index
+            .range(seq + 1..)
+            .filter_map(|(&s, _)| fs::read(self.path(s)).ok())
             .filter_map(|d| parse_file(&d).map(|(m, _)| m.to_owned()))
             .collect()
     }
@@ -279,7 +279,8 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(a.seq < b.seq);
         assert_eq!(s.read(&a).unwrap(), ("m1".to_string(), b"one".to_vec()));
-        assert_eq!(s.metas(), vec!["m1".to_string(), "m2 x".to_string()]);
+        assert_eq!(s.metas_after(0), vec!["m1".to_string(), "m2 x".to_string()]);
+        assert_eq!(s.metas_after(a.seq), vec!["m2 x".to_string()]);
         s.remove(&a).unwrap();
         drop(s);
         let mut s = Spool::open(d.path(), 1 << 20).unwrap();
