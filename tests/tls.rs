@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, free_port, run, spawn, Client};
+use common::{eventually, free_port, spawn, Client, Site, SITE_PASSWORD};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use reqwest::StatusCode;
 
@@ -32,61 +32,11 @@ async fn collector_ships_over_https_and_refuses_an_untrusted_hub() -> anyhow::Re
     std::fs::write(&cert_pem, server.pem())?;
     std::fs::write(&key_pem, key.serialize_pem())?;
 
-    let data = dir.path().join("hub");
-    let d = data.to_str().unwrap();
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "force",
-            "add",
-            "--name",
-            "F",
-            "--region",
-            "R",
-        ],
-        None,
-    )?;
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "member",
-            "add",
-            "--force",
-            "1",
-            "--name",
-            "M",
-            "--network",
-            "198.51.100.0/28",
-        ],
-        None,
-    )?;
-    run(
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "user",
-            "add",
-            "--email",
-            "a@t.example",
-            "--name",
-            "A",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("correct horse battery\n"),
-    )?;
-    let token = run(
-        &["admin", "--data-dir", d, "token", "create", "--member", "1"],
-        None,
-    )?
-    .trim()
-    .to_owned();
+    // Force, member, administrator and token through the real admin CLI; the hub is started
+    // here because it serves HTTPS.
+    let site = Site::new()?;
+    let d = site.data.as_str();
+    let token = site.token.clone();
 
     let port = free_port();
     let _hub = spawn(
@@ -175,7 +125,7 @@ async fn collector_ships_over_https_and_refuses_an_untrusted_hub() -> anyhow::Re
     let mut admin = Client::new(&url);
     admin.http = https.clone();
     assert_eq!(
-        admin.login("a@t.example", "correct horse battery").await?,
+        admin.login("a@t.example", SITE_PASSWORD).await?,
         StatusCode::SEE_OTHER
     );
     eventually(Duration::from_secs(60), "20 events over HTTPS", || async {
