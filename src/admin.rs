@@ -38,6 +38,45 @@ enum What {
     /// Enrolled collectors.
     #[command(subcommand)]
     Collector(CollectorCmd),
+    /// Sharing partners (TAXII, STIX and MISP exports): accounts with a TLP ceiling.
+    #[command(subcommand)]
+    Partner(PartnerCmd),
+    /// Bearer tokens for machine clients (TAXII clients, firewalls fetching blocklists).
+    #[command(subcommand)]
+    ApiToken(ApiTokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCmd {
+    /// Add a partner account (another police service, a CERT, an ISAC). Prints a generated
+    /// password unless --password-stdin is given; use it with HTTP Basic, or create a token.
+    Add {
+        /// Email address (sign-in name).
+        #[arg(long)]
+        email: String,
+        /// Organisation name.
+        #[arg(long)]
+        name: String,
+        /// The most restricted TLP it may receive: clear, green or amber (TLP:RED never leaves).
+        #[arg(long, default_value = "green")]
+        max_tlp: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiTokenCmd {
+    /// Create a bearer token for an account. Prints it once.
+    Create {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+        /// What it is for, e.g. "OpenCTI connector".
+        #[arg(long, default_value = "api")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +129,7 @@ enum UserCmd {
         /// Display name.
         #[arg(long)]
         name: String,
-        /// member_viewer, member_admin, msp, force_officer, analyst or admin.
+        /// member_viewer, member_admin, msp, force_officer, analyst, admin or partner.
         #[arg(long)]
         role: String,
         /// Member id (member users: one; msp: repeatable).
@@ -254,6 +293,7 @@ pub async fn run(args: AdminArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<
                     force_id: force,
                     region,
                     member_ids: members,
+                    max_tlp: (role == Role::Partner).then_some(watchhouse_intel::Tlp::Green),
                 })
                 .await?;
             println!("user {} created: {} ({})", u.id, u.email, u.role.as_str());
@@ -287,6 +327,46 @@ pub async fn run(args: AdminArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<
                         .join(",")
                 );
             }
+        }
+        What::Partner(PartnerCmd::Add {
+            email,
+            name,
+            max_tlp,
+            password_stdin,
+        }) => {
+            let tlp = watchhouse_intel::Tlp::from_name(&max_tlp)
+                .filter(|t| *t <= watchhouse_intel::Tlp::Amber)
+                .with_context(|| format!("--max-tlp {max_tlp}: use clear, green or amber"))?;
+            let (password, generated) = read_password(password_stdin)?;
+            let u = s
+                .create_user(NewUser {
+                    email,
+                    name,
+                    password_hash: watchhouse_hub::auth::hash_password(&password),
+                    role: Role::Partner,
+                    force_id: None,
+                    region: None,
+                    member_ids: vec![],
+                    max_tlp: Some(tlp),
+                })
+                .await?;
+            println!("partner {} created: {} (up to {tlp})", u.id, u.email);
+            println!(
+                "TAXII discovery: <hub URL>/taxii2/  (HTTP Basic with this email and password)"
+            );
+            if generated {
+                println!("password: {password}\n(shown once: give it to the partner securely)");
+            }
+        }
+        What::ApiToken(ApiTokenCmd::Create { email, name }) => {
+            let Some((u, _)) = s.user_for_login(&email).await? else {
+                bail!("no enabled account {email}: see `watchhouse admin user list`");
+            };
+            let token = format!("wht_{}", watchhouse_hub::auth::random_token());
+            s.create_api_token(u.id, &watchhouse_hub::auth::hash_secret(&token), &name)
+                .await?;
+            println!("token for {} ({}): {token}", u.email, u.role.as_str());
+            println!("(shown once; send it as `Authorization: Bearer <token>`)");
         }
         What::Token(TokenCmd::Create { member, hours }) => {
             if s.get_member(&all, member).await?.is_none() {

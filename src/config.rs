@@ -65,11 +65,27 @@ tls_key = ""
 data_dir = "./watchhouse-data"
 # Database URL; empty means sqlite://<data_dir>/watchhouse.db.
 database = ""
-# Known-bad lists (plain IP/CIDR files such as FireHOL .netset). Re-read when they change.
-# feeds = [{ name = "firehol_level1", path = "/var/lib/watchhouse/firehol_level1.netset", category = "attacks" }]
+# Intelligence feeds. Each has a name and a url (https://, http://, file:// or a local path)
+# and optionally: format (auto, netset, spamhaus_json, feodo_csv, threatfox_csv, urlhaus_csv,
+# tor_exits, domains, stix, taxii, misp), category, confidence (0-100, default 50),
+# tlp (clear, green, amber, amber_strict, red; default clear), provenance,
+# refresh_secs (3600; conditional requests), expiry_days (7; 0 = never),
+# max_shrink_pct (50: a smaller update is held back), share (false: not re-shared),
+# blocklist (false: not in members' blocklists), authorization ("Bearer ..."), max_bytes.
+# Replace `feeds = []` with tables such as:
+# [[hub.feeds]]
+# name = "feodo"
+# url = "https://feodotracker.abuse.ch/downloads/ipblocklist.csv"
+# category = "botnet_c2"
+# confidence = 90
+# blocklist = true
 feeds = []
-# Seconds between checks of the feed files for changes.
+# Seconds between checks whether a feed is due (local feed files are re-read when they change).
 feed_check_secs = 30
+# Sources seen by at least this many members within national_days form the national list:
+# shared as aggregated sightings (never naming members) and added to members' blocklists.
+national_min_members = 3
+national_days = 7
 # Repeats of the same alert within this many seconds grow the open alert instead of opening another.
 dedup_window_secs = 86400
 # How often collectors ship, in milliseconds (pushed to every collector).

@@ -82,6 +82,14 @@ type UserSeed = (
 );
 const USERS: &[UserSeed] = &[
     (
+        "partner@cert.example",
+        "Regional CERT (sharing partner)",
+        Role::Partner,
+        &[],
+        None,
+        None,
+    ),
+    (
         "admin@watchhouse.example",
         "Alex Admin",
         Role::Admin,
@@ -220,6 +228,7 @@ async fn seed_users(
                     force_id,
                     region: region.map(str::to_owned),
                     member_ids: member_ids.clone(),
+                    max_tlp: (*role == Role::Partner).then_some(watchhouse_intel::Tlp::Green),
                 })
                 .await?;
         }
@@ -555,14 +564,19 @@ pub async fn run(args: DemoArgs, mut cfg: Config) -> Result<()> {
     };
     let feed_text = std::fs::read_to_string(&feed_path)
         .with_context(|| format!("cannot read the feed {}", feed_path.display()))?;
-    cfg.hub.feeds = vec![watchhouse_hub::FeedConfig {
-        name: feed_path
+    let mut feed = watchhouse_hub::FeedConfig::file(
+        feed_path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "demo".into()),
-        path: feed_path.clone(),
-        category: "attacks".into(),
-    }];
+        &feed_path,
+    );
+    feed.category = "attacks".into();
+    feed.provenance = "Watchhouse demo".into();
+    feed.share = true;
+    feed.blocklist = true;
+    feed.expiry_days = 0;
+    cfg.hub.feeds = vec![feed];
 
     let (state, feeds) = crate::hub_state(&cfg.hub).await?;
     let (force_ids, members, fresh) = seed(state.store.as_ref()).await?;
@@ -587,7 +601,7 @@ pub async fn run(args: DemoArgs, mut cfg: Config) -> Result<()> {
     let hub = tokio::spawn(watchhouse_hub::serve(listener, state.clone(), async move {
         let _ = hub_stop.changed().await;
     }));
-    let watcher = tokio::spawn(watchhouse_hub::intel::watch(state.clone(), feeds));
+    let watcher = tokio::spawn(watchhouse_hub::intel::feeds::run(state.clone(), feeds));
 
     let mut running = Vec::new();
     let mut sims = Vec::new();

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod config;
 mod demo;
+mod intel_cmd;
 mod parse_cmd;
 
 /// Watchhouse: an open cyber alarm for police forces and the organisations they protect.
@@ -38,6 +39,8 @@ enum Command {
     Parse(parse_cmd::ParseArgs),
     /// Manage forces, members, users, enrolment tokens and collectors.
     Admin(admin::AdminArgs),
+    /// Threat intelligence from the command line: look values up in feed files.
+    Intel(intel_cmd::IntelArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,7 +57,7 @@ struct HubArgs {
     /// Database URL, e.g. sqlite:///var/lib/watchhouse/watchhouse.db (overrides hub.database).
     #[arg(long)]
     database: Option<String>,
-    /// A known-bad list to load, as NAME=PATH (repeatable; adds to hub.feeds).
+    /// An intelligence feed, as NAME=PATH-OR-URL (repeatable; adds to hub.feeds with defaults).
     #[arg(long = "feed", value_name = "NAME=PATH")]
     feeds: Vec<String>,
 }
@@ -133,12 +136,10 @@ pub async fn shutdown_signal() {
 fn parse_feed(s: &str) -> Result<watchhouse_hub::FeedConfig> {
     let (name, path) = s
         .split_once('=')
-        .with_context(|| format!("--feed {s}: expected NAME=PATH"))?;
-    Ok(watchhouse_hub::FeedConfig {
-        name: name.to_owned(),
-        path: PathBuf::from(path),
-        category: "attacks".into(),
-    })
+        .with_context(|| format!("--feed {s}: expected NAME=PATH-OR-URL"))?;
+    let mut f = watchhouse_hub::FeedConfig::file(name, path);
+    f.url = path.to_owned();
+    Ok(f)
 }
 
 /// Opens the hub's store and builds the app state with the configured feeds.
@@ -146,17 +147,18 @@ pub async fn hub_state(
     cfg: &watchhouse_hub::HubConfig,
 ) -> Result<(
     watchhouse_hub::AppState,
-    Vec<watchhouse_hub::intel::LoadedFeed>,
+    Vec<watchhouse_hub::intel::FeedState>,
 )> {
+    watchhouse_hub::intel::feeds::validate(&cfg.feeds)
+        .map_err(|e| anyhow::anyhow!("hub.feeds: {e}"))?;
     let store = watchhouse_store::open(&cfg.database_url())
         .await
         .with_context(|| format!("cannot open the database {}", cfg.database_url()))?;
-    let (feeds, _errors) = watchhouse_hub::intel::load_all(&cfg.feeds);
-    let intel = watchhouse_hub::intel::build(&feeds);
-    Ok((
-        watchhouse_hub::AppState::new(store, cfg.clone(), intel),
-        feeds,
-    ))
+    let feeds = watchhouse_hub::intel::feeds::initial(&cfg.feeds, &cfg.data_dir).await;
+    let state =
+        watchhouse_hub::AppState::new(store, cfg.clone(), watchhouse_hub::intel::Intel::empty());
+    watchhouse_hub::intel::feeds::rebuild(&state, &feeds).await;
+    Ok((state, feeds))
 }
 
 async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
@@ -165,7 +167,7 @@ async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (is another hub running?)", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let watcher = tokio::spawn(watchhouse_hub::intel::watch(state.clone(), feeds));
+    let watcher = tokio::spawn(watchhouse_hub::intel::feeds::run(state.clone(), feeds));
     if cfg.tls_enabled() {
         let tls = watchhouse_hub::tls::server_config(
             std::path::Path::new(&cfg.tls_cert),
@@ -197,6 +199,14 @@ fn main() -> Result<()> {
     let mut cfg = config::load(cli.config.as_deref(), std::env::vars())?;
     match cli.command {
         Command::Parse(args) => parse_cmd::run(args),
+        Command::Intel(a) => match intel_cmd::run(a) {
+            // Exit statuses like grep: 0 listed, 1 not listed, 2 error.
+            Ok(listed) => std::process::exit(if listed { 0 } else { 1 }),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::exit(2)
+            }
+        },
         Command::Hub(a) => {
             if a.print_config {
                 print!("{}", config::DEFAULT_CONFIG);

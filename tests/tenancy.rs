@@ -47,6 +47,72 @@ const COVERED: &[(&str, &str)] = &[
     ("/api/v1/members/{id}/summary", "per member"),
     ("/api/v1/members/{id}/collectors", "per member"),
     ("/api/v1/members/{id}/enrolment-tokens", "per member"),
+    ("/api/v1/members/{id}/blocklist/{format}", "per member"),
+    ("/api/v1/members/{id}/blocklist-exclusions", "per member"),
+    (
+        "/api/v1/members/{id}/blocklist-exclusions/{cidr}",
+        "per member",
+    ),
+    (
+        "/api/v1/intel/feeds",
+        "analysts and administrators only (intel_roles)",
+    ),
+    (
+        "/api/v1/intel/indicators",
+        "analysts and administrators only (intel_roles)",
+    ),
+    (
+        "/api/v1/intel/indicators/{id}",
+        "analysts and administrators only (intel_roles)",
+    ),
+    (
+        "/api/v1/intel/check/{value}",
+        "analysts and administrators only (intel_roles)",
+    ),
+    (
+        "/api/v1/intel/export/stix",
+        "partners, analysts, administrators; TLP ceiling (intel_roles, tests/sharing.rs)",
+    ),
+    (
+        "/api/v1/intel/export/misp/{file}",
+        "partners, analysts, administrators; TLP ceiling (intel_roles, tests/sharing.rs)",
+    ),
+    (
+        "/taxii2/",
+        "partners, analysts, administrators (intel_roles)",
+    ),
+    (
+        "/taxii2/api/",
+        "partners, analysts, administrators (intel_roles)",
+    ),
+    (
+        "/taxii2/api/collections/",
+        "partners, analysts, administrators (intel_roles)",
+    ),
+    (
+        "/taxii2/api/collections/{id}/",
+        "partners, analysts, administrators (intel_roles)",
+    ),
+    (
+        "/taxii2/api/collections/{id}/objects/",
+        "TLP ceiling per account (tests/sharing.rs)",
+    ),
+    (
+        "/taxii2/api/collections/{id}/objects/{object_id}/",
+        "TLP ceiling per account (tests/sharing.rs)",
+    ),
+    (
+        "/taxii2/api/collections/{id}/objects/{object_id}/versions/",
+        "TLP ceiling per account (tests/sharing.rs)",
+    ),
+    (
+        "/taxii2/api/collections/{id}/manifest/",
+        "TLP ceiling per account (tests/sharing.rs)",
+    ),
+    (
+        "/taxii2/api/status/{id}/",
+        "own requests only (tests/sharing.rs)",
+    ),
     ("/api/v1/alerts", "list"),
     ("/api/v1/alerts/{id}", "per alert"),
     ("/api/v1/alerts/{id}/status", "per alert"),
@@ -80,6 +146,9 @@ const MEMBER_GETS: &[&str] = &[
     "/api/v1/members/{id}/alerts",
     "/api/v1/members/{id}/summary",
     "/api/v1/members/{id}/collectors",
+    "/api/v1/members/{id}/blocklist/txt",
+    "/api/v1/members/{id}/blocklist/nft",
+    "/api/v1/members/{id}/blocklist-exclusions",
 ];
 
 async fn member_ids_in(c: &Client) -> anyhow::Result<BTreeSet<i64>> {
@@ -126,6 +195,24 @@ async fn check_scope(
         if !visible.contains(&m) {
             assert_eq!(s, StatusCode::NOT_FOUND, "{who}: enrolment token for {m}");
         }
+        // Blocklist exclusions: written only in scope, and only by those who may write.
+        let path = format!("/api/v1/members/{m}/blocklist-exclusions");
+        let (s, _) = c
+            .post_json(&path, &json!({"cidr": "192.0.2.0/28", "note": "tenancy"}))
+            .await?;
+        let expect_write = match (visible.contains(&m), may_write) {
+            (false, _) => StatusCode::NOT_FOUND,
+            (true, true) => StatusCode::OK,
+            (true, false) => StatusCode::FORBIDDEN,
+        };
+        assert_eq!(s, expect_write, "{who}: POST {path}");
+        let s = c.delete(&format!("{path}/192.0.2.0_28")).await?.status();
+        let expect_delete = match (visible.contains(&m), may_write) {
+            (false, _) => StatusCode::NOT_FOUND,
+            (true, true) => StatusCode::NO_CONTENT,
+            (true, false) => StatusCode::FORBIDDEN,
+        };
+        assert_eq!(s, expect_delete, "{who}: DELETE {path}/…");
     }
     // Alerts: the list holds only in-scope members' alerts; each alert answers only in scope.
     let (_, list) = c.get_json("/api/v1/alerts?limit=1000").await?;
@@ -249,6 +336,7 @@ async fn members_and_forces_see_only_their_own() -> anyhow::Result<()> {
         ("officer@southmoor.example", set(&[oakfield]), true),
         ("analyst@watchhouse.example", set(&all), true),
         ("admin@watchhouse.example", set(&all), true),
+        ("partner@cert.example", set(&[]), false),
     ];
     for (email, visible, may_write) in cases {
         let c = demo.client(email).await?;
@@ -430,5 +518,113 @@ async fn sign_in_failures_are_rate_limited_and_do_not_reveal_accounts() -> anyho
         "{metrics}"
     );
     let _ = Value::Null;
+    Ok(())
+}
+
+/// Intelligence routes are by role, not by member: analysts and administrators manage them;
+/// partners, analysts and administrators receive shared intelligence; member and force users
+/// get neither; nobody gets anything without signing in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intel_roles() -> anyhow::Result<()> {
+    let demo = Demo::start(20).await?;
+    let http = reqwest::Client::new();
+    let emails = [
+        "head@riverside.example",
+        "office@harbour.example",
+        "support@msp.example",
+        "officer@northshire.example",
+        "analyst@watchhouse.example",
+        "admin@watchhouse.example",
+        "partner@cert.example",
+    ];
+    for email in emails {
+        let manages = matches!(
+            email,
+            "analyst@watchhouse.example" | "admin@watchhouse.example"
+        );
+        let receives = manages || email == "partner@cert.example";
+        let c = demo.client(email).await?;
+        let code = |ok: bool, good: StatusCode| if ok { good } else { StatusCode::FORBIDDEN };
+        for path in [
+            "/api/v1/intel/feeds",
+            "/api/v1/intel/indicators",
+            "/api/v1/intel/check/198.51.100.7",
+        ] {
+            let (s, _) = c.get_json(path).await?;
+            assert_eq!(s, code(manages, StatusCode::OK), "{email}: GET {path}");
+        }
+        let (s, v) = c
+            .post_json(
+                "/api/v1/intel/indicators",
+                &json!({"value": "203.0.113.200", "tlp": "green"}),
+            )
+            .await?;
+        assert_eq!(
+            s,
+            code(manages, StatusCode::CREATED),
+            "{email}: POST indicator"
+        );
+        if manages {
+            let id = v["id"].as_i64().unwrap();
+            let s = c
+                .delete(&format!("/api/v1/intel/indicators/{id}"))
+                .await?
+                .status();
+            assert_eq!(s, StatusCode::NO_CONTENT, "{email}: revoke");
+        } else {
+            assert_eq!(
+                c.delete("/api/v1/intel/indicators/1").await?.status(),
+                StatusCode::FORBIDDEN
+            );
+        }
+        for path in [
+            "/api/v1/intel/export/stix",
+            "/api/v1/intel/export/misp/manifest.json",
+        ] {
+            let r = c.get(path).await?;
+            assert_eq!(
+                r.status(),
+                code(receives, StatusCode::OK),
+                "{email}: GET {path}"
+            );
+        }
+        // TAXII with HTTP Basic, as a TAXII client would.
+        let r = http
+            .get(format!("{}/taxii2/", demo.url))
+            .basic_auth(email, Some(demo.password(email)))
+            .header("accept", "application/taxii+json;version=2.1")
+            .send()
+            .await?;
+        assert_eq!(
+            r.status(),
+            code(receives, StatusCode::OK),
+            "{email}: TAXII discovery"
+        );
+        let r = http
+            .get(format!("{}/taxii2/", demo.url))
+            .basic_auth(email, Some("wrong password"))
+            .send()
+            .await?;
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{email}: wrong password"
+        );
+    }
+    let anon = Client::new(&demo.url);
+    for path in [
+        "/api/v1/intel/feeds",
+        "/api/v1/intel/export/stix",
+        "/taxii2/",
+        "/taxii2/api/collections/",
+    ] {
+        assert_eq!(
+            anon.get(path).await?.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
+    let r = anon.get("/taxii2/").await?;
+    assert!(r.headers().contains_key("www-authenticate"));
     Ok(())
 }

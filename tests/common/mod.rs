@@ -227,6 +227,14 @@ impl Client {
         Ok((status, res.json::<Value>().await.unwrap_or(Value::Null)))
     }
 
+    pub async fn delete(&self, path: &str) -> Result<reqwest::Response> {
+        let mut rb = self.with_cookie(self.http.delete(format!("{}{path}", self.base)));
+        if let Some(c) = &self.csrf {
+            rb = rb.header("x-csrf-token", c);
+        }
+        Ok(rb.send().await?)
+    }
+
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Result<reqwest::Response> {
         Ok(self
             .with_cookie(self.http.post(format!("{}{path}", self.base)))

@@ -156,13 +156,7 @@ mod tests {
         // Without the opt-in, outbound to a destination on the pushed watchlist is still sent.
         let mut b = watchhouse_intel::MatcherBuilder::new();
         let (c2, _) = watchhouse_intel::parse_netset("203.0.113.66\n");
-        b.add_list(
-            watchhouse_intel::ListInfo {
-                name: "c2".into(),
-                category: "c2".into(),
-            },
-            c2,
-        );
+        b.add_list(watchhouse_intel::ListInfo::new("c2", "c2"), c2);
         let watched = p.clone().with_watchlist(Some(Arc::new(b.build())));
         assert_eq!(
             watched.classify(&ev("192.168.1.2", "203.0.113.66", u)),

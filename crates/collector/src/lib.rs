@@ -356,10 +356,7 @@ fn watchlist_matcher(text: &str) -> watchhouse_intel::Matcher {
     let (entries, _) = watchhouse_intel::parse_netset(text);
     let mut b = watchhouse_intel::MatcherBuilder::new();
     b.add_list(
-        watchhouse_intel::ListInfo {
-            name: "hub watchlist".into(),
-            category: "watchlist".into(),
-        },
+        watchhouse_intel::ListInfo::new("hub watchlist", "watchlist"),
         entries,
     );
     b.build()

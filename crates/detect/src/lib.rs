@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use watchhouse_event::{Direction, Event};
-use watchhouse_intel::Matcher;
+use watchhouse_intel::{Match, Matcher, Tlp};
 
 pub mod services;
 
@@ -107,8 +107,53 @@ pub struct Observation {
     pub subject_ip: IpAddr,
     /// Names of the lists that matched.
     pub lists: Vec<String>,
+    /// Why each list has it: category, confidence and TLP, per feed.
+    pub labels: Vec<ObservedLabel>,
     /// Index of the event in the batch passed to [`detect`].
     pub event_index: usize,
+}
+
+/// One feed's reason for listing an address, carried from the matcher into the alert.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObservedLabel {
+    /// Feed name.
+    pub feed: String,
+    /// What the feed says it is (`botnet_c2`, `attacks`, …).
+    pub category: String,
+    /// 0–100.
+    pub confidence: u8,
+    /// Sharing restriction of this piece of intelligence.
+    pub tlp: Tlp,
+}
+
+/// The labels of a match, as owned values.
+pub fn observed_labels(matcher: &Matcher, hit: &Match<'_>) -> Vec<ObservedLabel> {
+    hit.labels()
+        .iter()
+        .map(|l| ObservedLabel {
+            feed: matcher.feed(l.feed).name.clone(),
+            category: matcher.category(*l).to_owned(),
+            confidence: l.confidence,
+            tlp: l.tlp,
+        })
+        .collect()
+}
+
+/// Merges labels (one per feed and category, highest confidence, most restrictive TLP).
+pub fn merge_labels(into: &mut Vec<ObservedLabel>, more: &[ObservedLabel]) {
+    for l in more {
+        match into
+            .iter_mut()
+            .find(|x| x.feed == l.feed && x.category == l.category)
+        {
+            Some(x) => {
+                x.confidence = x.confidence.max(l.confidence);
+                x.tlp = x.tlp.max(l.tlp);
+            }
+            None => into.push(l.clone()),
+        }
+    }
+    into.sort();
 }
 
 /// Runs every detection over a batch of one member's events.
@@ -124,7 +169,8 @@ pub fn detect(events: &[Event], matcher: &Matcher) -> Vec<Observation> {
                     // One alert per internal device and destination.
                     dedup_key: format!("{}|{}|{}", kind.as_str(), e.dst_ip, e.src_ip),
                     subject_ip: e.dst_ip,
-                    lists: matcher.names(hit).into_iter().map(str::to_owned).collect(),
+                    lists: hit.feed_names().into_iter().map(str::to_owned).collect(),
+                    labels: observed_labels(matcher, &hit),
                     event_index: i,
                 });
             }
@@ -145,7 +191,8 @@ pub fn detect(events: &[Event], matcher: &Matcher) -> Vec<Observation> {
                 severity,
                 dedup_key: format!("{}|{}|{}", kind.as_str(), e.src_ip, severity.as_str()),
                 subject_ip: e.src_ip,
-                lists: matcher.names(hit).into_iter().map(str::to_owned).collect(),
+                lists: hit.feed_names().into_iter().map(str::to_owned).collect(),
+                labels: observed_labels(matcher, &hit),
                 event_index: i,
             });
         }
@@ -308,13 +355,7 @@ mod tests {
     fn matcher() -> Matcher {
         let mut b = MatcherBuilder::new();
         let (v, _) = parse_netset("203.0.113.0/24\n192.0.2.7\n");
-        b.add_list(
-            ListInfo {
-                name: "demo".into(),
-                category: "attacks".into(),
-            },
-            v,
-        );
+        b.add_list(ListInfo::new("demo", "attacks"), v);
         b.build()
     }
 

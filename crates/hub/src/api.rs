@@ -535,7 +535,8 @@ pub async fn member_collectors(
     ))
 }
 
-fn require_csrf(a: &Authed, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Refuses a cookie-authenticated write without the session's CSRF token in `X-CSRF-Token`.
+pub fn require_csrf(a: &Authed, headers: &HeaderMap) -> Result<(), ApiError> {
     let sent = headers
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())

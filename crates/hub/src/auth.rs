@@ -319,3 +319,110 @@ mod tests {
         assert_eq!(cookie(&h, "zz"), None);
     }
 }
+
+/// A machine client (TAXII partner, a firewall fetching its blocklist, a script): signed in by
+/// `Authorization: Bearer <token>` (tokens from `watchhouse admin token`), HTTP Basic with an
+/// account's email and password, or — for reads only — a browser session cookie.
+#[derive(Debug, Clone)]
+pub struct MachineAuthed {
+    /// The user.
+    pub user: watchhouse_store::User,
+    /// Their scope.
+    pub scope: Scope,
+}
+
+/// How long a verified Basic credential is remembered.
+const BASIC_CACHE_SECS: u64 = 300;
+
+/// Authenticates a machine client; `Ok(None)` when no credentials were sent.
+pub async fn machine_user(
+    parts: &Parts,
+    state: &AppState,
+    client_ip: &str,
+) -> Result<Option<MachineAuthed>, ApiError> {
+    let wrap = |u: watchhouse_store::User| MachineAuthed {
+        scope: Scope::for_user(&u),
+        user: u,
+    };
+    if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
+        let h = h.to_str().unwrap_or("");
+        if let Some(token) = h.strip_prefix("Bearer ").map(str::trim) {
+            return match state.store.user_for_api_token(&hash_secret(token)).await? {
+                Some(u) => Ok(Some(wrap(u))),
+                None => Err(ApiError::unauthorised(
+                    "bad_token",
+                    "The bearer token is not valid (revoked, or its account is disabled). Ask an administrator for a new one.",
+                )),
+            };
+        }
+        if let Some(b64) = h.strip_prefix("Basic ").map(str::trim) {
+            use base64::Engine;
+            let bad = || {
+                ApiError::unauthorised("bad_credentials", "The email address or password is wrong.")
+            };
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| bad())?;
+            let raw = String::from_utf8(raw).map_err(|_| bad())?;
+            let (email, password) = raw.split_once(':').ok_or_else(bad)?;
+            let key: [u8; 32] = Sha256::digest(raw.as_bytes()).into();
+            let cached = state
+                .basic_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .filter(|(_, t)| t.elapsed() < Duration::from_secs(BASIC_CACHE_SECS))
+                .map(|(id, _)| *id);
+            if let Some(retry) = state.limiter.check(email, client_ip) {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    "throttled",
+                    format!("Too many failed sign-ins. Try again in {retry} s."),
+                ));
+            }
+            let found = state.store.user_for_login(email).await?;
+            if let (Some(id), Some((u, _))) = (cached, &found) {
+                if u.id == id {
+                    return Ok(Some(wrap(u.clone())));
+                }
+            }
+            let phc = found
+                .as_ref()
+                .map(|(_, h)| h.clone())
+                .unwrap_or_else(|| dummy_hash().to_owned());
+            let pw = password.to_owned();
+            let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &phc))
+                .await
+                .unwrap_or(false);
+            return match (ok, found) {
+                (true, Some((u, _))) => {
+                    state.limiter.succeed(email);
+                    let mut c = state.basic_cache.lock().unwrap_or_else(|p| p.into_inner());
+                    if c.len() > 10_000 {
+                        c.clear();
+                    }
+                    c.insert(key, (u.id, Instant::now()));
+                    Ok(Some(wrap(u)))
+                }
+                _ => {
+                    state.limiter.fail(email, client_ip);
+                    state
+                        .metrics
+                        .login_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Err(bad())
+                }
+            };
+        }
+        return Err(ApiError::unauthorised(
+            "bad_authorization",
+            "Use `Authorization: Bearer <token>` or HTTP Basic with your email and password.",
+        ));
+    }
+    if parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD {
+        if let Some(a) = load_session(parts, state).await? {
+            return Ok(Some(wrap(a.session.user)));
+        }
+    }
+    Ok(None)
+}

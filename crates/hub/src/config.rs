@@ -17,21 +17,103 @@ pub enum CookieSecurity {
     Never,
 }
 
-/// A known-bad list file.
+/// An intelligence feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedConfig {
     /// Short name shown in alerts, e.g. `firehol_level1`.
     pub name: String,
-    /// Path of a plain IP/CIDR list (FireHOL `.netset`/`.ipset`, Spamhaus DROP, …).
-    pub path: PathBuf,
-    /// What it lists, e.g. `attacks`.
-    #[serde(default = "default_category")]
+    /// Where to fetch it: `https://…`, `http://…`, `file:///…` or a local path. For `taxii`, the
+    /// collection URL (ending in `/`); for `misp`, the feed's base URL (where `manifest.json` is).
+    #[serde(alias = "path")]
+    pub url: String,
+    /// `auto` (guessed from the content) or one of `netset`, `spamhaus_json`, `feodo_csv`,
+    /// `threatfox_csv`, `urlhaus_csv`, `tor_exits`, `domains`, `stix`, `taxii`, `misp`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// Category of its entries when the feed does not say, e.g. `attacks`, `botnet_c2`;
+    /// empty takes a FireHOL header's `Category`, else `attacks`.
+    #[serde(default)]
     pub category: String,
+    /// Default confidence of its entries, 0–100.
+    #[serde(default = "default_confidence")]
+    pub confidence: u8,
+    /// Default TLP of its entries: `clear`, `green`, `amber`, `amber_strict` or `red`.
+    #[serde(default = "default_tlp")]
+    pub tlp: watchhouse_intel::Tlp,
+    /// Who publishes it (shown with its matches), e.g. `abuse.ch Feodo Tracker`.
+    #[serde(default)]
+    pub provenance: String,
+    /// Seconds between refreshes (conditional requests: ETag / If-Modified-Since). Local files
+    /// are re-read as soon as they change.
+    #[serde(default = "default_refresh")]
+    pub refresh_secs: u64,
+    /// Entries stop being used this many days after the feed was last fetched successfully
+    /// (and TAXII/MISP entries this many days after they were last received), unless the feed
+    /// gives its own expiry; 0 keeps them while the feed lists them.
+    #[serde(default = "default_expiry")]
+    pub expiry_days: u64,
+    /// An update with more than this percentage fewer entries than the last good version is
+    /// held back (the last good version stays in use) and the administrator is told.
+    #[serde(default = "default_shrink")]
+    pub max_shrink_pct: u8,
+    /// Whether its entries may be shared onwards (TAXII, STIX and MISP exports), within their
+    /// TLP. Off by default: many public feeds' terms forbid redistribution.
+    #[serde(default)]
+    pub share: bool,
+    /// Whether its address entries go into the members' firewall blocklists.
+    #[serde(default)]
+    pub blocklist: bool,
+    /// `Authorization` header value for the source (e.g. `Bearer …`, `Basic …`); never logged.
+    #[serde(default)]
+    pub authorization: String,
+    /// Largest download accepted, in bytes.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
 }
 
-fn default_category() -> String {
-    "attacks".into()
+impl FeedConfig {
+    /// A feed read from a local file with every other setting at its default.
+    pub fn file(name: impl Into<String>, path: impl AsRef<std::path::Path>) -> FeedConfig {
+        FeedConfig {
+            name: name.into(),
+            url: path.as_ref().display().to_string(),
+            format: default_format(),
+            category: String::new(),
+            confidence: default_confidence(),
+            tlp: default_tlp(),
+            provenance: String::new(),
+            refresh_secs: default_refresh(),
+            expiry_days: default_expiry(),
+            max_shrink_pct: default_shrink(),
+            share: false,
+            blocklist: false,
+            authorization: String::new(),
+            max_bytes: default_max_bytes(),
+        }
+    }
+}
+
+fn default_format() -> String {
+    "auto".into()
+}
+fn default_confidence() -> u8 {
+    50
+}
+fn default_tlp() -> watchhouse_intel::Tlp {
+    watchhouse_intel::Tlp::Clear
+}
+fn default_refresh() -> u64 {
+    3600
+}
+fn default_expiry() -> u64 {
+    7
+}
+fn default_shrink() -> u8 {
+    50
+}
+fn default_max_bytes() -> u64 {
+    256 * 1024 * 1024
 }
 
 /// `[hub]` settings.
@@ -48,10 +130,15 @@ pub struct HubConfig {
     pub data_dir: PathBuf,
     /// Database URL; empty means `sqlite://<data_dir>/watchhouse.db`.
     pub database: String,
-    /// Known-bad lists loaded at start and re-read when their files change.
+    /// Intelligence feeds.
     pub feeds: Vec<FeedConfig>,
-    /// Seconds between checks of the feed files for changes.
+    /// Seconds between checks whether a feed is due (and local feed files for changes).
     pub feed_check_secs: u64,
+    /// Sources seen at this many members or more within `national_days` go into the national
+    /// blocklist and the shared sightings.
+    pub national_min_members: u32,
+    /// The window for the national list, in days.
+    pub national_days: u32,
     /// Repeats of the same alert within this many seconds grow the open alert.
     pub dedup_window_secs: u64,
     /// How often collectors should ship, in milliseconds (pushed to them).
@@ -82,6 +169,8 @@ impl Default for HubConfig {
             database: String::new(),
             feeds: Vec::new(),
             feed_check_secs: 30,
+            national_min_members: 3,
+            national_days: 7,
             dedup_window_secs: 86_400,
             upload_interval_ms: 2_000,
             max_event_age_days: 30,

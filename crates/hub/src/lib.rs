@@ -21,11 +21,14 @@ use watchhouse_store::Store;
 
 pub mod api;
 pub mod auth;
+pub mod blocklist;
 pub mod config;
 pub mod error;
 pub mod intel;
 pub mod metrics;
 pub mod pages;
+pub mod share;
+pub mod taxii;
 pub mod tls;
 
 pub use config::{CookieSecurity, FeedConfig, HubConfig};
@@ -52,6 +55,17 @@ pub struct Inner {
     pub limiter: auth::LoginLimiter,
     /// Whether cookies carry `Secure`.
     pub secure_cookies: bool,
+    /// What administrators see of the feeds, refreshed by the feed task.
+    feed_views: RwLock<Vec<intel::FeedView>>,
+    /// Wakes the feed task for a rebuild.
+    pub rebuild_wanted: tokio::sync::Notify,
+    /// Set with [`AppState::request_intel_rebuild`]; the feed task clears it.
+    pub rebuild_requested: std::sync::atomic::AtomicBool,
+    /// Recently verified HTTP Basic credentials (SHA-256 of `email:password`) → user id and
+    /// expiry, so machine clients do not pay for argon2 on every request.
+    pub basic_cache: std::sync::Mutex<
+        std::collections::HashMap<[u8; 32], (watchhouse_store::Id, std::time::Instant)>,
+    >,
 }
 
 /// Cheaply clonable handle to [`Inner`].
@@ -93,12 +107,36 @@ impl AppState {
             metrics,
             intel: RwLock::new(Arc::new(intel)),
             secure_cookies,
+            feed_views: RwLock::new(Vec::new()),
+            rebuild_wanted: tokio::sync::Notify::new(),
+            rebuild_requested: std::sync::atomic::AtomicBool::new(false),
+            basic_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
         }))
     }
 
     /// The intelligence in use now.
     pub fn intel(&self) -> Arc<intel::Intel> {
         self.intel.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The feeds as last seen by the feed task.
+    pub fn feed_views(&self) -> Vec<intel::FeedView> {
+        self.feed_views
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the feed views.
+    pub fn set_feed_views(&self, v: Vec<intel::FeedView>) {
+        *self.feed_views.write().unwrap_or_else(|p| p.into_inner()) = v;
+    }
+
+    /// Asks the feed task to rebuild the intelligence soon (after an analyst or partner change).
+    pub fn request_intel_rebuild(&self) {
+        self.rebuild_requested
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.rebuild_wanted.notify_one();
     }
 
     /// Swaps in new intelligence; lookups in flight finish on the old one.
@@ -174,6 +212,56 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/members/{id}/enrolment-tokens",
             post(api::create_enrolment_token),
         )
+        .route(
+            "/api/v1/members/{id}/blocklist/{format}",
+            get(blocklist::blocklist),
+        )
+        .route(
+            "/api/v1/members/{id}/blocklist-exclusions",
+            get(blocklist::list_exclusions).post(blocklist::add_exclusion),
+        )
+        .route(
+            "/api/v1/members/{id}/blocklist-exclusions/{cidr}",
+            axum::routing::delete(blocklist::delete_exclusion),
+        )
+        .route("/api/v1/intel/feeds", get(blocklist::feeds))
+        .route(
+            "/api/v1/intel/indicators",
+            get(blocklist::list_indicators).post(blocklist::add_indicator),
+        )
+        .route(
+            "/api/v1/intel/indicators/{id}",
+            axum::routing::delete(blocklist::revoke_indicator),
+        )
+        .route("/api/v1/intel/check/{value}", get(blocklist::check))
+        .route("/api/v1/intel/export/stix", get(blocklist::export_stix))
+        .route(
+            "/api/v1/intel/export/misp/{file}",
+            get(blocklist::export_misp),
+        )
+        .route("/taxii2/", get(taxii::discovery))
+        .route("/taxii2/api/", get(taxii::api_root))
+        .route("/taxii2/api/collections/", get(taxii::collections))
+        .route("/taxii2/api/collections/{id}/", get(taxii::collection))
+        .route(
+            "/taxii2/api/collections/{id}/objects/",
+            get(taxii::objects)
+                .post(taxii::add_objects)
+                .layer(DefaultBodyLimit::max(taxii::MAX_CONTENT_LENGTH)),
+        )
+        .route(
+            "/taxii2/api/collections/{id}/objects/{object_id}/",
+            get(taxii::object),
+        )
+        .route(
+            "/taxii2/api/collections/{id}/objects/{object_id}/versions/",
+            get(taxii::versions),
+        )
+        .route(
+            "/taxii2/api/collections/{id}/manifest/",
+            get(taxii::manifest),
+        )
+        .route("/taxii2/api/status/{id}/", get(taxii::status))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}", get(api::alert))
         .route("/api/v1/alerts/{id}/status", post(api::alert_status))

@@ -6,10 +6,17 @@
 //! **Invariant: a malformed entry never poisons a list.** [`parse_netset`] skips and counts it,
 //! keeping a few samples for the operator; every well-formed entry is kept.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+
+pub mod formats;
+pub mod indicator;
+pub mod matcher;
+pub mod stix;
+
+pub use indicator::{Indicator, IndicatorValue, Tlp};
+pub use matcher::{FeedId, FeedInfo, Label, ListInfo, Match, Matcher, MatcherBuilder, MAX_LISTS};
 
 /// An address block: an address and a prefix length. Host bits are cleared on construction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,7 +37,20 @@ impl fmt::Display for CidrError {
 
 impl std::error::Error for CidrError {}
 
-fn v4_mask(len: u8) -> u32 {
+impl serde::Serialize for Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+pub(crate) fn v4_mask(len: u8) -> u32 {
     if len == 0 {
         0
     } else {
@@ -38,7 +58,7 @@ fn v4_mask(len: u8) -> u32 {
     }
 }
 
-fn v6_mask(len: u8) -> u128 {
+pub(crate) fn v6_mask(len: u8) -> u128 {
     if len == 0 {
         0
     } else {
@@ -145,7 +165,7 @@ impl FromStr for Cidr {
     }
 }
 
-fn clip(s: &str) -> &str {
+pub(crate) fn clip(s: &str) -> &str {
     let mut end = s.len().min(64);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -193,157 +213,6 @@ pub fn parse_netset(text: &str) -> (Vec<Cidr>, ParseReport) {
         }
     }
     (out, rep)
-}
-
-/// A named list in a matcher.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListInfo {
-    /// Short name, e.g. `firehol_level1`.
-    pub name: String,
-    /// What kind of threat it lists, e.g. `attacks`, `botnet_c2`.
-    pub category: String,
-}
-
-/// Which lists an address is on: a bit set over [`Matcher::lists`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Hit(u64);
-
-impl Hit {
-    /// Indexes of the lists, ascending.
-    pub fn list_indexes(self) -> impl Iterator<Item = usize> {
-        (0..64).filter(move |i| self.0 & (1 << i) != 0)
-    }
-}
-
-/// Collects lists, then builds an immutable [`Matcher`].
-#[derive(Debug, Default)]
-pub struct MatcherBuilder {
-    lists: Vec<ListInfo>,
-    entries: Vec<(Cidr, u64)>,
-}
-
-/// Most lists a matcher holds.
-pub const MAX_LISTS: usize = 64;
-
-impl MatcherBuilder {
-    /// An empty builder.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a list. Panics only if more than [`MAX_LISTS`] are added (a configuration error the
-    /// caller checks first).
-    pub fn add_list(&mut self, info: ListInfo, entries: impl IntoIterator<Item = Cidr>) {
-        assert!(self.lists.len() < MAX_LISTS, "too many intelligence lists");
-        let bit = 1u64 << self.lists.len();
-        self.lists.push(info);
-        self.entries.extend(entries.into_iter().map(|c| (c, bit)));
-    }
-
-    /// Builds the matcher.
-    pub fn build(self) -> Matcher {
-        let mut m = Matcher {
-            lists: self.lists,
-            ..Matcher::default()
-        };
-        let mut v4_nets: HashMap<u8, HashMap<u32, u64>> = HashMap::new();
-        let mut v6_nets: HashMap<u8, HashMap<u128, u64>> = HashMap::new();
-        for (c, bit) in self.entries {
-            match c.addr {
-                IpAddr::V4(a) if c.len == 32 => *m.v4_hosts.entry(u32::from(a)).or_default() |= bit,
-                IpAddr::V6(a) if c.len == 128 => {
-                    *m.v6_hosts.entry(u128::from(a)).or_default() |= bit
-                }
-                IpAddr::V4(a) => {
-                    *v4_nets
-                        .entry(c.len)
-                        .or_default()
-                        .entry(u32::from(a))
-                        .or_default() |= bit
-                }
-                IpAddr::V6(a) => {
-                    *v6_nets
-                        .entry(c.len)
-                        .or_default()
-                        .entry(u128::from(a))
-                        .or_default() |= bit
-                }
-            }
-        }
-        m.v4_nets = v4_nets.into_iter().collect();
-        m.v4_nets.sort_by_key(|(l, _)| std::cmp::Reverse(*l));
-        m.v6_nets = v6_nets.into_iter().collect();
-        m.v6_nets.sort_by_key(|(l, _)| std::cmp::Reverse(*l));
-        m
-    }
-}
-
-/// Immutable address matcher: exact hosts in hash tables, blocks in one hash table per prefix
-/// length (longest first). Lookups never allocate.
-#[derive(Debug, Default)]
-pub struct Matcher {
-    lists: Vec<ListInfo>,
-    v4_hosts: HashMap<u32, u64>,
-    v6_hosts: HashMap<u128, u64>,
-    v4_nets: Vec<(u8, HashMap<u32, u64>)>,
-    v6_nets: Vec<(u8, HashMap<u128, u64>)>,
-}
-
-impl Matcher {
-    /// The lists, indexed as in [`Hit::list_indexes`].
-    pub fn lists(&self) -> &[ListInfo] {
-        &self.lists
-    }
-
-    /// Number of distinct entries (hosts plus blocks).
-    pub fn len(&self) -> usize {
-        self.v4_hosts.len()
-            + self.v6_hosts.len()
-            + self.v4_nets.iter().map(|(_, t)| t.len()).sum::<usize>()
-            + self.v6_nets.iter().map(|(_, t)| t.len()).sum::<usize>()
-    }
-
-    /// True when nothing is listed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Which lists contain `ip` (directly or through a block), if any.
-    pub fn lookup(&self, ip: IpAddr) -> Option<Hit> {
-        let mut bits = 0u64;
-        match ip {
-            IpAddr::V4(a) => {
-                let a = u32::from(a);
-                if let Some(b) = self.v4_hosts.get(&a) {
-                    bits |= b;
-                }
-                for (len, t) in &self.v4_nets {
-                    if let Some(b) = t.get(&(a & v4_mask(*len))) {
-                        bits |= b;
-                    }
-                }
-            }
-            IpAddr::V6(a) => {
-                let a = u128::from(a);
-                if let Some(b) = self.v6_hosts.get(&a) {
-                    bits |= b;
-                }
-                for (len, t) in &self.v6_nets {
-                    if let Some(b) = t.get(&(a & v6_mask(*len))) {
-                        bits |= b;
-                    }
-                }
-            }
-        }
-        (bits != 0).then_some(Hit(bits))
-    }
-
-    /// Names of the lists in a hit.
-    pub fn names(&self, hit: Hit) -> Vec<&str> {
-        hit.list_indexes()
-            .filter_map(|i| self.lists.get(i).map(|l| l.name.as_str()))
-            .collect()
-    }
 }
 
 /// Private, loopback, link-local, CGNAT and other non-internet ranges (RFC 1918, 6598, 3927,
@@ -418,42 +287,6 @@ mod tests {
     }
 
     #[test]
-    fn matcher_finds_hosts_and_blocks_with_list_names() {
-        let mut b = MatcherBuilder::new();
-        let (a, _) = parse_netset("1.2.3.4\n10.0.0.0/8\n2001:db8::/32");
-        b.add_list(
-            ListInfo {
-                name: "a".into(),
-                category: "attacks".into(),
-            },
-            a,
-        );
-        let (c, _) = parse_netset("1.2.3.4\n192.0.2.0/24");
-        b.add_list(
-            ListInfo {
-                name: "c".into(),
-                category: "c2".into(),
-            },
-            c,
-        );
-        let m = b.build();
-        let hit = m.lookup("1.2.3.4".parse().unwrap()).unwrap();
-        assert_eq!(m.names(hit), vec!["a", "c"]);
-        assert_eq!(
-            m.names(m.lookup("10.9.9.9".parse().unwrap()).unwrap()),
-            vec!["a"]
-        );
-        assert_eq!(
-            m.names(m.lookup("192.0.2.200".parse().unwrap()).unwrap()),
-            vec!["c"]
-        );
-        assert!(m.lookup("2001:db8::5".parse().unwrap()).is_some());
-        assert!(m.lookup("1.2.3.5".parse().unwrap()).is_none());
-        assert!(m.lookup("2001:db9::5".parse().unwrap()).is_none());
-        assert_eq!(m.len(), 4, "1.2.3.4 is on both lists but stored once");
-    }
-
-    #[test]
     fn non_internet_ranges() {
         for a in [
             "10.1.1.1",
@@ -477,26 +310,6 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            #[test]
-            fn matcher_agrees_with_linear_scan(
-                nets in proptest::collection::vec((any::<u32>(), 8u8..=32), 1..40),
-                probes in proptest::collection::vec(any::<u32>(), 1..60),
-            ) {
-                let cidrs: Vec<Cidr> = nets.iter()
-                    .map(|(a, l)| Cidr::new(IpAddr::V4(Ipv4Addr::from(*a)), *l).unwrap())
-                    .collect();
-                let mut b = MatcherBuilder::new();
-                b.add_list(ListInfo { name: "x".into(), category: "y".into() }, cidrs.clone());
-                let m = b.build();
-                // Probe both random addresses and addresses inside the blocks.
-                let inside = nets.iter().map(|(a, _)| *a);
-                for p in probes.iter().copied().chain(inside) {
-                    let ip = IpAddr::V4(Ipv4Addr::from(p));
-                    let expect = cidrs.iter().any(|c| c.contains(ip));
-                    prop_assert_eq!(m.lookup(ip).is_some(), expect);
-                }
-            }
-
             #[test]
             fn parse_netset_never_panics(s in "\\PC{0,200}") {
                 let (v, rep) = parse_netset(&s);

@@ -17,8 +17,10 @@ use std::net::IpAddr;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use watchhouse_detect::ObservedLabel;
 use watchhouse_detect::{AlertKind, Observation, Severity};
 use watchhouse_event::Event;
+use watchhouse_intel::{IndicatorValue, Tlp};
 use watchhouse_proto::{Batch, CollectorStats};
 
 pub mod sqlite;
@@ -62,6 +64,9 @@ pub enum Role {
     Analyst,
     /// Everything, including user management.
     Admin,
+    /// A sharing partner (another police service, a CERT, an ISAC): reads shared intelligence
+    /// through TAXII within its TLP ceiling; never member data.
+    Partner,
 }
 
 impl Role {
@@ -73,6 +78,7 @@ impl Role {
         Role::ForceOfficer,
         Role::Analyst,
         Role::Admin,
+        Role::Partner,
     ];
 
     /// Stable name.
@@ -84,6 +90,7 @@ impl Role {
             Role::ForceOfficer => "force_officer",
             Role::Analyst => "analyst",
             Role::Admin => "admin",
+            Role::Partner => "partner",
         }
     }
 
@@ -106,6 +113,7 @@ impl Role {
             Role::ForceOfficer => "Force Cyber Protect officer",
             Role::Analyst => "Analyst",
             Role::Admin => "Administrator",
+            Role::Partner => "Sharing partner",
         }
     }
 }
@@ -139,6 +147,8 @@ impl Scope {
             Role::MemberViewer | Role::MemberAdmin | Role::Msp => {
                 Scope::Members(u.member_ids.clone())
             }
+            // Partners see shared intelligence only, never member data.
+            Role::Partner => Scope::Members(vec![]),
         }
     }
 }
@@ -186,6 +196,9 @@ pub struct User {
     pub region: Option<String>,
     /// Members (member users: one; MSPs: several).
     pub member_ids: Vec<Id>,
+    /// The most restricted TLP a sharing partner may receive (partners only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tlp: Option<Tlp>,
 }
 
 /// A new user.
@@ -205,6 +218,8 @@ pub struct NewUser {
     pub region: Option<String>,
     /// Members, for member users and MSPs.
     pub member_ids: Vec<Id>,
+    /// TLP ceiling, for sharing partners.
+    pub max_tlp: Option<Tlp>,
 }
 
 /// A signed-in session.
@@ -301,6 +316,8 @@ pub struct Alert {
     pub subject_ip: IpAddr,
     /// Lists that matched.
     pub lists: Vec<String>,
+    /// Why the lists have it (category, confidence, TLP per feed).
+    pub labels: Vec<ObservedLabel>,
     /// Destination ports seen (distinct, at most [`MAX_ALERT_PORTS`]).
     pub ports: Vec<u16>,
     /// Events behind it (sum of event counts).
@@ -349,6 +366,91 @@ pub struct TopItem {
     pub key: String,
     /// Events.
     pub events: u64,
+}
+
+/// An indicator entered by an analyst.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredIndicator {
+    /// Id.
+    pub id: Id,
+    /// The address, block, domain or URL.
+    pub value: IndicatorValue,
+    /// Category, e.g. `botnet_c2`.
+    pub category: String,
+    /// 0–100.
+    pub confidence: u8,
+    /// Sharing restriction.
+    pub tlp: Tlp,
+    /// No longer used after this time.
+    pub valid_until_ms: Option<i64>,
+    /// Free text.
+    pub description: String,
+    /// Email of the analyst who entered it.
+    pub created_by: String,
+    /// When it was entered.
+    pub created_ms: i64,
+    /// Last change (entry or revocation).
+    pub modified_ms: i64,
+    /// Withdrawn.
+    pub revoked: bool,
+}
+
+/// A new analyst indicator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewIndicator {
+    /// The address, block, domain or URL.
+    pub value: IndicatorValue,
+    /// Category.
+    pub category: String,
+    /// 0–100.
+    pub confidence: u8,
+    /// Sharing restriction.
+    pub tlp: Tlp,
+    /// Expiry.
+    pub valid_until_ms: Option<i64>,
+    /// Free text.
+    pub description: String,
+    /// Email of the analyst.
+    pub created_by: String,
+}
+
+/// An entry a member keeps out of its blocklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exclusion {
+    /// The address or block.
+    pub cidr: String,
+    /// Why (free text).
+    pub note: String,
+    /// When.
+    pub created_ms: i64,
+}
+
+/// A source address seen at several members (aggregated; never names a member).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSighting {
+    /// The source.
+    pub ip: IpAddr,
+    /// Distinct members that saw it.
+    pub members: u32,
+    /// Events from it.
+    pub events: u64,
+    /// First day seen (days since the epoch).
+    pub first_day: i64,
+    /// Last day seen.
+    pub last_day: i64,
+}
+
+/// An object a partner added through TAXII.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxiiObject {
+    /// STIX id.
+    pub id: String,
+    /// Version (`modified`, or `created` for unversioned objects).
+    pub version: String,
+    /// When the hub added it, ms.
+    pub added_ms: i64,
+    /// The object.
+    pub json: String,
 }
 
 /// Every storage operation the hub needs. Backends: [`sqlite::SqliteStore`].
@@ -481,6 +583,53 @@ pub trait Store: Send + Sync + 'static {
         since_day: i64,
         n: u32,
     ) -> Result<Vec<TopItem>>;
+
+    // --- intelligence ----------------------------------------------------------------------
+    /// Adds an analyst indicator.
+    async fn add_indicator(&self, i: NewIndicator) -> Result<StoredIndicator>;
+    /// Analyst indicators, newest first; revoked ones only when asked.
+    async fn list_indicators(&self, include_revoked: bool) -> Result<Vec<StoredIndicator>>;
+    /// Revokes an analyst indicator; false if there is no such (unrevoked) indicator.
+    async fn revoke_indicator(&self, id: Id, now_ms: i64) -> Result<bool>;
+    /// Keeps an address or block out of a member's blocklist; false if the member is out of scope.
+    async fn add_exclusion(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        cidr: &str,
+        note: &str,
+    ) -> Result<bool>;
+    /// A member's exclusions; `None` if the member is out of scope.
+    async fn list_exclusions(&self, scope: &Scope, member_id: Id)
+        -> Result<Option<Vec<Exclusion>>>;
+    /// Removes an exclusion; false if absent or out of scope.
+    async fn delete_exclusion(&self, scope: &Scope, member_id: Id, cidr: &str) -> Result<bool>;
+    /// Internet sources seen by at least `min_members` members since `since_day`, most
+    /// widespread first. National aggregate: never says which members.
+    async fn widespread_sources(
+        &self,
+        since_day: i64,
+        min_members: u32,
+        limit: u32,
+    ) -> Result<Vec<SourceSighting>>;
+    /// Stores a bearer token (its SHA-256) for a user.
+    async fn create_api_token(&self, user_id: Id, token_hash: &str, name: &str) -> Result<()>;
+    /// The (enabled) user a bearer token belongs to.
+    async fn user_for_api_token(&self, token_hash: &str) -> Result<Option<User>>;
+    /// Adds an object to a TAXII collection; false if that id and version were there already.
+    async fn add_taxii_object(&self, collection: &str, o: TaxiiObject, user_id: Id)
+        -> Result<bool>;
+    /// Objects of a TAXII collection added after `after_ms`, oldest first.
+    async fn taxii_objects(
+        &self,
+        collection: &str,
+        after_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<TaxiiObject>>;
+    /// Saves a TAXII status resource.
+    async fn put_taxii_status(&self, id: &str, user_id: Id, json: &str) -> Result<()>;
+    /// A TAXII status resource, only for the user who created it.
+    async fn taxii_status(&self, id: &str, user_id: Id) -> Result<Option<String>>;
 }
 
 /// Opens a store by URL: `sqlite://PATH` (created if missing, migrations applied).

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
-use watchhouse_detect::{AlertKind, Observation, Severity};
+use watchhouse_detect::{AlertKind, Observation, ObservedLabel, Severity};
 use watchhouse_event::{Action, Direction, Event, Format, IpProto};
+use watchhouse_intel::{IndicatorValue, Tlp};
 use watchhouse_proto::Batch;
 
 use crate::*;
@@ -23,6 +24,7 @@ use crate::*;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_nat_product.sql"),
+    include_str!("../migrations/sqlite/0003_intel.sql"),
 ];
 
 /// SQLite-backed [`Store`].
@@ -173,7 +175,7 @@ fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
 
 const ALERT_COLS: &str =
     "a.id, a.member_id, m.name, a.kind, a.severity, a.subject_ip, a.lists, a.ports, \
-     a.event_count, a.first_seen_ms, a.last_seen_ms, a.status";
+     a.event_count, a.first_seen_ms, a.last_seen_ms, a.status, a.labels";
 
 fn row_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let conv = |i: usize, what: &str| {
@@ -189,6 +191,7 @@ fn row_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let lists: String = r.get(6)?;
     let ports: String = r.get(7)?;
     let status: String = r.get(11)?;
+    let labels: String = r.get(12)?;
     Ok(Alert {
         id: r.get(0)?,
         member_id: r.get(1)?,
@@ -197,6 +200,7 @@ fn row_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         severity: Severity::from_name(&sev).ok_or_else(|| conv(4, "severity"))?,
         subject_ip: ip.parse::<IpAddr>().map_err(|_| conv(5, "address"))?,
         lists: serde_json::from_str(&lists).map_err(|_| conv(6, "lists"))?,
+        labels: serde_json::from_str(&labels).map_err(|_| conv(12, "labels"))?,
         ports: serde_json::from_str(&ports).map_err(|_| conv(7, "ports"))?,
         event_count: r.get::<_, i64>(8)? as u64,
         first_seen_ms: r.get(9)?,
@@ -208,7 +212,7 @@ fn row_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
 fn load_user(c: &Connection, id: Id) -> rusqlite::Result<Option<(User, String)>> {
     let row = c
         .query_row(
-            "SELECT id, email, name, role, force_id, region, password_hash FROM users WHERE id = ?",
+            "SELECT id, email, name, role, force_id, region, password_hash, max_tlp FROM users WHERE id = ?",
             [id],
             |r| {
                 Ok((
@@ -219,11 +223,12 @@ fn load_user(c: &Connection, id: Id) -> rusqlite::Result<Option<(User, String)>>
                     r.get::<_, Option<Id>>(4)?,
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, String>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             },
         )
         .optional()?;
-    let Some((id, email, name, role, force_id, region, hash)) = row else {
+    let Some((id, email, name, role, force_id, region, hash, max_tlp)) = row else {
         return Ok(None);
     };
     let mut st = c.prepare_cached(
@@ -242,6 +247,7 @@ fn load_user(c: &Connection, id: Id) -> rusqlite::Result<Option<(User, String)>>
             force_id,
             region,
             member_ids,
+            max_tlp: max_tlp.as_deref().and_then(Tlp::from_name),
         },
         hash,
     )))
@@ -458,9 +464,9 @@ fn upsert_alerts(
             return Err(StoreError::Invalid("observation refers to no event".into()));
         };
         let event_id = event_ids[o.event_index];
-        let existing: Option<(Id, String, String, i64)> = tx
+        let existing: Option<(Id, String, String, String)> = tx
             .prepare_cached(
-                "SELECT id, ports, lists, event_count FROM alerts WHERE member_id = ? AND dedup_key = ? \
+                "SELECT id, ports, lists, labels FROM alerts WHERE member_id = ? AND dedup_key = ? \
                  AND status != 'resolved' AND last_seen_ms >= ? ORDER BY last_seen_ms DESC LIMIT 1",
             )
             .map_err(be)?
@@ -470,7 +476,10 @@ fn upsert_alerts(
             .optional()
             .map_err(be)?;
         let alert_id = match existing {
-            Some((id, ports, lists, _)) => {
+            Some((id, ports, lists, labels)) => {
+                let mut labels: Vec<ObservedLabel> =
+                    serde_json::from_str(&labels).unwrap_or_default();
+                watchhouse_detect::merge_labels(&mut labels, &o.labels);
                 let mut ports: BTreeSet<u16> = serde_json::from_str(&ports).unwrap_or_default();
                 if let Some(p) = e.dst_port {
                     if ports.len() < MAX_ALERT_PORTS {
@@ -481,7 +490,7 @@ fn upsert_alerts(
                 lists.extend(o.lists.iter().cloned());
                 tx.prepare_cached(
                     "UPDATE alerts SET event_count = event_count + ?, last_seen_ms = MAX(last_seen_ms, ?), \
-                     first_seen_ms = MIN(first_seen_ms, ?), ports = ?, lists = ?, updated_ms = ? WHERE id = ?",
+                     first_seen_ms = MIN(first_seen_ms, ?), ports = ?, lists = ?, labels = ?, updated_ms = ? WHERE id = ?",
                 )
                 .map_err(be)?
                 .execute(params![
@@ -490,6 +499,7 @@ fn upsert_alerts(
                     e.time_ms,
                     serde_json::to_string(&ports).map_err(be)?,
                     serde_json::to_string(&lists).map_err(be)?,
+                    serde_json::to_string(&labels).map_err(be)?,
                     now,
                     id
                 ])
@@ -501,8 +511,8 @@ fn upsert_alerts(
                 let ports: Vec<u16> = e.dst_port.into_iter().collect();
                 tx.prepare_cached(
                     "INSERT INTO alerts (member_id, kind, severity, dedup_key, subject_ip, lists, ports, \
-                     event_count, first_seen_ms, last_seen_ms, status, created_ms, updated_ms) \
-                     VALUES (?,?,?,?,?,?,?,?,?,?,'new',?,?)",
+                     event_count, first_seen_ms, last_seen_ms, status, created_ms, updated_ms, labels) \
+                     VALUES (?,?,?,?,?,?,?,?,?,?,'new',?,?,?)",
                 )
                 .map_err(be)?
                 .execute(params![
@@ -517,7 +527,8 @@ fn upsert_alerts(
                     e.time_ms,
                     e.last_ms.max(e.time_ms),
                     now,
-                    now
+                    now,
+                    serde_json::to_string(&o.labels).map_err(be)?
                 ])
                 .map_err(be)?;
                 created.push(o.kind);
@@ -648,8 +659,8 @@ impl Store for SqliteStore {
             validate_new_user(&u)?;
             let tx = c.transaction().map_err(be)?;
             tx.execute(
-                "INSERT INTO users (email, name, password_hash, role, force_id, region, created_ms) VALUES (?,?,?,?,?,?,?)",
-                params![u.email.trim(), u.name, u.password_hash, u.role.as_str(), u.force_id, u.region, now_ms()],
+                "INSERT INTO users (email, name, password_hash, role, force_id, region, created_ms, max_tlp) VALUES (?,?,?,?,?,?,?,?)",
+                params![u.email.trim(), u.name, u.password_hash, u.role.as_str(), u.force_id, u.region, now_ms(), u.max_tlp.map(|t| t.as_str())],
             )
             .map_err(map_err)?;
             let id = tx.last_insert_rowid();
@@ -1249,6 +1260,337 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(be)?;
             Ok(v)
+        })
+        .await
+    }
+
+    async fn add_indicator(&self, i: NewIndicator) -> Result<StoredIndicator> {
+        self.write(move |c| {
+            if i.confidence > 100 {
+                return Err(StoreError::Invalid("confidence is 0–100".into()));
+            }
+            if i.category.len() > 64 || i.description.len() > 4096 {
+                return Err(StoreError::Invalid("category or description too long".into()));
+            }
+            let now = now_ms();
+            c.execute(
+                "INSERT INTO indicators (value, kind, category, confidence, tlp, valid_until_ms, description, \
+                 created_by, created_ms, modified_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                params![
+                    i.value.to_string(),
+                    i.value.kind(),
+                    i.category,
+                    i.confidence,
+                    i.tlp.as_str(),
+                    i.valid_until_ms,
+                    i.description,
+                    i.created_by,
+                    now,
+                    now
+                ],
+            )
+            .map_err(map_err)?;
+            Ok(StoredIndicator {
+                id: c.last_insert_rowid(),
+                value: i.value,
+                category: i.category,
+                confidence: i.confidence,
+                tlp: i.tlp,
+                valid_until_ms: i.valid_until_ms,
+                description: i.description,
+                created_by: i.created_by,
+                created_ms: now,
+                modified_ms: now,
+                revoked: false,
+            })
+        })
+        .await
+    }
+
+    async fn list_indicators(&self, include_revoked: bool) -> Result<Vec<StoredIndicator>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT id, value, category, confidence, tlp, valid_until_ms, description, created_by, \
+                     created_ms, modified_ms, revoked FROM indicators WHERE revoked = 0 OR ? ORDER BY id DESC",
+                )
+                .map_err(be)?;
+            let rows = st
+                .query_map([include_revoked], |r| {
+                    Ok((
+                        r.get::<_, Id>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, String>(7)?,
+                        r.get::<_, i64>(8)?,
+                        r.get::<_, i64>(9)?,
+                        r.get::<_, bool>(10)?,
+                    ))
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (id, value, category, confidence, tlp, valid_until_ms, description, created_by, created_ms, modified_ms, revoked) in rows {
+                let value = IndicatorValue::parse(&value)
+                    .map_err(|e| StoreError::Backend(format!("indicator {id}: {e}")))?;
+                out.push(StoredIndicator {
+                    id,
+                    value,
+                    category,
+                    confidence: confidence.clamp(0, 100) as u8,
+                    tlp: Tlp::from_name(&tlp).unwrap_or(Tlp::Red),
+                    valid_until_ms,
+                    description,
+                    created_by,
+                    created_ms,
+                    modified_ms,
+                    revoked,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn revoke_indicator(&self, id: Id, now_ms: i64) -> Result<bool> {
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE indicators SET revoked = 1, modified_ms = MAX(modified_ms + 1, ?) WHERE id = ? AND revoked = 0",
+                    params![now_ms, id],
+                )
+                .map_err(be)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn add_exclusion(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        cidr: &str,
+        note: &str,
+    ) -> Result<bool> {
+        let (scope, cidr, note) = (scope.clone(), cidr.to_owned(), note.to_owned());
+        self.write(move |c| {
+            if select_members(c, &scope, Some(member_id))?.is_empty() {
+                return Ok(false);
+            }
+            c.execute(
+                "INSERT INTO blocklist_exclusions (member_id, cidr, note, created_ms) VALUES (?,?,?,?) \
+                 ON CONFLICT (member_id, cidr) DO UPDATE SET note = excluded.note",
+                params![member_id, cidr, note, now_ms()],
+            )
+            .map_err(map_err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_exclusions(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+    ) -> Result<Option<Vec<Exclusion>>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            if select_members(c, &scope, Some(member_id))?.is_empty() {
+                return Ok(None);
+            }
+            let mut st = c
+                .prepare("SELECT cidr, note, created_ms FROM blocklist_exclusions WHERE member_id = ? ORDER BY cidr")
+                .map_err(be)?;
+            let v = st
+                .query_map([member_id], |r| {
+                    Ok(Exclusion {
+                        cidr: r.get(0)?,
+                        note: r.get(1)?,
+                        created_ms: r.get(2)?,
+                    })
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(Some(v))
+        })
+        .await
+    }
+
+    async fn delete_exclusion(&self, scope: &Scope, member_id: Id, cidr: &str) -> Result<bool> {
+        let (scope, cidr) = (scope.clone(), cidr.to_owned());
+        self.write(move |c| {
+            if select_members(c, &scope, Some(member_id))?.is_empty() {
+                return Ok(false);
+            }
+            let n = c
+                .execute(
+                    "DELETE FROM blocklist_exclusions WHERE member_id = ? AND cidr = ?",
+                    params![member_id, cidr],
+                )
+                .map_err(be)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn widespread_sources(
+        &self,
+        since_day: i64,
+        min_members: u32,
+        limit: u32,
+    ) -> Result<Vec<SourceSighting>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT src_ip, COUNT(DISTINCT member_id) AS m, SUM(events), MIN(day), MAX(day) \
+                     FROM rollup_src WHERE day >= ? GROUP BY src_ip HAVING m >= ? \
+                     ORDER BY m DESC, SUM(events) DESC, src_ip LIMIT ?",
+                )
+                .map_err(be)?;
+            let rows = st
+                .query_map(params![since_day, min_members.max(1), limit], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(ip, m, e, f, l)| {
+                    let ip: IpAddr = ip.parse().ok()?;
+                    (!watchhouse_intel::is_non_internet(ip)).then_some(SourceSighting {
+                        ip,
+                        members: m as u32,
+                        events: e.max(0) as u64,
+                        first_day: f,
+                        last_day: l,
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn create_api_token(&self, user_id: Id, token_hash: &str, name: &str) -> Result<()> {
+        let (t, n) = (token_hash.to_owned(), name.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO api_tokens (token_hash, user_id, name, created_ms) VALUES (?,?,?,?)",
+                params![t, user_id, n, now_ms()],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_for_api_token(&self, token_hash: &str) -> Result<Option<User>> {
+        let t = token_hash.to_owned();
+        self.read(move |c| {
+            let uid: Option<Id> = c
+                .query_row(
+                    "SELECT t.user_id FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                     WHERE t.token_hash = ? AND u.disabled = 0",
+                    [t],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(be)?;
+            match uid {
+                Some(id) => Ok(load_user(c, id).map_err(be)?.map(|(u, _)| u)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn add_taxii_object(
+        &self,
+        collection: &str,
+        o: TaxiiObject,
+        user_id: Id,
+    ) -> Result<bool> {
+        let col = collection.to_owned();
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "INSERT INTO taxii_objects (collection, id, version, added_ms, added_by, json) VALUES (?,?,?,?,?,?) \
+                     ON CONFLICT (collection, id, version) DO NOTHING",
+                    params![col, o.id, o.version, o.added_ms, user_id, o.json],
+                )
+                .map_err(be)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn taxii_objects(
+        &self,
+        collection: &str,
+        after_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<TaxiiObject>> {
+        let col = collection.to_owned();
+        self.read(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT id, version, added_ms, json FROM taxii_objects WHERE collection = ? AND added_ms > ? \
+                     ORDER BY added_ms, id, version LIMIT ?",
+                )
+                .map_err(be)?;
+            let v = st
+                .query_map(params![col, after_ms, limit], |r| {
+                    Ok(TaxiiObject {
+                        id: r.get(0)?,
+                        version: r.get(1)?,
+                        added_ms: r.get(2)?,
+                        json: r.get(3)?,
+                    })
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn put_taxii_status(&self, id: &str, user_id: Id, json: &str) -> Result<()> {
+        let (id, json) = (id.to_owned(), json.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO taxii_status (id, user_id, json, created_ms) VALUES (?,?,?,?) \
+                 ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+                params![id, user_id, json, now_ms()],
+            )
+            .map_err(be)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn taxii_status(&self, id: &str, user_id: Id) -> Result<Option<String>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT json FROM taxii_status WHERE id = ? AND user_id = ?",
+                params![id, user_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(be)
         })
         .await
     }

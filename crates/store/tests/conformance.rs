@@ -108,13 +108,7 @@ async fn world(store: Arc<dyn Store>) -> World {
 async fn ingest(w: &World, col: &Collector, b: &Batch) -> IngestOutcome {
     let mut mb = MatcherBuilder::new();
     let (v, _) = parse_netset("203.0.113.0/24\n");
-    mb.add_list(
-        ListInfo {
-            name: "demo".into(),
-            category: "attacks".into(),
-        },
-        v,
-    );
+    mb.add_list(ListInfo::new("demo", "attacks"), v);
     let m = mb.build();
     let obs = detect(&b.events, &m);
     w.store
@@ -131,6 +125,209 @@ async fn suite(store: Arc<dyn Store>) {
     revoked_collectors_are_refused(&w).await;
     sessions_expire(&w).await;
     users_are_validated(&w).await;
+    intelligence_is_kept(&w).await;
+    exclusions_are_scoped(&w).await;
+    widespread_sources_never_name_members(&w).await;
+    tokens_and_taxii_objects(&w).await;
+}
+
+async fn intelligence_is_kept(w: &World) {
+    let new = |v: &str, tlp| NewIndicator {
+        value: watchhouse_intel::IndicatorValue::parse(v).unwrap(),
+        category: "botnet_c2".into(),
+        confidence: 80,
+        tlp,
+        valid_until_ms: Some(T0 + DAY),
+        description: "seen in an incident".into(),
+        created_by: "analyst@x.example".into(),
+    };
+    let a = w
+        .store
+        .add_indicator(new("192.0.2.1", watchhouse_intel::Tlp::Red))
+        .await
+        .unwrap();
+    let b = w
+        .store
+        .add_indicator(new("evil.example", watchhouse_intel::Tlp::Green))
+        .await
+        .unwrap();
+    let mut bad = new("192.0.2.2", watchhouse_intel::Tlp::Green);
+    bad.confidence = 101;
+    assert!(matches!(
+        w.store.add_indicator(bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let list = w.store.list_indicators(false).await.unwrap();
+    assert_eq!(
+        list.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![b.id, a.id],
+        "newest first"
+    );
+    assert_eq!(list[1].tlp, watchhouse_intel::Tlp::Red);
+    assert_eq!(list[0].value.to_string(), "evil.example");
+    assert!(w.store.revoke_indicator(a.id, T0 + 5).await.unwrap());
+    assert!(
+        !w.store.revoke_indicator(a.id, T0 + 6).await.unwrap(),
+        "already revoked"
+    );
+    assert!(!w.store.revoke_indicator(9_999, T0).await.unwrap());
+    assert_eq!(w.store.list_indicators(false).await.unwrap().len(), 1);
+    let all = w.store.list_indicators(true).await.unwrap();
+    let revoked = all.iter().find(|i| i.id == a.id).unwrap();
+    assert!(revoked.revoked && revoked.modified_ms > a.modified_ms);
+}
+
+async fn exclusions_are_scoped(w: &World) {
+    let f1 = Scope::Force(w.f1.id);
+    let f2 = Scope::Force(w.f2.id);
+    assert!(w
+        .store
+        .add_exclusion(&f1, w.a.id, "192.0.2.0/24", "partner")
+        .await
+        .unwrap());
+    assert!(
+        !w.store
+            .add_exclusion(&f2, w.a.id, "192.0.2.9", "x")
+            .await
+            .unwrap(),
+        "other force"
+    );
+    assert_eq!(w.store.list_exclusions(&f2, w.a.id).await.unwrap(), None);
+    let v = w
+        .store
+        .list_exclusions(&Scope::Members(vec![w.a.id]), w.a.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].cidr, "192.0.2.0/24");
+    assert!(!w
+        .store
+        .delete_exclusion(&f2, w.a.id, "192.0.2.0/24")
+        .await
+        .unwrap());
+    assert!(w
+        .store
+        .delete_exclusion(&f1, w.a.id, "192.0.2.0/24")
+        .await
+        .unwrap());
+    assert!(w
+        .store
+        .list_exclusions(&f1, w.a.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_empty());
+}
+
+async fn widespread_sources_never_name_members(w: &World) {
+    let t = T0 + 2 * DAY;
+    let b = batch(vec![event("203.0.113.200", 22, Action::Deny, t)]);
+    ingest(w, &w.col_a, &b).await;
+    let b = batch(vec![
+        event("203.0.113.200", 3389, Action::Deny, t),
+        event("203.0.113.201", 3389, Action::Deny, t),
+    ]);
+    ingest(w, &w.col_c, &b).await;
+    let day = day_of(t);
+    let v = w.store.widespread_sources(day, 2, 100).await.unwrap();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].ip.to_string(), "203.0.113.200");
+    assert_eq!(
+        (v[0].members, v[0].events, v[0].first_day, v[0].last_day),
+        (2, 2, day, day)
+    );
+    assert!(w
+        .store
+        .widespread_sources(day + 1, 2, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        w.store.widespread_sources(day, 1, 100).await.unwrap().len(),
+        2
+    );
+}
+
+async fn tokens_and_taxii_objects(w: &World) {
+    let u = w
+        .store
+        .create_user(NewUser {
+            email: "p@partner.example".into(),
+            name: "Partner".into(),
+            password_hash: "$argon2id$fake".into(),
+            role: Role::Partner,
+            force_id: None,
+            region: None,
+            member_ids: vec![],
+            max_tlp: Some(watchhouse_intel::Tlp::Amber),
+        })
+        .await
+        .unwrap();
+    assert_eq!(u.max_tlp, Some(watchhouse_intel::Tlp::Amber));
+    assert_eq!(
+        Scope::for_user(&u),
+        Scope::Members(vec![]),
+        "partners see no member data"
+    );
+    w.store
+        .create_api_token(u.id, "tokhash", "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        w.store
+            .user_for_api_token("tokhash")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        u.id
+    );
+    assert!(w.store.user_for_api_token("other").await.unwrap().is_none());
+    let o = |id: &str, v: &str, at: i64| TaxiiObject {
+        id: id.into(),
+        version: v.into(),
+        added_ms: at,
+        json: format!("{{\"id\":\"{id}\"}}"),
+    };
+    assert!(w
+        .store
+        .add_taxii_object("c1", o("indicator--1", "v1", 10), u.id)
+        .await
+        .unwrap());
+    assert!(
+        !w.store
+            .add_taxii_object("c1", o("indicator--1", "v1", 11), u.id)
+            .await
+            .unwrap(),
+        "same version"
+    );
+    assert!(w
+        .store
+        .add_taxii_object("c1", o("indicator--1", "v2", 12), u.id)
+        .await
+        .unwrap());
+    assert!(w
+        .store
+        .add_taxii_object("c2", o("indicator--2", "v1", 13), u.id)
+        .await
+        .unwrap());
+    let v = w.store.taxii_objects("c1", 10, 100).await.unwrap();
+    assert_eq!(
+        v.iter().map(|x| x.version.as_str()).collect::<Vec<_>>(),
+        vec!["v2"]
+    );
+    assert_eq!(w.store.taxii_objects("c1", 0, 100).await.unwrap().len(), 2);
+    w.store.put_taxii_status("s1", u.id, "{}").await.unwrap();
+    assert_eq!(
+        w.store.taxii_status("s1", u.id).await.unwrap().as_deref(),
+        Some("{}")
+    );
+    assert_eq!(
+        w.store.taxii_status("s1", u.id + 1).await.unwrap(),
+        None,
+        "only its owner"
+    );
 }
 
 async fn enrolment_is_one_time(w: &World) {
@@ -369,6 +566,7 @@ async fn sessions_expire(w: &World) {
             force_id: None,
             region: None,
             member_ids: vec![w.a.id],
+            max_tlp: None,
         })
         .await
         .unwrap();
@@ -406,6 +604,7 @@ async fn users_are_validated(w: &World) {
         force_id: None,
         region: None,
         member_ids: vec![],
+        max_tlp: None,
     };
     assert!(matches!(
         w.store.create_user(bad.clone()).await,
