@@ -27,6 +27,15 @@ const COVERED: &[(&str, &str)] = &[
     ("/members/{id}", "per member"),
     ("/alerts/{id}", "per alert"),
     ("/alerts/{id}/status", "per alert"),
+    ("/intel", "analysts and administrators only (intel_roles)"),
+    (
+        "/intel/indicators",
+        "analysts and administrators only (intel_roles)",
+    ),
+    (
+        "/intel/indicators/{id}/revoke",
+        "analysts and administrators only (intel_roles)",
+    ),
     ("/api/v1/enrol", "token-scoped"),
     ("/api/v1/ingest", "credential-scoped (tests/ingest.rs)"),
     (

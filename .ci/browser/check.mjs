@@ -110,6 +110,25 @@ check(homeText.includes('Not reporting'), 'collector health column is shown');
 await page.screenshot({ path: `${outDir}/officer-home.png`, fullPage: true });
 await axe('officer home page');
 
+// 6. An analyst adds an indicator on the intelligence page, by keyboard, and sees it listed.
+await Promise.all([page.waitForNavigation(), page.click('.link-button')]);
+const analyst = creds.users.find((u) => u.email === 'analyst@watchhouse.example');
+await page.goto(`${base}/login`);
+await page.fill('#email', analyst.email);
+await page.fill('#password', analyst.password);
+await Promise.all([page.waitForNavigation(), page.press('#password', 'Enter')]);
+await page.click('a[href="/intel"]');
+await page.waitForSelector('h1');
+check((await page.textContent('h1')).includes('Intelligence'), 'analyst reaches the intelligence page');
+check((await page.textContent('main')).includes('demo-feed'), 'the demo feed is listed with its health');
+await page.fill('#value', 'c2.example.net');
+await page.selectOption('#tlp', 'green');
+await Promise.all([page.waitForNavigation(), page.press('#description', 'Enter')]);
+const intelText = await page.textContent('main');
+check(intelText.includes('Added c2.example.net') && intelText.includes('TLP:GREEN'), 'the indicator is added and listed');
+await page.screenshot({ path: `${outDir}/intel.png`, fullPage: true });
+await axe('intelligence page');
+
 check(consoleErrors.length === 0, `no console errors (${consoleErrors.join('; ')})`);
 await browser.close();
 if (failures.length) {

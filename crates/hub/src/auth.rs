@@ -103,6 +103,8 @@ pub struct Authed {
     pub session: Session,
     /// The user's scope.
     pub scope: Scope,
+    /// Signed in with `Authorization: Bearer` (API only; no cookie, so no CSRF token).
+    pub via_token: bool,
 }
 
 async fn load_session(parts: &Parts, state: &AppState) -> Result<Option<Authed>, ApiError> {
@@ -116,14 +118,43 @@ async fn load_session(parts: &Parts, state: &AppState) -> Result<Option<Authed>,
     Ok(session.map(|session| Authed {
         scope: Scope::for_user(&session.user),
         session,
+        via_token: false,
     }))
+}
+
+/// A session, or for the JSON API a bearer token (`watchhouse admin api-token create`).
+async fn load_api_caller(parts: &Parts, state: &AppState) -> Result<Option<Authed>, ApiError> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = bearer else {
+        return load_session(parts, state).await;
+    };
+    match state.store.user_for_api_token(&hash_secret(token)).await? {
+        Some(user) => Ok(Some(Authed {
+            scope: Scope::for_user(&user),
+            session: Session {
+                user,
+                csrf: String::new(),
+                expires_ms: i64::MAX,
+            },
+            via_token: true,
+        })),
+        None => Err(ApiError::unauthorised(
+            "bad_token",
+            "The bearer token is not valid (revoked, or its account is disabled). Ask an administrator for a new one.",
+        )),
+    }
 }
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        load_session(parts, state).await?.ok_or_else(|| {
+        load_api_caller(parts, state).await?.ok_or_else(|| {
             ApiError::unauthorised(
                 "not_signed_in",
                 "Sign in first: POST /login with your email and password, then send the wh_session cookie.",

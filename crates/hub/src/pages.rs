@@ -351,3 +351,158 @@ pub async fn alert_status(
         Err(e) => error_response(Some(&viewer(&a)), e),
     }
 }
+
+/// `GET /intel`: feeds, analyst indicators and the form to add one (analysts, administrators).
+pub async fn intel(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if !matches!(a.session.user.role, Role::Analyst | Role::Admin) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("The intelligence page is for analysts and administrators."),
+        );
+    }
+    let indicators = match st.store.list_indicators(true).await {
+        Ok(v) => v,
+        Err(e) => return error_response(Some(&viewer(&a)), e.into()),
+    };
+    let views = st.feed_views();
+    let tlps: Vec<&str> = views.iter().map(|f| f.tlp.label()).collect();
+    let statuses: Vec<String> = views
+        .iter()
+        .map(|f| {
+            serde_json::to_value(f.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        })
+        .collect();
+    let rows: Vec<web::FeedRow<'_>> = views
+        .iter()
+        .enumerate()
+        .map(|(i, f)| web::FeedRow {
+            name: &f.name,
+            url: &f.url,
+            format: &f.format,
+            provenance: &f.provenance,
+            category: &f.category,
+            status: &statuses[i],
+            message: &f.message,
+            entries: f.entries,
+            skipped: f.skipped,
+            tlp: tlps[i],
+            share: f.share,
+            blocklist: f.blocklist,
+            last_success_ms: f.last_success_ms,
+        })
+        .collect();
+    let flash = q.get("added").map(|v| format!("Added {v}. It is matched within seconds.")).or_else(|| {
+        q.get("revoked").map(|_| "Revoked. It is no longer matched, blocked or shared; partners see the revocation.".to_owned())
+    });
+    Html(
+        web::intel_page(
+            &viewer(&a),
+            &web::IntelOverview {
+                feeds: &rows,
+                indicators: &indicators,
+                entries: st.intel().matcher.len(),
+                flash: flash.as_deref(),
+                now_ms: now_ms(),
+            },
+        )
+        .into_string(),
+    )
+    .into_response()
+}
+
+/// The add-indicator form.
+#[derive(Debug, Deserialize)]
+pub struct IndicatorForm {
+    csrf: String,
+    value: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    confidence: String,
+    #[serde(default)]
+    tlp: String,
+    #[serde(default)]
+    expires_days: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// `POST /intel/indicators`.
+pub async fn intel_add(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Form(f): Form<IndicatorForm>,
+) -> Response {
+    if !ct_eq(&f.csrf, &a.session.csrf) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        );
+    }
+    let num = |s: &str, what: &'static str| -> Result<Option<u32>, ApiError> {
+        if s.trim().is_empty() {
+            return Ok(None);
+        }
+        s.trim().parse::<u32>().map(Some).map_err(|_| {
+            ApiError::bad_request("invalid_number", format!("{what} must be a whole number."))
+        })
+    };
+    let body = (|| -> Result<crate::blocklist::IndicatorBody, ApiError> {
+        Ok(crate::blocklist::IndicatorBody {
+            value: f.value.clone(),
+            category: f.category.clone(),
+            confidence: num(&f.confidence, "Confidence")?.map(|c| c.min(255) as u8),
+            tlp: f.tlp.clone(),
+            expires_days: num(&f.expires_days, "Expires after")?,
+            description: f.description.clone(),
+        })
+    })();
+    let result = match body {
+        Ok(b) => crate::blocklist::create_indicator(&st, &a, b).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(i) => Redirect::to(&format!(
+            "/intel?added={}",
+            crate::auth::urlencode(&i.value.to_string())
+        ))
+        .into_response(),
+        Err(e) => error_response(Some(&viewer(&a)), e),
+    }
+}
+
+/// `POST /intel/indicators/{id}/revoke`.
+pub async fn intel_revoke(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Path(id): Path<Id>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !ct_eq(&f.csrf, &a.session.csrf) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        );
+    }
+    if !matches!(a.session.user.role, Role::Analyst | Role::Admin) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("Only analysts and administrators manage intelligence."),
+        );
+    }
+    match st.store.revoke_indicator(id, now_ms()).await {
+        Ok(true) => {
+            st.request_intel_rebuild();
+            Redirect::to("/intel?revoked=1").into_response()
+        }
+        Ok(false) => error_response(Some(&viewer(&a)), ApiError::not_found("indicator")),
+        Err(e) => error_response(Some(&viewer(&a)), e.into()),
+    }
+}

@@ -176,6 +176,15 @@ impl MatcherBuilder {
             IndicatorValue::Ip(c) => match c.addr() {
                 IpAddr::V4(a) if c.prefix_len() == 32 => self.v4_hosts.push((u32::from(a), label)),
                 IpAddr::V4(a) => self.v4_nets.push((u32::from(a), c.prefix_len(), label)),
+                // IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is the IPv4 address: stored as such, so
+                // it matches however the address is written.
+                IpAddr::V6(a) if c.prefix_len() >= 96 && a.to_ipv4_mapped().is_some() => {
+                    let v4 = u32::from(a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED));
+                    match c.prefix_len() - 96 {
+                        32 => self.v4_hosts.push((v4, label)),
+                        len => self.v4_nets.push((v4, len, label)),
+                    }
+                }
                 IpAddr::V6(a) => self.v6.push((u128::from(a), c.prefix_len(), label)),
             },
             IndicatorValue::Domain(d) => self.domains.push((d.clone(), label)),
@@ -555,7 +564,10 @@ impl Matcher {
             IpAddr::V4(a) => self.v4_set(a),
             IpAddr::V6(a) => {
                 if let Some(v4) = a.to_ipv4_mapped() {
-                    return self.v4_set(v4);
+                    let s = self.v4_set(v4);
+                    if s != 0 {
+                        return s;
+                    }
                 }
                 let a = u128::from(a);
                 for (len, t) in &self.v6 {
@@ -756,6 +768,29 @@ mod tests {
         assert!(m.contains("2001:db8::1".parse().unwrap()));
         assert!(m.contains("2001:db8:ffff::1".parse().unwrap()));
         assert!(!m.contains("2001:db9::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn v4_mapped_indicators_match_however_written() {
+        let mut b = MatcherBuilder::new();
+        let f = b.add_feed(FeedInfo::new("m", "y")).unwrap();
+        b.add(f, &ind("::ffff:192.0.2.1"));
+        b.add(f, &ind("::ffff:198.51.100.0/120"));
+        b.add(f, &ind("::ffff:0:0/95"));
+        let m = b.build();
+        for ip in [
+            "192.0.2.1",
+            "::ffff:192.0.2.1",
+            "198.51.100.7",
+            "::ffff:198.51.100.7",
+        ] {
+            assert!(m.contains(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(
+            m.contains("::ffff:8.8.8.8".parse().unwrap()),
+            "the /95 covers mapped space"
+        );
+        assert!(!m.contains("8.8.8.8".parse().unwrap()));
     }
 
     #[test]

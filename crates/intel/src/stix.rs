@@ -83,12 +83,16 @@ pub fn tlp_marking(t: Tlp) -> Value {
     })
 }
 
-/// Namespace for Watchhouse's deterministic (UUIDv5) STIX ids.
-const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a1c_93e4_5b0d_4f1e_9c7a_2d84_0b3f_51e6);
-
-/// A deterministic STIX id: the same `key` always gives the same id, so re-exports merge.
+/// A deterministic STIX id: the same `key` always gives the same id, so re-exports merge and
+/// TAXII consumers see versions of one object. STIX 2.1 asks domain objects for UUIDv4 ids, so
+/// the id has the version-4 layout, filled from a SHA-256 of the type and key instead of from a
+/// random source.
 pub fn stable_id(object_type: &str, key: &str) -> String {
-    let u = uuid::Uuid::new_v5(&NAMESPACE, format!("{object_type}\u{0}{key}").as_bytes());
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("watchhouse\u{0}{object_type}\u{0}{key}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    let u = uuid::Builder::from_random_bytes(b).into_uuid();
     format!("{object_type}--{u}")
 }
 
@@ -338,6 +342,8 @@ mod tests {
         assert_eq!(stable_id("indicator", "a"), stable_id("indicator", "a"));
         assert_ne!(stable_id("indicator", "a"), stable_id("indicator", "b"));
         assert!(stable_id("indicator", "a").starts_with("indicator--"));
+        let u = uuid::Uuid::parse_str(&stable_id("indicator", "a")[11..]).unwrap();
+        assert_eq!(u.get_version_num(), 4);
         assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(
             parse_timestamp("2023-11-14T22:13:20.123Z"),

@@ -16,6 +16,9 @@ use watchhouse_store::{Alert, Collector, DayCount, Member, Role, StoredEvent, To
 mod chart;
 pub use chart::daily_chart;
 
+pub mod intel;
+pub use intel::{intel_page, FeedRow, IntelOverview};
+
 /// The stylesheet, served at `/static/app.css` (the CSP forbids inline styles).
 pub const APP_CSS: &str = include_str!("app.css");
 
@@ -77,6 +80,13 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                     div class="container header-inner" {
                         a class="brand" href="/" { "Watchhouse" }
                         @if let Some(v) = viewer {
+                            @if matches!(v.user.role, Role::Analyst | Role::Admin) {
+                                nav aria-label="Sections" {
+                                    a href="/" { "Overview" }
+                                    " "
+                                    a href="/intel" { "Intelligence" }
+                                }
+                            }
                             nav aria-label="Account" {
                                 span class="who" { (v.user.name) " · " (v.user.role.label()) }
                                 form method="post" action="/logout" class="inline" {
@@ -311,6 +321,16 @@ pub fn member_page(viewer: &Viewer<'_>, o: &MemberOverview<'_>) -> Markup {
                     (top_table(o.top_ports, "Protocol / port", Some(port_label)))
                 }
             }
+            h2 { "Blocklist for your firewall" }
+            p {
+                "Addresses known to attack, from the intelligence feeds, our analysts and the sources seen attacking several members. "
+                "Point your firewall at one of these links (sign in with HTTP Basic or an API token) so it refreshes on its own; entries expire when they stop being seen."
+            }
+            ul class="inline-list" {
+                @for (f, label) in [("txt", "Plain text"), ("nft", "nftables"), ("ipset", "ipset"), ("pf", "pf table"), ("mikrotik", "MikroTik"), ("fortigate", "FortiGate"), ("panos", "Palo Alto EDL")] {
+                    li { a href={ "/api/v1/members/" (o.member.id) "/blocklist/" (f) } { (label) } }
+                }
+            }
             h2 { "Collectors" }
             @if o.collectors.is_empty() {
                 p { "No collector has been enrolled yet. Ask your Watchhouse administrator for an enrolment token." }
@@ -410,6 +430,19 @@ pub fn alert_page(viewer: &Viewer<'_>, a: &Alert, evidence: &[StoredEvent]) -> M
                 div { dt { "Last seen" } dd { (fmt_time(a.last_seen_ms)) } }
                 div { dt { "Events" } dd { (fmt_count(a.event_count)) } }
                 div { dt { "Status" } dd { (a.status.as_str()) } }
+            }
+            @if !a.labels.is_empty() {
+                h2 { "Why this address is listed" }
+                table class="table" {
+                    thead { tr {
+                        th scope="col" { "List" } th scope="col" { "Says it is" } th scope="col" class="num" { "Confidence" }
+                    } }
+                    tbody {
+                        @for l in &a.labels {
+                            tr { td { (l.feed) } td { (l.category.replace('_', " ")) } td class="num" { (l.confidence) "%" } }
+                        }
+                    }
+                }
             }
             @if viewer.user.role != Role::MemberViewer {
             h2 { "Update status" }

@@ -8,10 +8,10 @@
 //! partner TAXII objects (store) ──┘                                                  blocklists, TAXII
 //! ```
 //!
-//! **Invariant: nothing TLP:RED leaves.** [`Intel::blocklist`] and [`Intel::shareable`] are the
-//! only sources of outgoing intelligence, and [`build`] never puts a TLP:RED (or, for the
-//! blocklist, AMBER+STRICT) entry in them; the TAXII and export code filters again by the
-//! recipient's ceiling.
+//! **Invariant: nothing TLP:RED leaves.** [`Intel::blocklist`], [`Intel::watchlist`] and
+//! [`Intel::shareable`] are the only sources of outgoing intelligence, and [`build`] never puts a
+//! TLP:RED entry in them (nor AMBER+STRICT in what goes to members: blocklists and the
+//! watchlist); the TAXII and export code filters again by the recipient's ceiling.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -184,7 +184,11 @@ pub fn build(sources: &[SourceInput], now_ms: i64) -> Intel {
                 b.add(feed, i);
                 if let IndicatorValue::Ip(c) = i.value {
                     if !is_non_internet(c.addr()) {
-                        watch.insert(c);
+                        // The watchlist sits on members' machines: what may not go to members
+                        // (AMBER+STRICT, RED) stays out of it.
+                        if tlp <= Tlp::Amber {
+                            watch.insert(c);
+                        }
                         if s.blocklist && tlp <= Tlp::Amber {
                             let e = block.entry(c).or_insert_with(|| BlockEntry {
                                 cidr: c,
@@ -346,7 +350,10 @@ mod tests {
         let shared: Vec<String> = i.shareable.iter().map(|s| s.value.to_string()).collect();
         assert!(!shared.contains(&"198.51.100.1".to_string()));
         assert!(shared.contains(&"198.51.100.2".to_string()));
-        assert_eq!(i.watchlist.entries, 3);
+        assert_eq!(
+            i.watchlist.entries, 1,
+            "the watchlist goes to members: no RED, no AMBER+STRICT"
+        );
     }
 
     #[test]
