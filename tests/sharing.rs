@@ -173,6 +173,45 @@ async fn feed_updates_apply_without_restart_and_bad_updates_are_held() -> anyhow
     assert_eq!(v["entries"], 6801, "{v}");
     assert_eq!(v["status"], "ok");
 
+    // A feed added through the API is fetched and matched without a restart, and removed again.
+    server.put("/extra.netset", b"45.33.32.158\n", "e1");
+    let (s, v) = admin
+        .post_json("/api/v1/intel/feeds", &json!({"name": "extra", "url": format!("{base}/extra.netset"), "refresh_secs": 1, "category": "scanners"}))
+        .await?;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let j = eventually(Duration::from_secs(20), "the added feed", || async {
+        let j = listed(&admin, "45.33.32.158").await?;
+        Ok((j["listed"] == true).then_some(j))
+    })
+    .await?;
+    assert_eq!(
+        (&j["labels"][0]["feed"], &j["labels"][0]["category"]),
+        (&json!("extra"), &json!("scanners"))
+    );
+    assert_eq!(feed_view(&admin, "extra").await?["from_ui"], true);
+    let (s, _) = admin
+        .post_json(
+            "/api/v1/intel/feeds",
+            &json!({"name": "extra", "url": format!("{base}/other")}),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "names are unique");
+    assert_eq!(
+        admin.delete("/api/v1/intel/feeds/level1").await?.status(),
+        StatusCode::CONFLICT,
+        "configured feeds stay"
+    );
+    assert_eq!(
+        admin.delete("/api/v1/intel/feeds/extra").await?.status(),
+        StatusCode::NO_CONTENT
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the removed feed to stop matching",
+        || async { Ok((listed(&admin, "45.33.32.158").await?["listed"] == false).then_some(())) },
+    )
+    .await?;
+
     // Unchanged feeds are asked for with If-None-Match and answered 304.
     eventually(Duration::from_secs(20), "conditional requests", || async {
         Ok((server.conditional_hits("/level1.netset") >= 2).then_some(()))
@@ -253,6 +292,25 @@ async fn feed_updates_apply_without_restart_and_bad_updates_are_held() -> anyhow
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap();
     assert!(failures >= 3, "{failures}");
+
+    // A download bigger than the feed's max_bytes is refused, not buffered without end.
+    server.put("/huge.netset", &b"198.51.100.1\n".repeat(200_000), "h1");
+    hub.interrupt(Duration::from_secs(10))?;
+    let mut hub = start_hub_with_config(
+        &site,
+        &format!(
+            "[hub]\nfeed_check_secs = 1\n[[hub.feeds]]\nname = \"level1\"\nurl = \"{base}/level1.netset\"\n\
+             [[hub.feeds]]\nname = \"huge\"\nurl = \"{base}/huge.netset\"\nmax_bytes = 1000000\n"
+        ),
+    )?;
+    wait_up(&site).await?;
+    let admin = site.admin().await?;
+    let v = feed_view(&admin, "huge").await?;
+    assert_eq!(v["status"], "failed", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("larger than"),
+        "{v}"
+    );
 
     // After a restart with the feed server broken, the saved copy is used.
     hub.interrupt(Duration::from_secs(10))?;

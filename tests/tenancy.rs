@@ -28,6 +28,15 @@ const COVERED: &[(&str, &str)] = &[
     ("/alerts/{id}", "per alert"),
     ("/alerts/{id}/status", "per alert"),
     ("/intel", "analysts and administrators only (intel_roles)"),
+    ("/intel/feeds", "administrators only (intel_roles)"),
+    (
+        "/intel/feeds/{name}/delete",
+        "administrators only (intel_roles)",
+    ),
+    (
+        "/api/v1/intel/feeds/{name}",
+        "administrators only (intel_roles)",
+    ),
     (
         "/intel/indicators",
         "analysts and administrators only (intel_roles)",

@@ -381,6 +381,83 @@ pub async fn feeds(State(st): State<AppState>, a: Authed) -> Result<Json<Value>,
     ))
 }
 
+fn admin_only(a: &Authed) -> Result<(), ApiError> {
+    match a.session.user.role {
+        Role::Admin => Ok(()),
+        _ => Err(ApiError::forbidden(
+            "Only administrators add and remove feeds.",
+        )),
+    }
+}
+
+/// Checks and stores a feed added in the UI or API; shared by the API and the form. Only
+/// `http(s)://` sources: a local path would let the web UI read the hub's own files.
+pub async fn create_feed(st: &AppState, a: &Authed, c: crate::FeedConfig) -> Result<(), ApiError> {
+    admin_only(a)?;
+    if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
+        return Err(ApiError::bad_request(
+            "invalid_url",
+            "Feeds added here must be fetched over https:// (or http://). Local files go in the configuration file.",
+        ));
+    }
+    let mut all = st.config.feeds.clone();
+    all.extend(crate::intel::feeds::ui_feeds(st).await);
+    all.push(c.clone());
+    crate::intel::feeds::validate(&all).map_err(|e| ApiError::bad_request("invalid_feed", e))?;
+    let j = serde_json::to_string(&c).map_err(ApiError::internal)?;
+    st.store
+        .add_feed_config(&c.name, &j, &a.session.user.email)
+        .await?;
+    tracing::info!(user = %a.session.user.email, feed = %c.name, url = %crate::intel::feeds::redact(&c.url), "feed added");
+    st.request_intel_rebuild();
+    Ok(())
+}
+
+/// `POST /api/v1/intel/feeds` (administrators): body as a `[[hub.feeds]]` entry.
+pub async fn add_feed(
+    State(st): State<AppState>,
+    a: Authed,
+    headers: HeaderMap,
+    Json(c): Json<crate::FeedConfig>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    crate::api::require_csrf(&a, &headers)?;
+    create_feed(&st, &a, c.clone()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": c.name, "url": crate::intel::feeds::redact(&c.url)})),
+    ))
+}
+
+/// Removes a feed added in the UI or API; shared by the API and the form.
+pub async fn remove_feed(st: &AppState, a: &Authed, name: &str) -> Result<(), ApiError> {
+    admin_only(a)?;
+    if st.config.feeds.iter().any(|f| f.name == name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "configured_feed",
+            "This feed is defined in the configuration file; remove it there.",
+        ));
+    }
+    if !st.store.delete_feed_config(name).await? {
+        return Err(ApiError::not_found("feed"));
+    }
+    tracing::info!(user = %a.session.user.email, feed = %name, "feed removed");
+    st.request_intel_rebuild();
+    Ok(())
+}
+
+/// `DELETE /api/v1/intel/feeds/{name}` (administrators; feeds added in the UI or API).
+pub async fn delete_feed(
+    State(st): State<AppState>,
+    a: Authed,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    crate::api::require_csrf(&a, &headers)?;
+    remove_feed(&st, &a, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /api/v1/intel/indicators`.
 pub async fn list_indicators(
     State(st): State<AppState>,

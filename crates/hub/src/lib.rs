@@ -191,6 +191,8 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/{id}/status", post(pages::alert_status))
         .route("/intel", get(pages::intel))
         .route("/intel/indicators", post(pages::intel_add))
+        .route("/intel/feeds", post(pages::intel_feed_add))
+        .route("/intel/feeds/{name}/delete", post(pages::intel_feed_delete))
         .route("/intel/indicators/{id}/revoke", post(pages::intel_revoke))
         .route("/api/v1/enrol", post(api::enrol))
         .route("/api/v1/collector/watchlist", get(api::watchlist))
@@ -227,7 +229,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/members/{id}/blocklist-exclusions/{cidr}",
             axum::routing::delete(blocklist::delete_exclusion),
         )
-        .route("/api/v1/intel/feeds", get(blocklist::feeds))
+        .route(
+            "/api/v1/intel/feeds",
+            get(blocklist::feeds).post(blocklist::add_feed),
+        )
+        .route(
+            "/api/v1/intel/feeds/{name}",
+            axum::routing::delete(blocklist::delete_feed),
+        )
         .route(
             "/api/v1/intel/indicators",
             get(blocklist::list_indicators).post(blocklist::add_indicator),

@@ -396,11 +396,19 @@ pub async fn intel(
             share: f.share,
             blocklist: f.blocklist,
             last_success_ms: f.last_success_ms,
+            from_ui: f.from_ui,
         })
         .collect();
-    let flash = q.get("added").map(|v| format!("Added {v}. It is matched within seconds.")).or_else(|| {
-        q.get("revoked").map(|_| "Revoked. It is no longer matched, blocked or shared; partners see the revocation.".to_owned())
-    });
+    let flash = q
+        .get("added")
+        .map(|v| format!("Added {v}. It is matched within seconds."))
+        .or_else(|| {
+            q.get("revoked").map(|_| {
+                "Revoked. It is no longer matched, blocked or shared; partners see the revocation.".to_owned()
+            })
+        })
+        .or_else(|| q.get("feed").map(|v| format!("Feed {v} added. It is fetched within a minute; its status shows below.")))
+        .or_else(|| q.get("removed").map(|_| "Feed removed. Its entries are no longer used.".to_owned()));
     Html(
         web::intel_page(
             &viewer(&a),
@@ -410,6 +418,7 @@ pub async fn intel(
                 entries: st.intel().matcher.len(),
                 flash: flash.as_deref(),
                 now_ms: now_ms(),
+                can_manage_feeds: a.session.user.role == Role::Admin,
             },
         )
         .into_string(),
@@ -474,6 +483,81 @@ pub async fn intel_add(
             crate::auth::urlencode(&i.value.to_string())
         ))
         .into_response(),
+        Err(e) => error_response(Some(&viewer(&a)), e),
+    }
+}
+
+/// The add-feed form.
+#[derive(Debug, Deserialize)]
+pub struct FeedForm {
+    csrf: String,
+    name: String,
+    url: String,
+    #[serde(default)]
+    format: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    confidence: String,
+    #[serde(default)]
+    tlp: String,
+    #[serde(default)]
+    share: Option<String>,
+    #[serde(default)]
+    blocklist: Option<String>,
+}
+
+/// `POST /intel/feeds` (administrators).
+pub async fn intel_feed_add(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Form(f): Form<FeedForm>,
+) -> Response {
+    if !ct_eq(&f.csrf, &a.session.csrf) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        );
+    }
+    let mut c = crate::FeedConfig::file(f.name.trim(), "");
+    c.url = f.url.trim().to_owned();
+    if !f.format.is_empty() {
+        c.format = f.format.clone();
+    }
+    c.category = f.category.trim().to_owned();
+    if let Ok(n) = f.confidence.trim().parse::<u8>() {
+        c.confidence = n;
+    }
+    if let Some(t) = watchhouse_intel::Tlp::from_name(&f.tlp) {
+        c.tlp = t;
+    }
+    c.share = f.share.is_some();
+    c.blocklist = f.blocklist.is_some();
+    match crate::blocklist::create_feed(&st, &a, c).await {
+        Ok(()) => Redirect::to(&format!(
+            "/intel?feed={}",
+            crate::auth::urlencode(f.name.trim())
+        ))
+        .into_response(),
+        Err(e) => error_response(Some(&viewer(&a)), e),
+    }
+}
+
+/// `POST /intel/feeds/{name}/delete` (administrators).
+pub async fn intel_feed_delete(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !ct_eq(&f.csrf, &a.session.csrf) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        );
+    }
+    match crate::blocklist::remove_feed(&st, &a, &name).await {
+        Ok(()) => Redirect::to("/intel?removed=1").into_response(),
         Err(e) => error_response(Some(&viewer(&a)), e),
     }
 }

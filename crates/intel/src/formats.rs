@@ -655,6 +655,8 @@ pub struct TaxiiPage {
     pub more: bool,
     /// The `next` token, if given.
     pub next: Option<String>,
+    /// Ids of indicators on the page that are revoked: a consumer drops what it holds for them.
+    pub revoked: Vec<String>,
 }
 
 /// Reads a TAXII 2.1 envelope (`{"more":…, "next":…, "objects":[…]}`).

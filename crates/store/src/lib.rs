@@ -612,6 +612,12 @@ pub trait Store: Send + Sync + 'static {
         min_members: u32,
         limit: u32,
     ) -> Result<Vec<SourceSighting>>;
+    /// Feeds added in the UI or API: (name, configuration JSON), by name.
+    async fn list_feed_configs(&self) -> Result<Vec<(String, String)>>;
+    /// Adds a feed configuration; `Conflict` if the name is taken.
+    async fn add_feed_config(&self, name: &str, config_json: &str, created_by: &str) -> Result<()>;
+    /// Removes a feed configuration; false if there was none.
+    async fn delete_feed_config(&self, name: &str) -> Result<bool>;
     /// Stores a bearer token (its SHA-256) for a user.
     async fn create_api_token(&self, user_id: Id, token_hash: &str, name: &str) -> Result<()>;
     /// The (enabled) user a bearer token belongs to.

@@ -1483,6 +1483,49 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_feed_configs(&self) -> Result<Vec<(String, String)>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare("SELECT name, config FROM feed_configs ORDER BY name")
+                .map_err(be)?;
+            let v = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn add_feed_config(&self, name: &str, config_json: &str, created_by: &str) -> Result<()> {
+        let (n, j, by) = (
+            name.to_owned(),
+            config_json.to_owned(),
+            created_by.to_owned(),
+        );
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO feed_configs (name, config, created_by, created_ms) VALUES (?,?,?,?)",
+                params![n, j, by, now_ms()],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_feed_config(&self, name: &str) -> Result<bool> {
+        let n = name.to_owned();
+        self.write(move |c| {
+            let k = c
+                .execute("DELETE FROM feed_configs WHERE name = ?", [n])
+                .map_err(be)?;
+            Ok(k == 1)
+        })
+        .await
+    }
+
     async fn create_api_token(&self, user_id: Id, token_hash: &str, name: &str) -> Result<()> {
         let (t, n) = (token_hash.to_owned(), name.to_owned());
         self.write(move |c| {

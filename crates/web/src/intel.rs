@@ -34,6 +34,8 @@ pub struct FeedRow<'a> {
     pub blocklist: bool,
     /// Last successful fetch.
     pub last_success_ms: Option<i64>,
+    /// Added in the UI (removable here).
+    pub from_ui: bool,
 }
 
 /// What the page shows.
@@ -48,6 +50,8 @@ pub struct IntelOverview<'a> {
     pub flash: Option<&'a str>,
     /// Now, for expiry.
     pub now_ms: i64,
+    /// The viewer may add and remove feeds (administrators).
+    pub can_manage_feeds: bool,
 }
 
 /// `GET /intel`.
@@ -92,10 +96,66 @@ pub fn intel_page(viewer: &Viewer<'_>, o: &IntelOverview<'_>) -> Markup {
                                 td { (f.category) }
                                 td { (f.tlp) }
                                 td { "matching" @if f.blocklist { ", blocklists" } @if f.share { ", sharing" } }
-                                td { @match f.last_success_ms { Some(t) => (fmt_time(t)), None => "never" } }
+                                td {
+                                    @match f.last_success_ms { Some(t) => (fmt_time(t)), None => "never" }
+                                    @if f.from_ui && o.can_manage_feeds {
+                                        form method="post" action={ "/intel/feeds/" (f.name) "/delete" } class="inline" {
+                                            input type="hidden" name="csrf" value=(viewer.csrf);
+                                            " " button type="submit" class="link-button" { "Remove" span class="visually-hidden" { " feed " (f.name) } }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
+                }
+            }
+            @if o.can_manage_feeds {
+                h2 { "Add a feed" }
+                p { "Feeds added here are fetched over HTTPS on a schedule, with conditional requests. An update that fails, has no usable entries or shrinks by more than half is held back and shown above." }
+                form method="post" action="/intel/feeds" class="stack" {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    div class="field" {
+                        label for="feed-name" { "Name (letters, digits, - and _)" }
+                        input id="feed-name" name="name" type="text" required pattern="[A-Za-z0-9_-]{1,64}" autocomplete="off";
+                    }
+                    div class="field" {
+                        label for="feed-url" { "Address (https://…)" }
+                        input id="feed-url" name="url" type="url" required autocomplete="off" spellcheck="false";
+                    }
+                    div class="field" {
+                        label for="feed-format" { "Format" }
+                        select id="feed-format" name="format" {
+                            @for (v, l) in [("auto", "Work it out from the content"), ("netset", "IP/CIDR list (FireHOL, Spamhaus DROP text, Tor bulk list)"), ("spamhaus_json", "Spamhaus DROP JSON"), ("feodo_csv", "abuse.ch Feodo Tracker CSV"), ("threatfox_csv", "abuse.ch ThreatFox CSV"), ("urlhaus_csv", "abuse.ch URLhaus CSV"), ("tor_exits", "Tor exit-addresses"), ("domains", "Domain list"), ("stix", "STIX 2.1 bundle"), ("taxii", "TAXII 2.1 collection"), ("misp", "MISP feed")] {
+                                option value=(v) { (l) }
+                            }
+                        }
+                    }
+                    div class="field" {
+                        label for="feed-category" { "Category (blank: from the feed, else attacks)" }
+                        input id="feed-category" name="category" type="text" autocomplete="off";
+                    }
+                    div class="field" {
+                        label for="feed-confidence" { "Confidence (0–100)" }
+                        input id="feed-confidence" name="confidence" type="number" min="0" max="100" value="50";
+                    }
+                    div class="field" {
+                        label for="feed-tlp" { "Sharing (TLP) of its entries" }
+                        select id="feed-tlp" name="tlp" {
+                            option value="clear" { "TLP:CLEAR" } option value="green" { "TLP:GREEN" }
+                            option value="amber" { "TLP:AMBER" } option value="amber_strict" { "TLP:AMBER+STRICT" }
+                            option value="red" { "TLP:RED" }
+                        }
+                    }
+                    div class="checkbox" {
+                        input id="feed-blocklist" name="blocklist" type="checkbox" value="on";
+                        label for="feed-blocklist" { "Put its addresses in members' blocklists" }
+                    }
+                    div class="checkbox" {
+                        input id="feed-share" name="share" type="checkbox" value="on";
+                        label for="feed-share" { "Share its entries with partners (only if its terms allow)" }
+                    }
+                    button type="submit" class="button" { "Add feed" }
                 }
             }
             h2 { "Add an indicator" }

@@ -74,6 +74,8 @@ pub struct FeedView {
     pub last_success_ms: Option<i64>,
     /// Last time its content changed, ms.
     pub last_change_ms: Option<i64>,
+    /// Added in the web UI or API (removable there), rather than in the configuration file.
+    pub from_ui: bool,
 }
 
 /// Saved beside the cached body so a restart resumes with conditional requests.
@@ -107,6 +109,8 @@ pub struct FeedState {
     message: String,
     report: Report,
     cache_dir: PathBuf,
+    /// Added in the UI or API.
+    pub from_ui: bool,
 }
 
 fn safe_name(s: &str) -> String {
@@ -199,6 +203,7 @@ impl FeedState {
             report: Report::default(),
             cache_dir: data_dir.join("feeds"),
             config,
+            from_ui: false,
         }
     }
 
@@ -406,6 +411,7 @@ impl FeedState {
             last_attempt_ms: self.last_attempt_ms,
             last_success_ms: self.meta.last_success_ms,
             last_change_ms: self.meta.last_change_ms,
+            from_ui: self.from_ui,
         }
     }
 
@@ -947,6 +953,47 @@ pub async fn rebuild(state: &AppState, feeds: &[FeedState]) {
     state.set_feed_views(feeds.iter().map(|f| f.view(now)).collect());
 }
 
+/// Feeds added in the UI or API, as stored; unreadable entries are logged and skipped.
+pub async fn ui_feeds(state: &AppState) -> Vec<FeedConfig> {
+    match state.store.list_feed_configs().await {
+        Ok(v) => v
+            .into_iter()
+            .filter_map(|(name, j)| match serde_json::from_str::<FeedConfig>(&j) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(feed = %name, error = %e, "stored feed settings unreadable; skipped");
+                    None
+                }
+            })
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read stored feeds");
+            Vec::new()
+        }
+    }
+}
+
+/// Brings the running feeds in line with the configuration file plus the feeds stored from the
+/// UI: new ones are started (from their saved copy first), removed ones dropped. True if the set
+/// changed.
+pub async fn reconcile(state: &AppState, feeds: &mut Vec<FeedState>) -> bool {
+    let ui = ui_feeds(state).await;
+    let before = feeds.len();
+    feeds.retain(|f| !f.from_ui || ui.iter().any(|c| c.name == f.config.name && *c == f.config));
+    let mut changed = feeds.len() != before;
+    for c in ui {
+        if feeds.iter().any(|f| f.config.name == c.name) {
+            continue;
+        }
+        let mut f = FeedState::new(c, &state.config.data_dir);
+        f.from_ui = true;
+        f.load_cache();
+        feeds.push(f);
+        changed = true;
+    }
+    changed
+}
+
 /// Keeps feeds fresh and the intelligence current: refreshes due feeds every
 /// `feed_check_secs`, rebuilds when a feed changed, an entry expired, a feed expired, or
 /// something asked ([`AppState::request_intel_rebuild`]: an analyst added an indicator, a
@@ -964,6 +1011,10 @@ pub async fn run(state: AppState, mut feeds: Vec<FeedState>) {
         let mut changed = state
             .rebuild_requested
             .swap(false, std::sync::atomic::Ordering::AcqRel);
+        if reconcile(&state, &mut feeds).await {
+            changed = true;
+            expired = feeds.iter().map(|f| f.expired(now)).collect();
+        }
         for (i, f) in feeds.iter_mut().enumerate() {
             if f.due(now) {
                 changed |= f.refresh(&client, Some(&state)).await;

@@ -58,3 +58,11 @@ CREATE TABLE taxii_status (
     json       TEXT NOT NULL,
     created_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Feeds added in the web UI or API (those in the configuration file are not stored).
+CREATE TABLE feed_configs (
+    name       TEXT PRIMARY KEY,
+    config     TEXT NOT NULL,                     -- JSON, the hub's FeedConfig
+    created_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
