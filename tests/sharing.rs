@@ -331,6 +331,97 @@ async fn feed_updates_apply_without_restart_and_bad_updates_are_held() -> anyhow
     Ok(())
 }
 
+/// Every real feed file in `../shared/data/feeds/`, served over loopback HTTP (the 1M-entry merged
+/// list gzipped, as published), loads completely: each FireHOL file yields the number of entries
+/// its header declares, with its category and maintainer; the merged list all 1,012,154.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shared_feed_loads_over_http() -> anyhow::Result<()> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/feeds");
+    let server = FeedServer::default();
+    let mut config = String::from("[hub]\nfeed_check_secs = 1\n");
+    let mut expected = Vec::new();
+    let base_placeholder = "BASE";
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let body = std::fs::read(&path)?;
+        let name = file.split('.').next().unwrap().replace('-', "_");
+        let declared = if file.ends_with(".gz") {
+            1_012_154
+        } else {
+            watchhouse_intel::formats::firehol_header(&String::from_utf8_lossy(&body))
+                .entries
+                .expect("FireHOL header with Entries")
+        };
+        server.put(&format!("/{file}"), &body, "1");
+        let blocklist = name == "firehol_level1" || name == "spamhaus_drop";
+        config.push_str(&format!(
+            "[[hub.feeds]]\nname = \"{name}\"\nurl = \"{base_placeholder}/{file}\"\nexpiry_days = 0\nblocklist = {blocklist}\n"
+        ));
+        expected.push((name, declared));
+    }
+    assert!(expected.len() >= 14, "{expected:?}");
+    let base = server.start().await?;
+    let site = Site::new()?;
+    let _hub = start_hub_with_config(&site, &config.replace(base_placeholder, &base))?;
+    wait_up(&site).await?;
+    let admin = site.admin().await?;
+    let (_, v) = admin.get_json("/api/v1/intel/feeds").await?;
+    for (name, declared) in &expected {
+        let f = v["feeds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name.as_str())
+            .unwrap();
+        assert_eq!(f["status"], "ok", "{f}");
+        assert_eq!(f["entries"], *declared, "{name}: {f}");
+        assert_eq!(f["skipped"], 0, "{name}: {f}");
+        if *declared != 1_012_154 {
+            assert_ne!(f["provenance"].as_str().unwrap(), "", "{name}");
+            assert!(
+                !f["provenance"].as_str().unwrap().starts_with("http"),
+                "maintainer from the header: {f}"
+            );
+        }
+    }
+    let tor = v["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "tor_exits")
+        .unwrap();
+    assert_eq!(tor["category"], "anonymizers");
+    // The member's blocklist from two real, overlapping lists (DROP is inside level1) is
+    // accepted by nftables itself: nested blocks are folded, nothing overlaps.
+    let nft = admin
+        .get("/api/v1/members/1/blocklist/nft")
+        .await?
+        .text()
+        .await?;
+    assert!(nft.matches(", ").count() > 3000, "thousands of entries");
+    nft_check(&site, &nft)?;
+    Ok(())
+}
+
+/// `nft --check` on a ruleset (nftables from Debian; `.ci/run` installs it).
+fn nft_check(site: &Site, ruleset: &str) -> anyhow::Result<()> {
+    let path = site.path("blocklist.nft");
+    std::fs::write(&path, ruleset)?;
+    let out = std::process::Command::new("nft")
+        .args(["--check", "-f", &path])
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!("cannot run nft ({e}): install nftables (apt-get install nftables)")
+        })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "nft rejected the blocklist: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 /// A bundle with one indicator at each TLP level (documentation addresses).
 fn tlp_bundle() -> String {
     let markings = [

@@ -456,6 +456,10 @@ impl FeedState {
                 .and_then(|m| m.modified())
                 .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
             if self.file_mtime == Some(mtime) && self.status != FeedStatus::Pending {
+                // Checked and unchanged: still current, so it does not expire.
+                if self.status == FeedStatus::Ok {
+                    self.meta.last_success_ms = Some(now);
+                }
                 return Ok(false);
             }
             let max = self.config.max_bytes;
