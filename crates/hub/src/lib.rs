@@ -66,6 +66,9 @@ pub struct Inner {
     pub basic_cache: std::sync::Mutex<
         std::collections::HashMap<[u8; 32], (watchhouse_store::Id, std::time::Instant)>,
     >,
+    /// The shared STIX objects per TLP ceiling, with the intelligence build they came from and
+    /// when: TAXII clients page through one snapshot instead of rebuilding it per page.
+    pub share_cache: std::sync::Mutex<share::ShareCache>,
 }
 
 /// Cheaply clonable handle to [`Inner`].
@@ -111,6 +114,7 @@ impl AppState {
             rebuild_wanted: tokio::sync::Notify::new(),
             rebuild_requested: std::sync::atomic::AtomicBool::new(false),
             basic_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+            share_cache: std::sync::Mutex::new(Default::default()),
         }))
     }
 

@@ -119,12 +119,44 @@ fn day_ms(day: i64) -> i64 {
     day * 86_400_000
 }
 
-/// Every object a recipient with this ceiling may see, ordered by (date added, id).
+/// Snapshots of [`objects`] per ceiling: (intelligence build time, taken at, objects).
+pub type ShareCache =
+    std::collections::HashMap<Tlp, (i64, std::time::Instant, std::sync::Arc<Vec<StixItem>>)>;
+
+/// How long a snapshot serves (the national sightings change at most this late).
+const SNAPSHOT_SECS: u64 = 60;
+
+/// Every object a recipient with this ceiling may see, ordered by (date added, id); a snapshot
+/// at most a minute old, and never older than the intelligence in use.
 pub async fn objects(
     state: &AppState,
     ceiling: Tlp,
-) -> Result<Vec<StixItem>, crate::error::ApiError> {
+) -> Result<std::sync::Arc<Vec<StixItem>>, crate::error::ApiError> {
     let ceiling = ceiling.min(Tlp::AmberStrict);
+    let built = state.intel().built_ms;
+    if let Some((b, at, v)) = state
+        .share_cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&ceiling)
+    {
+        if *b == built && at.elapsed().as_secs() < SNAPSHOT_SECS {
+            return Ok(v.clone());
+        }
+    }
+    let v = std::sync::Arc::new(build_objects(state, ceiling).await?);
+    state
+        .share_cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(ceiling, (built, std::time::Instant::now(), v.clone()));
+    Ok(v)
+}
+
+async fn build_objects(
+    state: &AppState,
+    ceiling: Tlp,
+) -> Result<Vec<StixItem>, crate::error::ApiError> {
     let intel = state.intel();
     let mut out = vec![identity()];
     let mut used = std::collections::BTreeSet::new();
@@ -215,7 +247,7 @@ pub async fn bundle(state: &AppState, ceiling: Tlp) -> Result<Value, crate::erro
     Ok(json!({
         "type": "bundle",
         "id": format!("bundle--{}", uuid::Uuid::new_v4()),
-        "objects": objs.into_iter().map(|o| o.obj).collect::<Vec<_>>(),
+        "objects": objs.iter().map(|o| o.obj.clone()).collect::<Vec<_>>(),
     }))
 }
 
