@@ -39,6 +39,8 @@ pub struct Config {
     pub hub: HubConfig,
     /// The collector.
     pub collector: CollectorConfig,
+    /// Detection thresholds (the hub).
+    pub detect: watchhouse_detect::Thresholds,
 }
 
 /// The configuration file with every default, commented. Printed by `--print-config`.
@@ -102,6 +104,27 @@ login_max_failures = 5
 login_window_secs = 900
 # Collector enrolment tokens expire after this many hours.
 enrolment_token_hours = 72
+
+[detect]
+# Port scan: one source reaching this many distinct ports, or this many distinct addresses,
+# within the window.
+scan_window_secs = 60
+scan_min_ports = 10
+scan_min_hosts = 10
+# Brute force: this many attempts from one source on one remote-access service (SSH, RDP, SMB,
+# VPN, databases, ...) within the window. Allowed attempts make it high severity.
+brute_window_secs = 300
+brute_min_attempts = 20
+# Campaign: one source seen at this many members within the window.
+campaign_min_members = 3
+campaign_window_secs = 86400
+# Volume anomaly: after this many hours of history, an hour with more than volume_factor_pct
+# percent of the member's usual hourly events (and at least volume_min_events) is anomalous.
+volume_warmup_hours = 24
+volume_factor_pct = 500
+volume_min_events = 1000
+# Most attacking sources remembered at once (oldest forgotten first).
+max_sources = 200000
 
 [collector]
 # The hub's base URL (https:// in production).

@@ -197,6 +197,7 @@ async fn run_collect(cfg: watchhouse_collector::CollectorConfig) -> Result<()> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let mut cfg = config::load(cli.config.as_deref(), std::env::vars())?;
+    cfg.hub.detect = cfg.detect.clone();
     match cli.command {
         Command::Parse(args) => parse_cmd::run(args),
         Command::Intel(a) => match intel_cmd::run(a) {

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use watchhouse_event::{Direction, Event};
 use watchhouse_intel::{Match, Matcher, Tlp};
 
+pub mod engine;
 pub mod services;
+
+pub use engine::{Engine, Thresholds};
 
 /// How urgently a member should act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -62,6 +65,16 @@ pub enum AlertKind {
     ListedSourceInbound,
     /// A device on the member's network contacted an address on a known-bad list.
     ListedDestinationOutbound,
+    /// One source probing many ports or hosts within a window.
+    PortScan,
+    /// Repeated attempts on a remote-access or administration service.
+    BruteForce,
+    /// Allowed inbound connections from the internet to a risky service.
+    ExposedService,
+    /// One source seen at several members.
+    Campaign,
+    /// A sudden rise over the member's own usual volume.
+    VolumeAnomaly,
 }
 
 impl AlertKind {
@@ -69,6 +82,11 @@ impl AlertKind {
     pub const ALL: &'static [AlertKind] = &[
         AlertKind::ListedSourceInbound,
         AlertKind::ListedDestinationOutbound,
+        AlertKind::PortScan,
+        AlertKind::BruteForce,
+        AlertKind::ExposedService,
+        AlertKind::Campaign,
+        AlertKind::VolumeAnomaly,
     ];
 
     /// Stable snake_case name.
@@ -76,6 +94,11 @@ impl AlertKind {
         match self {
             AlertKind::ListedSourceInbound => "listed_source_inbound",
             AlertKind::ListedDestinationOutbound => "listed_destination_outbound",
+            AlertKind::PortScan => "port_scan",
+            AlertKind::BruteForce => "brute_force",
+            AlertKind::ExposedService => "exposed_service",
+            AlertKind::Campaign => "campaign",
+            AlertKind::VolumeAnomaly => "volume_anomaly",
         }
     }
 
@@ -84,6 +107,11 @@ impl AlertKind {
         match self {
             AlertKind::ListedSourceInbound => "Known attacker, incoming",
             AlertKind::ListedDestinationOutbound => "Device contacting a known criminal server",
+            AlertKind::PortScan => "Scan of your network",
+            AlertKind::BruteForce => "Password guessing",
+            AlertKind::ExposedService => "Risky service open to the internet",
+            AlertKind::Campaign => "Attacker targeting several organisations",
+            AlertKind::VolumeAnomaly => "Unusual amount of traffic",
         }
     }
 
@@ -240,6 +268,14 @@ fn port_phrase(ports: &[u16]) -> String {
     }
 }
 
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 /// Writes the plain-English text for an alert.
 pub fn describe(f: &AlertFacts) -> AlertText {
     let lists = match f.lists.as_slice() {
@@ -252,7 +288,107 @@ pub fn describe(f: &AlertFacts) -> AlertText {
     } else {
         format!("{} times", f.event_count)
     };
+    let service = f
+        .ports
+        .first()
+        .map(|p| services::describe(*p))
+        .unwrap_or("a service");
     match (f.kind, f.severity) {
+        (AlertKind::PortScan, sev) => {
+            let through = sev >= Severity::Medium;
+            AlertText {
+                title: format!("Someone scanned your network for open doors: {}", f.subject_ip),
+                what_it_means: format!(
+                    "The internet address {} tried {} within a minute ({times} in all). Automated tools \
+                     do this to find services they can attack. {}",
+                    f.subject_ip,
+                    port_phrase(&f.ports),
+                    if through {
+                        "Your firewall let some of these attempts through, so something answered."
+                    } else {
+                        "Your firewall blocked them: this is common and shows it doing its job."
+                    }
+                ),
+                what_to_do: if through {
+                    vec![
+                        "Ask whoever looks after your IT which of these services need to be reachable from the internet, and close the rest on your firewall.".to_owned(),
+                        "Make sure what stays open is fully updated and protected by strong passwords and, where possible, two-step sign-in.".to_owned(),
+                        format!("Block {} on your firewall (it is in your Watchhouse blocklist).", f.subject_ip),
+                    ]
+                } else {
+                    vec![
+                        "Nothing urgent. Watchhouse will tell you if the scanner gets through or comes back to try passwords.".to_owned(),
+                        format!("If you want to, block {} on your firewall.", f.subject_ip),
+                    ]
+                },
+            }
+        }
+        (AlertKind::BruteForce, Severity::High | Severity::Critical) => AlertText {
+            title: format!("Someone is trying passwords on your {service}: {}", f.subject_ip),
+            what_it_means: format!(
+                "The internet address {} connected to {service} {times} within a few minutes. That is \
+                 what password-guessing tools do. Your firewall let the connections through, so the \
+                 attacker reached the sign-in prompt.",
+                f.subject_ip
+            ),
+            what_to_do: vec![
+                format!("Check that every account on {service} has a strong, unique password and, where possible, two-step sign-in."),
+                format!("If {service} need not be open to the whole internet, close it on your firewall or put it behind a VPN."),
+                format!("Block {} on your firewall now.", f.subject_ip),
+                "Look for sign-ins you do not recognise. If you find any, disconnect the computer from the network (do not wipe it) and call your police force's cyber protect team.".to_owned(),
+            ],
+        },
+        (AlertKind::BruteForce, _) => AlertText {
+            title: format!("Repeated attempts on your {service} were blocked: {}", f.subject_ip),
+            what_it_means: format!(
+                "The internet address {} tried to reach {service} {times} within a few minutes, as \
+                 password-guessing tools do. Your firewall blocked every attempt.",
+                f.subject_ip
+            ),
+            what_to_do: vec![
+                "Nothing urgent: the firewall is doing its job.".to_owned(),
+                format!("If you want to, block {} on your firewall.", f.subject_ip),
+            ],
+        },
+        (AlertKind::ExposedService, _) => AlertText {
+            title: format!("{} on {} is open to the whole internet", capitalise(service), f.subject_ip),
+            what_it_means: format!(
+                "Your firewall let connections from the internet reach {service} on your address {} \
+                 ({times}). Criminals search the whole internet for services like this and try to \
+                 break in, often within hours of finding one.",
+                f.subject_ip
+            ),
+            what_to_do: vec![
+                format!("Ask whoever looks after your IT whether {service} really needs to be reachable from anywhere on the internet."),
+                "If it was opened by mistake, close it on your firewall today.".to_owned(),
+                "If it must stay open, allow only known addresses or put it behind a VPN, keep it fully updated, and use strong passwords with two-step sign-in.".to_owned(),
+            ],
+        },
+        (AlertKind::Campaign, _) => AlertText {
+            title: format!("You are one of several organisations targeted by {}", f.subject_ip),
+            what_it_means: format!(
+                "The same internet address has been attacking several Watchhouse members in the last \
+                 day, and your firewall recorded it {times}. Police can see the whole picture and are \
+                 looking at it.",
+            ),
+            what_to_do: vec![
+                format!("Block {} on your firewall (it is in your Watchhouse blocklist).", f.subject_ip),
+                "Nothing else unless you have other alerts about this address.".to_owned(),
+            ],
+        },
+        (AlertKind::VolumeAnomaly, _) => AlertText {
+            title: "Much more traffic than usual reached your firewall".to_owned(),
+            what_it_means: format!(
+                "In one hour your firewall recorded far more events than it usually does ({times} \
+                 behind this alert). This can be a scan or an attack in progress, or a change on your \
+                 own network such as a new service or a misconfigured device."
+            ),
+            what_to_do: vec![
+                "Look at the top sources and most targeted services on your overview page: one address or one service usually stands out.".to_owned(),
+                "If nobody changed anything on your network, ask whoever looks after your IT to check.".to_owned(),
+                "If your internet connection is slow or services are down, tell your internet provider and your police force's cyber protect team.".to_owned(),
+            ],
+        },
         (AlertKind::ListedDestinationOutbound, _) => AlertText {
             title: format!(
                 "A device on your network contacted a known criminal server: {}",

@@ -342,7 +342,13 @@ pub async fn ingest(
         .cloned()
         .collect();
     let intel = st.intel();
-    let observations = detect(&events, &intel.matcher);
+    let mut observations = detect(&events, &intel.matcher);
+    observations.extend(st.engine.lock().unwrap_or_else(|p| p.into_inner()).observe(
+        collector.member_id,
+        collector.id,
+        &batch.batch_id.to_string(),
+        &events,
+    ));
     let out = st
         .store
         .ingest(

@@ -157,6 +157,9 @@ pub struct HubConfig {
     pub login_window_secs: u64,
     /// Enrolment tokens expire after this many hours.
     pub enrolment_token_hours: u64,
+    /// Detection thresholds: the `[detect]` section, copied here at start.
+    #[serde(skip)]
+    pub detect: watchhouse_detect::Thresholds,
 }
 
 impl Default for HubConfig {
@@ -180,6 +183,7 @@ impl Default for HubConfig {
             login_max_failures: 5,
             login_window_secs: 900,
             enrolment_token_hours: 72,
+            detect: watchhouse_detect::Thresholds::default(),
         }
     }
 }

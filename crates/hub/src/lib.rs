@@ -69,6 +69,8 @@ pub struct Inner {
     /// The shared STIX objects per TLP ceiling, with the intelligence build they came from and
     /// when: TAXII clients page through one snapshot instead of rebuilding it per page.
     pub share_cache: std::sync::Mutex<share::ShareCache>,
+    /// The stateful detections' memory (scans, brute force, campaigns, volume).
+    pub engine: std::sync::Mutex<watchhouse_detect::Engine>,
 }
 
 /// Cheaply clonable handle to [`Inner`].
@@ -96,6 +98,7 @@ impl AppState {
             CookieSecurity::Auto => !listen_is_loopback || config.tls_enabled(),
         };
         let metrics = metrics::Metrics::new();
+        let thresholds = config.detect.clone();
         metrics.intel_entries.store(
             intel.matcher.len() as u64,
             std::sync::atomic::Ordering::Relaxed,
@@ -115,6 +118,7 @@ impl AppState {
             rebuild_requested: std::sync::atomic::AtomicBool::new(false),
             basic_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             share_cache: std::sync::Mutex::new(Default::default()),
+            engine: std::sync::Mutex::new(watchhouse_detect::Engine::new(thresholds)),
         }))
     }
 
