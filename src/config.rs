@@ -88,6 +88,11 @@ feed_check_secs = 30
 # shared as aggregated sightings (never naming members) and added to members' blocklists.
 national_min_members = 3
 national_days = 7
+# A member's "expected" or "false alarm" feedback holds back repeats for this many days.
+feedback_suppress_days = 30
+# When this many members call alerts about one listed address false alarms (within 30 days),
+# the intelligence listing it is trusted half as much nationally.
+dispute_min_members = 3
 # Repeats of the same alert within this many seconds grow the open alert instead of opening another.
 dedup_window_secs = 86400
 # How often collectors ship, in milliseconds (pushed to every collector).

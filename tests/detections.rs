@@ -83,10 +83,18 @@ fn collector(site: &Site, member: u32, token: &str, log: &Path) -> anyhow::Resul
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_detection_fires_through_the_pipeline() -> anyhow::Result<()> {
+/// A hub with three members (networks 198.51.100.0/28, .16/28, .32/28), each with a collector
+/// following its own log file.
+struct Three {
+    site: Site,
+    _hub: Proc,
+    _cols: Vec<Proc>,
+    logs: Vec<std::path::PathBuf>,
+    admin: Client,
+}
+
+async fn three(hub_args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<Three> {
     let site = Site::new()?;
-    // Two more members (Site made member 1 with 198.51.100.0/28), each with a collector.
     let mut tokens = vec![site.token.clone()];
     for (n, net) in [(2, "198.51.100.16/28"), (3, "198.51.100.32/28")] {
         run(
@@ -122,25 +130,37 @@ async fn each_detection_fires_through_the_pipeline() -> anyhow::Result<()> {
             .to_owned(),
         );
     }
-    let _hub = site
-        .start_hub(
-            &[],
-            &[
-                ("WATCHHOUSE__HUB__UPLOAD_INTERVAL_MS", "500"),
-                ("WATCHHOUSE__DETECT__VOLUME_MIN_EVENTS", "100"),
-            ],
-        )
-        .await?;
+    let mut all_envs = vec![("WATCHHOUSE__HUB__UPLOAD_INTERVAL_MS", "500")];
+    all_envs.extend_from_slice(envs);
+    let hub = site.start_hub(hub_args, &all_envs).await?;
     let logs: Vec<_> = (1..=3)
         .map(|m| site.dir.path().join(format!("fw{m}.log")))
         .collect();
     for l in &logs {
         append(l, &[]);
     }
-    let _cols: Vec<Proc> = (0..3)
+    let cols: Vec<Proc> = (0..3)
         .map(|i| collector(&site, i as u32 + 1, &tokens[i], &logs[i]))
         .collect::<anyhow::Result<_>>()?;
     let admin = site.admin().await?;
+    Ok(Three {
+        site,
+        _hub: hub,
+        _cols: cols,
+        logs,
+        admin,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_detection_fires_through_the_pipeline() -> anyhow::Result<()> {
+    let Three {
+        site,
+        _hub,
+        _cols,
+        logs,
+        admin,
+    } = three(&[], &[("WATCHHOUSE__DETECT__VOLUME_MIN_EVENTS", "100")]).await?;
     let t = now_ms() - 60_000;
 
     // Volume anomaly first (it needs history): 30 past hours of ~5 events, then a burst of 150.
@@ -308,5 +328,139 @@ async fn each_detection_fires_through_the_pipeline() -> anyhow::Result<()> {
             "{k}: {metrics}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_suppresses_the_repeat_and_disputes_lower_confidence() -> anyhow::Result<()> {
+    let site_feed = tempfile::tempdir()?;
+    let feed = site_feed.path().join("list.netset");
+    std::fs::write(&feed, "# test list\n45.33.32.150\n45.33.32.151\n")?;
+    let feed_arg = format!("testlist={}", feed.display());
+    let Three {
+        site: _site,
+        _hub,
+        _cols,
+        logs,
+        admin,
+    } = three(
+        &["--feed", &feed_arg],
+        &[
+            ("WATCHHOUSE__HUB__DISPUTE_MIN_MEMBERS", "3"),
+            ("WATCHHOUSE__HUB__FEED_CHECK_SECS", "1"),
+        ],
+    )
+    .await?;
+    let t = now_ms() - 30_000;
+    let nets = ["198.51.100.3", "198.51.100.20", "198.51.100.40"];
+    for (i, l) in logs.iter().enumerate() {
+        append(
+            l,
+            &[
+                ufw(t, "BLOCK", "45.33.32.150", nets[i], 22),
+                ufw(t, "BLOCK", "45.33.32.151", nets[i], 22),
+            ],
+        );
+    }
+    let listed_alert = |member: i64, ip: &'static str| {
+        let admin = &admin;
+        async move {
+            eventually(
+                Duration::from_secs(30),
+                &format!("member {member}'s alert about {ip}"),
+                || async {
+                    Ok(alerts(admin).await?.into_iter().find(|a| {
+                        a["kind"] == "listed_source_inbound"
+                            && a["subject_ip"] == ip
+                            && a["member_id"] == member
+                    }))
+                },
+            )
+            .await
+        }
+    };
+    let first = listed_alert(1, "45.33.32.150").await?;
+    let (_, before) = admin.get_json("/api/v1/intel/check/45.33.32.150").await?;
+    assert_eq!(before["labels"][0]["confidence"], 50);
+
+    // Member 1 says the alert is expected: it is resolved and a repeat does not alert.
+    let (s, v) = admin
+        .post_json(
+            &format!("/api/v1/alerts/{}/feedback", first["id"]),
+            &serde_json::json!({"feedback": "expected", "note": "our scanner"}),
+        )
+        .await?;
+    assert_eq!(s, reqwest::StatusCode::OK, "{v}");
+    let (_, a) = admin
+        .get_json(&format!("/api/v1/alerts/{}", first["id"]))
+        .await?;
+    assert_eq!(
+        (&a["alert"]["status"], &a["alert"]["feedback"]),
+        (
+            &serde_json::json!("resolved"),
+            &serde_json::json!("expected")
+        )
+    );
+    append(
+        &logs[0],
+        &[
+            ufw(t + 5000, "BLOCK", "45.33.32.150", nets[0], 23),
+            ufw(t + 5000, "BLOCK", "45.33.32.151", nets[0], 23),
+        ],
+    );
+    // The other address's alert grows with the same batch: so the batch has been stored.
+    eventually(Duration::from_secs(30), "the second batch", || async {
+        let a = alerts(&admin).await?;
+        Ok(a.iter()
+            .any(|a| {
+                a["subject_ip"] == "45.33.32.151" && a["member_id"] == 1 && a["event_count"] == 2
+            })
+            .then_some(()))
+    })
+    .await?;
+    let now_alerts = alerts(&admin).await?;
+    let about: Vec<&Value> = now_alerts
+        .iter()
+        .filter(|a| {
+            a["subject_ip"] == "45.33.32.150"
+                && a["member_id"] == 1
+                && a["kind"] == "listed_source_inbound"
+        })
+        .collect();
+    assert_eq!(
+        about.len(),
+        1,
+        "no new alert for the suppressed repeat: {about:?}"
+    );
+    assert_eq!(
+        about[0]["event_count"], 1,
+        "and the resolved one did not grow"
+    );
+
+    // Three members call 45.33.32.151 a false alarm: its intelligence is trusted half as much.
+    for m in 1..=3 {
+        let a = listed_alert(m, "45.33.32.151").await?;
+        let (s, _) = admin
+            .post_json(
+                &format!("/api/v1/alerts/{}/feedback", a["id"]),
+                &serde_json::json!({"feedback": "false_positive"}),
+            )
+            .await?;
+        assert_eq!(s, reqwest::StatusCode::OK);
+    }
+    eventually(
+        Duration::from_secs(20),
+        "the dispute to lower confidence",
+        || async {
+            let (_, v) = admin.get_json("/api/v1/intel/check/45.33.32.151").await?;
+            Ok((v["labels"][0]["confidence"] == 25).then_some(()))
+        },
+    )
+    .await?;
+    let (_, other) = admin.get_json("/api/v1/intel/check/45.33.32.150").await?;
+    assert_eq!(
+        other["labels"][0]["confidence"], 50,
+        "one member's 'expected' is not a dispute"
+    );
     Ok(())
 }

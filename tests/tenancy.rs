@@ -27,6 +27,8 @@ const COVERED: &[(&str, &str)] = &[
     ("/members/{id}", "per member"),
     ("/alerts/{id}", "per alert"),
     ("/alerts/{id}/status", "per alert"),
+    ("/alerts/{id}/feedback", "per alert"),
+    ("/api/v1/alerts/{id}/feedback", "per alert"),
     ("/intel", "analysts and administrators only (intel_roles)"),
     ("/intel/feeds", "administrators only (intel_roles)"),
     (
@@ -286,6 +288,32 @@ async fn check_scope(
             form.status(),
             expect_form,
             "{who}: POST /alerts/{alert}/status"
+        );
+        // Feedback ("confirmed" changes neither status nor suppression, so later cases see the
+        // same alerts).
+        let (s, _) = c
+            .post_json(
+                &format!("/api/v1/alerts/{alert}/feedback"),
+                &json!({ "feedback": "confirmed" }),
+            )
+            .await?;
+        assert_eq!(
+            s, expect_write,
+            "{who}: POST /api/v1/alerts/{alert}/feedback"
+        );
+        let form = c
+            .post_form(
+                &format!("/alerts/{alert}/feedback"),
+                &[
+                    ("csrf", c.csrf.as_deref().unwrap()),
+                    ("feedback", "confirmed"),
+                ],
+            )
+            .await?;
+        assert_eq!(
+            form.status(),
+            expect_form,
+            "{who}: POST /alerts/{alert}/feedback"
         );
     }
     // The home page names only members in scope.

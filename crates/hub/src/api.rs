@@ -654,6 +654,79 @@ pub async fn alert_status(
     Ok(Json(json!({ "id": id, "status": status })))
 }
 
+/// Body of a feedback.
+#[derive(Debug, Deserialize)]
+pub struct FeedbackBody {
+    /// `expected`, `false_positive` or `confirmed`.
+    pub feedback: String,
+    /// Why, in the member's words.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /api/v1/alerts/{id}/feedback`.
+pub async fn alert_feedback(
+    State(st): State<AppState>,
+    a: Authed,
+    headers: HeaderMap,
+    Path(id): Path<Id>,
+    Json(body): Json<FeedbackBody>,
+) -> Result<Json<Value>, ApiError> {
+    require_csrf(&a, &headers)?;
+    let fb = watchhouse_store::Feedback::from_name(&body.feedback).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_feedback",
+            "feedback must be expected, false_positive or confirmed",
+        )
+    })?;
+    give_feedback(&st, &a, id, fb, &body.note).await?;
+    Ok(Json(json!({ "id": id, "feedback": fb })))
+}
+
+/// Shared by the API and the form: viewers cannot; the rest within their scope.
+pub async fn give_feedback(
+    st: &AppState,
+    a: &Authed,
+    id: Id,
+    fb: watchhouse_store::Feedback,
+    note: &str,
+) -> Result<(), ApiError> {
+    let Some((alert, _)) = st.store.alert(&a.scope, id).await? else {
+        return Err(ApiError::not_found("alert"));
+    };
+    if a.session.user.role == Role::MemberViewer {
+        return Err(ApiError::forbidden(
+            "Your account can view alerts but not answer them. Ask your member administrator.",
+        ));
+    }
+    if note.len() > 1000 {
+        return Err(ApiError::bad_request(
+            "invalid_note",
+            "the note is longer than 1000 characters",
+        ));
+    }
+    let now = now_ms();
+    let until = now + st.config.feedback_suppress_days as i64 * 86_400_000;
+    if !st
+        .store
+        .set_alert_feedback(&a.scope, id, fb, note, &a.session.user.email, now, until)
+        .await?
+    {
+        return Err(ApiError::not_found("alert"));
+    }
+    tracing::info!(
+        alert = id,
+        user = a.session.user.id,
+        feedback = fb.as_str(),
+        "alert feedback"
+    );
+    if fb == watchhouse_store::Feedback::FalsePositive && !alert.lists.is_empty() {
+        // Disputed intelligence is re-weighed in the next build.
+        st.request_intel_rebuild();
+    }
+    Ok(())
+}
+
 /// Shared by the API and the form: viewers read only.
 pub async fn update_status(
     st: &AppState,

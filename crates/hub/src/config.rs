@@ -157,6 +157,11 @@ pub struct HubConfig {
     pub login_window_secs: u64,
     /// Enrolment tokens expire after this many hours.
     pub enrolment_token_hours: u64,
+    /// A member's "expected" or "false alarm" feedback holds back repeats for this many days.
+    pub feedback_suppress_days: u64,
+    /// When this many members call alerts about one listed address false alarms (within 30
+    /// days), the intelligence listing it is trusted half as much nationally.
+    pub dispute_min_members: u32,
     /// Detection thresholds: the `[detect]` section, copied here at start.
     #[serde(skip)]
     pub detect: watchhouse_detect::Thresholds,
@@ -183,6 +188,8 @@ impl Default for HubConfig {
             login_max_failures: 5,
             login_window_secs: 900,
             enrolment_token_hours: 72,
+            feedback_suppress_days: 30,
+            dispute_min_members: 3,
             detect: watchhouse_detect::Thresholds::default(),
         }
     }

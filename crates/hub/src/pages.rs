@@ -352,6 +352,41 @@ pub async fn alert_status(
     }
 }
 
+/// The feedback form.
+#[derive(Debug, Deserialize)]
+pub struct FeedbackForm {
+    csrf: String,
+    #[serde(default)]
+    feedback: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /alerts/{id}/feedback`.
+pub async fn alert_feedback(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Path(id): Path<Id>,
+    Form(f): Form<FeedbackForm>,
+) -> Response {
+    if !ct_eq(&f.csrf, &a.session.csrf) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        );
+    }
+    let Some(fb) = watchhouse_store::Feedback::from_name(&f.feedback) else {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::bad_request("invalid_feedback", "Choose one of the answers."),
+        );
+    };
+    match crate::api::give_feedback(&st, &a, id, fb, &f.note).await {
+        Ok(()) => Redirect::to(&format!("/alerts/{id}")).into_response(),
+        Err(e) => error_response(Some(&viewer(&a)), e),
+    }
+}
+
 /// `GET /intel`: feeds, analyst indicators and the form to add one (analysts, administrators).
 pub async fn intel(
     State(st): State<AppState>,

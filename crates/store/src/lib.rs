@@ -299,6 +299,49 @@ impl AlertStatus {
     }
 }
 
+/// What a member says about an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feedback {
+    /// The traffic is expected (their own scanner, a supplier): repeats are not alerted.
+    Expected,
+    /// The alert is wrong: repeats are not alerted, and intelligence disputed by several
+    /// members loses confidence.
+    FalsePositive,
+    /// The member confirms it was hostile.
+    Confirmed,
+}
+
+impl Feedback {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feedback::Expected => "expected",
+            Feedback::FalsePositive => "false_positive",
+            Feedback::Confirmed => "confirmed",
+        }
+    }
+
+    /// Parses [`Feedback::as_str`].
+    pub fn from_name(s: &str) -> Option<Feedback> {
+        Some(match s {
+            "expected" => Feedback::Expected,
+            "false_positive" => Feedback::FalsePositive,
+            "confirmed" => Feedback::Confirmed,
+            _ => return None,
+        })
+    }
+
+    /// Words for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Feedback::Expected => "Expected traffic",
+            Feedback::FalsePositive => "False alarm",
+            Feedback::Confirmed => "Confirmed hostile",
+        }
+    }
+}
+
 /// An alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
@@ -328,6 +371,9 @@ pub struct Alert {
     pub last_seen_ms: i64,
     /// Status.
     pub status: AlertStatus,
+    /// The member's feedback, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Feedback>,
 }
 
 /// Most distinct ports kept on an alert.
@@ -583,6 +629,27 @@ pub trait Store: Send + Sync + 'static {
         since_day: i64,
         n: u32,
     ) -> Result<Vec<TopItem>>;
+
+    /// Records a member's feedback on an alert. `Expected` and `FalsePositive` also resolve it
+    /// and hold back repeats of the same kind and address for that member until
+    /// `suppress_until_ms`. False if the alert is out of scope or missing.
+    async fn set_alert_feedback(
+        &self,
+        scope: &Scope,
+        id: Id,
+        feedback: Feedback,
+        note: &str,
+        by: &str,
+        now_ms: i64,
+        suppress_until_ms: i64,
+    ) -> Result<bool>;
+    /// Addresses that at least `min_members` members called a false alarm (on alerts about
+    /// listed addresses) since `since_ms`, with how many members did.
+    async fn disputed_addresses(
+        &self,
+        since_ms: i64,
+        min_members: u32,
+    ) -> Result<Vec<(IpAddr, u32)>>;
 
     // --- intelligence ----------------------------------------------------------------------
     /// Adds an analyst indicator.

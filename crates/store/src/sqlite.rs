@@ -4,7 +4,7 @@
 //! connections, each behind a mutex and used from Tokio's blocking pool, so slow queries never
 //! block the async runtime. Migrations are embedded and applied in order at open.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_nat_product.sql"),
     include_str!("../migrations/sqlite/0003_intel.sql"),
+    include_str!("../migrations/sqlite/0004_feedback.sql"),
 ];
 
 /// SQLite-backed [`Store`].
@@ -175,7 +176,7 @@ fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
 
 const ALERT_COLS: &str =
     "a.id, a.member_id, m.name, a.kind, a.severity, a.subject_ip, a.lists, a.ports, \
-     a.event_count, a.first_seen_ms, a.last_seen_ms, a.status, a.labels";
+     a.event_count, a.first_seen_ms, a.last_seen_ms, a.status, a.labels, a.feedback";
 
 fn row_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let conv = |i: usize, what: &str| {
@@ -192,6 +193,7 @@ fn row_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let ports: String = r.get(7)?;
     let status: String = r.get(11)?;
     let labels: String = r.get(12)?;
+    let feedback: Option<String> = r.get(13)?;
     Ok(Alert {
         id: r.get(0)?,
         member_id: r.get(1)?,
@@ -206,6 +208,7 @@ fn row_alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         first_seen_ms: r.get(9)?,
         last_seen_ms: r.get(10)?,
         status: AlertStatus::from_name(&status).ok_or_else(|| conv(11, "status"))?,
+        feedback: feedback.as_deref().and_then(Feedback::from_name),
     })
 }
 
@@ -459,10 +462,30 @@ fn upsert_alerts(
     now: i64,
 ) -> Result<(Vec<AlertKind>, u64)> {
     let (mut created, mut updated) = (Vec::new(), 0);
+    let mut suppressed: HashMap<(AlertKind, IpAddr), Option<i64>> = HashMap::new();
     for o in observations {
         let Some(e) = events.get(o.event_index) else {
             return Err(StoreError::Invalid("observation refers to no event".into()));
         };
+        // Held back by the member's feedback: the event is stored, the alert is not grown.
+        let until = match suppressed.get(&(o.kind, o.subject_ip)) {
+            Some(u) => *u,
+            None => {
+                let u: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT until_ms FROM suppressions WHERE member_id = ? AND kind = ? AND subject_ip = ?",
+                    )
+                    .map_err(be)?
+                    .query_row(params![member_id, o.kind.as_str(), o.subject_ip.to_string()], |r| r.get(0))
+                    .optional()
+                    .map_err(be)?;
+                suppressed.insert((o.kind, o.subject_ip), u);
+                u
+            }
+        };
+        if until.is_some_and(|u| e.time_ms < u) {
+            continue;
+        }
         let event_id = event_ids[o.event_index];
         let existing: Option<(Id, String, String, String)> = tx
             .prepare_cached(
@@ -1148,6 +1171,88 @@ impl Store for SqliteStore {
                 "UPDATE alerts SET status = ?, updated_ms = ? WHERE id = ? AND member_id IN (SELECT m.id FROM members m WHERE {cond})"
             );
             Ok(c.execute(&sql, params_from_iter(p)).map_err(be)? > 0)
+        })
+        .await
+    }
+
+    async fn set_alert_feedback(
+        &self,
+        scope: &Scope,
+        id: Id,
+        feedback: Feedback,
+        note: &str,
+        by: &str,
+        now_ms: i64,
+        suppress_until_ms: i64,
+    ) -> Result<bool> {
+        let (scope, note, by) = (scope.clone(), note.to_owned(), by.to_owned());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(be)?;
+            let (cond, p) = scope_sql(&scope);
+            let sql = format!(
+                "SELECT a.member_id, a.kind, a.subject_ip FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.id = ? AND {cond}"
+            );
+            let mut params: Vec<Value> = vec![Value::Integer(id)];
+            params.extend(p);
+            let row: Option<(Id, String, String)> = tx
+                .query_row(&sql, params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .map_err(be)?;
+            let Some((member_id, kind, subject)) = row else {
+                return Ok(false);
+            };
+            let resolve = feedback != Feedback::Confirmed;
+            tx.execute(
+                "UPDATE alerts SET feedback = ?, feedback_note = ?, feedback_by = ?, feedback_ms = ?, \
+                 status = CASE WHEN ? THEN 'resolved' ELSE status END, updated_ms = ? WHERE id = ?",
+                params![feedback.as_str(), note, by, now_ms, resolve, now_ms, id],
+            )
+            .map_err(be)?;
+            if resolve {
+                tx.execute(
+                    "INSERT INTO suppressions (member_id, kind, subject_ip, until_ms, reason, created_by, created_ms) \
+                     VALUES (?,?,?,?,?,?,?) ON CONFLICT (member_id, kind, subject_ip) DO UPDATE SET \
+                     until_ms = excluded.until_ms, reason = excluded.reason, created_by = excluded.created_by",
+                    params![member_id, kind, subject, suppress_until_ms, feedback.as_str(), by, now_ms],
+                )
+                .map_err(be)?;
+            } else {
+                tx.execute(
+                    "DELETE FROM suppressions WHERE member_id = ? AND kind = ? AND subject_ip = ?",
+                    params![member_id, kind, subject],
+                )
+                .map_err(be)?;
+            }
+            tx.commit().map_err(be)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn disputed_addresses(
+        &self,
+        since_ms: i64,
+        min_members: u32,
+    ) -> Result<Vec<(IpAddr, u32)>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT subject_ip, COUNT(DISTINCT member_id) AS n FROM alerts \
+                     WHERE feedback = 'false_positive' AND feedback_ms >= ? \
+                     AND kind IN ('listed_source_inbound', 'listed_destination_outbound') \
+                     GROUP BY subject_ip HAVING n >= ? ORDER BY n DESC, subject_ip",
+                )
+                .map_err(be)?;
+            let v = st
+                .query_map(params![since_ms, min_members.max(1)], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v.into_iter()
+                .filter_map(|(ip, n)| ip.parse().ok().map(|ip| (ip, n as u32)))
+                .collect())
         })
         .await
     }

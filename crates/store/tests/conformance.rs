@@ -129,6 +129,128 @@ async fn suite(store: Arc<dyn Store>) {
     exclusions_are_scoped(&w).await;
     widespread_sources_never_name_members(&w).await;
     tokens_and_taxii_objects(&w).await;
+    feedback_suppresses_repeats(&w).await;
+}
+
+async fn feedback_suppresses_repeats(w: &World) {
+    let t = T0 + 3 * DAY;
+    let out = ingest(
+        w,
+        &w.col_a,
+        &batch(vec![event("203.0.113.77", 22, Action::Deny, t)]),
+    )
+    .await;
+    assert_eq!(out.alerts_created, vec![AlertKind::ListedSourceInbound]);
+    let mine = Scope::Members(vec![w.a.id]);
+    let id = w
+        .store
+        .alerts(&mine, Some(w.a.id), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.subject_ip.to_string() == "203.0.113.77")
+        .unwrap()
+        .id;
+    // Out of scope: refused, as if missing.
+    assert!(!w
+        .store
+        .set_alert_feedback(
+            &Scope::Force(w.f2.id),
+            id,
+            Feedback::FalsePositive,
+            "",
+            "x",
+            t,
+            t + DAY
+        )
+        .await
+        .unwrap());
+    assert!(w
+        .store
+        .set_alert_feedback(
+            &mine,
+            id,
+            Feedback::FalsePositive,
+            "our pen-tester",
+            "head@a",
+            t + 1,
+            t + DAY
+        )
+        .await
+        .unwrap());
+    let a = w.store.alert(&mine, id).await.unwrap().unwrap().0;
+    assert_eq!(
+        (a.feedback, a.status),
+        (Some(Feedback::FalsePositive), AlertStatus::Resolved)
+    );
+    // A repeat within the suppression: stored, but no alert.
+    let out = ingest(
+        w,
+        &w.col_a,
+        &batch(vec![event("203.0.113.77", 23, Action::Deny, t + 1000)]),
+    )
+    .await;
+    assert_eq!(out.accepted, 1);
+    assert!(out.alerts_created.is_empty(), "{out:?}");
+    // Another member is not affected.
+    let out = ingest(
+        w,
+        &w.col_c,
+        &batch(vec![event("203.0.113.77", 22, Action::Deny, t + 2000)]),
+    )
+    .await;
+    assert_eq!(out.alerts_created, vec![AlertKind::ListedSourceInbound]);
+    // After the suppression ends, it alerts again.
+    let out = ingest(
+        w,
+        &w.col_a,
+        &batch(vec![event("203.0.113.77", 22, Action::Deny, t + DAY + 1)]),
+    )
+    .await;
+    assert_eq!(out.alerts_created, vec![AlertKind::ListedSourceInbound]);
+    // Disputes count distinct members calling it a false alarm.
+    assert_eq!(
+        w.store.disputed_addresses(t, 1).await.unwrap(),
+        vec![("203.0.113.77".parse().unwrap(), 1)]
+    );
+    assert!(w.store.disputed_addresses(t, 2).await.unwrap().is_empty());
+    let c_alert = w
+        .store
+        .alerts(&Scope::Members(vec![w.c.id]), Some(w.c.id), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.subject_ip.to_string() == "203.0.113.77")
+        .unwrap()
+        .id;
+    assert!(w
+        .store
+        .set_alert_feedback(
+            &Scope::All,
+            c_alert,
+            Feedback::Confirmed,
+            "",
+            "x",
+            t + 5,
+            t + DAY
+        )
+        .await
+        .unwrap());
+    assert!(
+        w.store.disputed_addresses(t, 2).await.unwrap().is_empty(),
+        "confirmed is not a dispute"
+    );
+    assert_eq!(
+        w.store
+            .alert(&Scope::All, c_alert)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .status,
+        AlertStatus::New,
+        "confirming does not resolve"
+    );
 }
 
 async fn intelligence_is_kept(w: &World) {

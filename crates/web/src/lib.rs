@@ -460,6 +460,33 @@ pub fn alert_page(viewer: &Viewer<'_>, a: &Alert, evidence: &[StoredEvent]) -> M
                 button type="submit" class="button" { "Save status" }
             }
             }
+            @if viewer.user.role != Role::MemberViewer {
+                h2 { "Tell us about this alert" }
+                @if let Some(fb) = a.feedback {
+                    p { "Answered: " strong { (fb.label()) } "." }
+                }
+                form method="post" action={ "/alerts/" (a.id) "/feedback" } {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    fieldset class="fieldset" {
+                        legend { "Was this alert right?" }
+                        @for (v, l) in [
+                            ("expected", "Expected – we know this traffic (for example our own security testing). Do not alert us about it for 30 days."),
+                            ("false_positive", "False alarm – this is wrong. Do not alert us about it for 30 days; our analysts will review the intelligence."),
+                            ("confirmed", "Confirmed – this was hostile."),
+                        ] {
+                            div class="radio" {
+                                input type="radio" id={ "feedback-" (v) } name="feedback" value=(v) checked[a.feedback.map(|f| f.as_str()) == Some(v)];
+                                label for={ "feedback-" (v) } { (l) }
+                            }
+                        }
+                    }
+                    div class="field" {
+                        label for="feedback-note" { "Anything we should know (optional)" }
+                        input id="feedback-note" name="note" type="text" autocomplete="off";
+                    }
+                    button type="submit" class="button" { "Send answer" }
+                }
+            }
             h2 { "Evidence" }
             p { "The firewall log lines behind this alert (up to 50)." }
             table class="table" {

@@ -940,6 +940,36 @@ pub async fn sources(state: &AppState, feeds: &[FeedState], now: i64) -> Vec<Sou
         Ok(s) => v.push(s),
         Err(e) => tracing::error!(error = %e, "cannot read partner submissions"),
     }
+    // Addresses several members called false alarms are trusted half as much, nationally.
+    let since = now - 30 * 86_400_000;
+    match state
+        .store
+        .disputed_addresses(since, state.config.dispute_min_members)
+        .await
+    {
+        Ok(d) if !d.is_empty() => {
+            let disputed: std::collections::HashSet<std::net::IpAddr> =
+                d.into_iter().map(|(ip, _)| ip).collect();
+            let hit = |si: &SourcedIndicator| matches!(&si.indicator.value, watchhouse_intel::IndicatorValue::Ip(c) if c.is_host() && disputed.contains(&c.addr()));
+            for s in v.iter_mut() {
+                if !s.indicators.iter().any(hit) {
+                    continue;
+                }
+                let mut list = (*s.indicators).clone();
+                for si in list.iter_mut().filter(|si| hit(si)) {
+                    let c = si.indicator.confidence.unwrap_or(s.confidence);
+                    si.indicator.confidence = Some(c / 2);
+                }
+                s.indicators = Arc::new(list);
+            }
+            tracing::info!(
+                addresses = disputed.len(),
+                "disputed intelligence down-weighted"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot read disputed addresses"),
+    }
     v
 }
 
