@@ -709,7 +709,17 @@ pub async fn give_feedback(
     let until = now + st.config.feedback_suppress_days as i64 * 86_400_000;
     if !st
         .store
-        .set_alert_feedback(&a.scope, id, fb, note, &a.session.user.email, now, until)
+        .set_alert_feedback(
+            &a.scope,
+            id,
+            watchhouse_store::FeedbackEntry {
+                feedback: fb,
+                note: note.to_owned(),
+                by: a.session.user.email.clone(),
+                now_ms: now,
+                suppress_until_ms: until,
+            },
+        )
         .await?
     {
         return Err(ApiError::not_found("alert"));

@@ -342,6 +342,21 @@ impl Feedback {
     }
 }
 
+/// A member's answer to an alert, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackEntry {
+    /// The answer.
+    pub feedback: Feedback,
+    /// Their words.
+    pub note: String,
+    /// Who answered (email).
+    pub by: String,
+    /// When.
+    pub now_ms: i64,
+    /// Repeats are held back until then (for `Expected` and `FalsePositive`).
+    pub suppress_until_ms: i64,
+}
+
 /// An alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
@@ -633,16 +648,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records a member's feedback on an alert. `Expected` and `FalsePositive` also resolve it
     /// and hold back repeats of the same kind and address for that member until
     /// `suppress_until_ms`. False if the alert is out of scope or missing.
-    async fn set_alert_feedback(
-        &self,
-        scope: &Scope,
-        id: Id,
-        feedback: Feedback,
-        note: &str,
-        by: &str,
-        now_ms: i64,
-        suppress_until_ms: i64,
-    ) -> Result<bool>;
+    async fn set_alert_feedback(&self, scope: &Scope, id: Id, f: FeedbackEntry) -> Result<bool>;
     /// Addresses that at least `min_members` members called a false alarm (on alerts about
     /// listed addresses) since `since_ms`, with how many members did.
     async fn disputed_addresses(

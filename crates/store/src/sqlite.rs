@@ -1175,17 +1175,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_alert_feedback(
-        &self,
-        scope: &Scope,
-        id: Id,
-        feedback: Feedback,
-        note: &str,
-        by: &str,
-        now_ms: i64,
-        suppress_until_ms: i64,
-    ) -> Result<bool> {
-        let (scope, note, by) = (scope.clone(), note.to_owned(), by.to_owned());
+    async fn set_alert_feedback(&self, scope: &Scope, id: Id, f: FeedbackEntry) -> Result<bool> {
+        let scope = scope.clone();
+        let FeedbackEntry {
+            feedback,
+            note,
+            by,
+            now_ms,
+            suppress_until_ms,
+        } = f;
         self.write(move |c| {
             let tx = c.transaction().map_err(be)?;
             let (cond, p) = scope_sql(&scope);

@@ -132,6 +132,22 @@ async fn suite(store: Arc<dyn Store>) {
     feedback_suppresses_repeats(&w).await;
 }
 
+fn fb(
+    feedback: Feedback,
+    note: &str,
+    by: &str,
+    now_ms: i64,
+    suppress_until_ms: i64,
+) -> FeedbackEntry {
+    FeedbackEntry {
+        feedback,
+        note: note.into(),
+        by: by.into(),
+        now_ms,
+        suppress_until_ms,
+    }
+}
+
 async fn feedback_suppresses_repeats(w: &World) {
     let t = T0 + 3 * DAY;
     let out = ingest(
@@ -157,11 +173,7 @@ async fn feedback_suppresses_repeats(w: &World) {
         .set_alert_feedback(
             &Scope::Force(w.f2.id),
             id,
-            Feedback::FalsePositive,
-            "",
-            "x",
-            t,
-            t + DAY
+            fb(Feedback::FalsePositive, "", "x", t, t + DAY)
         )
         .await
         .unwrap());
@@ -170,11 +182,13 @@ async fn feedback_suppresses_repeats(w: &World) {
         .set_alert_feedback(
             &mine,
             id,
-            Feedback::FalsePositive,
-            "our pen-tester",
-            "head@a",
-            t + 1,
-            t + DAY
+            fb(
+                Feedback::FalsePositive,
+                "our pen-tester",
+                "head@a",
+                t + 1,
+                t + DAY
+            )
         )
         .await
         .unwrap());
@@ -228,11 +242,7 @@ async fn feedback_suppresses_repeats(w: &World) {
         .set_alert_feedback(
             &Scope::All,
             c_alert,
-            Feedback::Confirmed,
-            "",
-            "x",
-            t + 5,
-            t + DAY
+            fb(Feedback::Confirmed, "", "x", t + 5, t + DAY)
         )
         .await
         .unwrap());
