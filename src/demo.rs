@@ -176,6 +176,17 @@ struct Credentials {
     url: String,
     users: Vec<DemoUser>,
     members: Vec<Member>,
+    /// Where each demo collector listens, so scripts can send it their own lines.
+    collectors: Vec<DemoCollector>,
+}
+
+#[derive(Debug, Serialize)]
+struct DemoCollector {
+    member_id: Id,
+    udp: String,
+    tcp: String,
+    /// The member's public address the simulator attacks.
+    target: String,
 }
 
 async fn seed(store: &dyn Store) -> Result<(Vec<Id>, Vec<Member>, bool)> {
@@ -605,6 +616,7 @@ pub async fn run(args: DemoArgs, mut cfg: Config) -> Result<()> {
 
     let mut running = Vec::new();
     let mut sims = Vec::new();
+    let mut collectors = Vec::new();
     for (i, (name, _, net, public, transport)) in MEMBERS.iter().enumerate() {
         let m = &members[i];
         let dir = collectors_dir.join(format!("member-{}", m.id));
@@ -653,6 +665,12 @@ pub async fn run(args: DemoArgs, mut cfg: Config) -> Result<()> {
             args.rate,
             stop_rx.clone(),
         )));
+        collectors.push(DemoCollector {
+            member_id: m.id,
+            udp: r.udp_addrs[0].to_string(),
+            tcp: r.tcp_addrs[0].to_string(),
+            target: public.to_string(),
+        });
         running.push(r);
     }
 
@@ -662,6 +680,7 @@ pub async fn run(args: DemoArgs, mut cfg: Config) -> Result<()> {
             url: url.clone(),
             users,
             members: members.clone(),
+            collectors,
         };
         std::fs::write(p, serde_json::to_vec_pretty(&creds)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
