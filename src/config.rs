@@ -93,6 +93,24 @@ feedback_suppress_days = 30
 # When this many members call alerts about one listed address false alarms (within 30 days),
 # the intelligence listing it is trusted half as much nationally.
 dispute_min_members = 3
+# Email notifications: urgent (high and critical) alerts at once, the rest in a daily digest.
+# Empty smtp_host sends no email. smtp_security: starttls, tls or none (a local relay only).
+smtp_host = ""
+smtp_port = 587
+smtp_security = "starttls"
+smtp_username = ""
+# Prefer WATCHHOUSE__HUB__SMTP_PASSWORD.
+smtp_password = ""
+smtp_from = "Watchhouse <alerts@watchhouse.invalid>"
+# The hub's address as members reach it, for links in notifications.
+public_url = ""
+# Urgent alerts within one round are grouped into one message per recipient; at most
+# notify_max_per_hour urgent messages per recipient and webhook, the rest wait for the digest.
+notify_interval_secs = 5
+notify_max_per_hour = 10
+digest_hour_utc = 7
+# Webhooks must use https unless this is set (testing only).
+webhook_allow_http = false
 # Repeats of the same alert within this many seconds grow the open alert instead of opening another.
 dedup_window_secs = 86400
 # How often collectors ship, in milliseconds (pushed to every collector).

@@ -613,6 +613,7 @@ pub async fn run(args: DemoArgs, mut cfg: Config) -> Result<()> {
         let _ = hub_stop.changed().await;
     }));
     let watcher = tokio::spawn(watchhouse_hub::intel::feeds::run(state.clone(), feeds));
+    let notifier = tokio::spawn(watchhouse_hub::notify::run(state.clone()));
 
     let mut running = Vec::new();
     let mut sims = Vec::new();
@@ -700,6 +701,7 @@ pub async fn run(args: DemoArgs, mut cfg: Config) -> Result<()> {
         r.stop(Duration::from_secs(3)).await;
     }
     watcher.abort();
+    notifier.abort();
     let _ = hub.await;
     tracing::info!("demo stopped");
     Ok(())

@@ -168,6 +168,7 @@ async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
         .with_context(|| format!("cannot listen on {} (is another hub running?)", cfg.listen))?;
     let addr = listener.local_addr()?;
     let watcher = tokio::spawn(watchhouse_hub::intel::feeds::run(state.clone(), feeds));
+    let notifier = tokio::spawn(watchhouse_hub::notify::run(state.clone()));
     if cfg.tls_enabled() {
         let tls = watchhouse_hub::tls::server_config(
             std::path::Path::new(&cfg.tls_cert),
@@ -182,6 +183,7 @@ async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
         watchhouse_hub::serve(listener, state, shutdown_signal()).await?;
     }
     watcher.abort();
+    notifier.abort();
     tracing::info!("hub stopped");
     Ok(())
 }

@@ -58,6 +58,9 @@ const COVERED: &[(&str, &str)] = &[
         "credential-scoped, member-independent (tests/watchlist.rs)",
     ),
     ("/api/v1/me", "own user"),
+    ("/api/v1/me/notifications", "own user (tests/notify.rs)"),
+    ("/api/v1/members/{id}/webhooks", "per member"),
+    ("/api/v1/members/{id}/webhooks/{hook}", "per member"),
     ("/api/v1/forces", "per force"),
     ("/api/v1/forces/{id}/members", "per force"),
     ("/api/v1/members", "list"),
@@ -169,6 +172,7 @@ const MEMBER_GETS: &[&str] = &[
     "/api/v1/members/{id}/blocklist/txt",
     "/api/v1/members/{id}/blocklist/nft",
     "/api/v1/members/{id}/blocklist-exclusions",
+    "/api/v1/members/{id}/webhooks",
 ];
 
 async fn member_ids_in(c: &Client) -> anyhow::Result<BTreeSet<i64>> {
@@ -233,6 +237,30 @@ async fn check_scope(
             (true, false) => StatusCode::FORBIDDEN,
         };
         assert_eq!(s, expect_delete, "{who}: DELETE {path}/…");
+        // Webhooks: the same rule (https only, so nothing is ever posted during this test).
+        let path = format!("/api/v1/members/{m}/webhooks");
+        let (s, v) = c
+            .post_json(&path, &json!({"url": "https://hooks.invalid/x"}))
+            .await?;
+        let expect_add = match (visible.contains(&m), may_write) {
+            (false, _) => StatusCode::NOT_FOUND,
+            (true, true) => StatusCode::CREATED,
+            (true, false) => StatusCode::FORBIDDEN,
+        };
+        assert_eq!(s, expect_add, "{who}: POST {path}");
+        if s == StatusCode::CREATED {
+            let id = v["id"].as_i64().unwrap();
+            assert_eq!(
+                c.delete(&format!("{path}/{id}")).await?.status(),
+                StatusCode::NO_CONTENT
+            );
+        } else {
+            assert_eq!(
+                c.delete(&format!("{path}/1")).await?.status(),
+                expect_add,
+                "{who}: DELETE webhook"
+            );
+        }
     }
     // Alerts: the list holds only in-scope members' alerts; each alert answers only in scope.
     let (_, list) = c.get_json("/api/v1/alerts?limit=1000").await?;

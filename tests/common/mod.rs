@@ -227,6 +227,16 @@ impl Client {
         Ok((status, res.json::<Value>().await.unwrap_or(Value::Null)))
     }
 
+    pub async fn with_csrf_put(&self, path: &str, body: &Value) -> Result<StatusCode> {
+        let mut rb = self
+            .with_cookie(self.http.put(format!("{}{path}", self.base)))
+            .json(body);
+        if let Some(c) = &self.csrf {
+            rb = rb.header("x-csrf-token", c);
+        }
+        Ok(rb.send().await?.status())
+    }
+
     pub async fn delete(&self, path: &str) -> Result<reqwest::Response> {
         let mut rb = self.with_cookie(self.http.delete(format!("{}{path}", self.base)));
         if let Some(c) = &self.csrf {

@@ -764,3 +764,124 @@ pub async fn update_status(
     );
     Ok(())
 }
+
+/// `GET /api/v1/me/notifications`.
+pub async fn my_notifications(
+    State(st): State<AppState>,
+    a: Authed,
+) -> Result<Json<Value>, ApiError> {
+    let (urgent, digest) = st.store.notify_prefs(a.session.user.id).await?;
+    Ok(Json(
+        json!({ "urgent_email": urgent, "daily_digest": digest }),
+    ))
+}
+
+/// Notification preferences.
+#[derive(Debug, Deserialize)]
+pub struct NotifyBody {
+    /// Urgent alerts by email at once.
+    pub urgent_email: bool,
+    /// A daily summary.
+    pub daily_digest: bool,
+}
+
+/// `PUT /api/v1/me/notifications`.
+pub async fn set_my_notifications(
+    State(st): State<AppState>,
+    a: Authed,
+    headers: HeaderMap,
+    Json(b): Json<NotifyBody>,
+) -> Result<Json<Value>, ApiError> {
+    require_csrf(&a, &headers)?;
+    st.store
+        .set_notify_prefs(a.session.user.id, b.urgent_email, b.daily_digest)
+        .await?;
+    Ok(Json(
+        json!({ "urgent_email": b.urgent_email, "daily_digest": b.daily_digest }),
+    ))
+}
+
+/// `GET /api/v1/members/{id}/webhooks` (secrets are never shown again).
+pub async fn webhooks(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<Id>,
+) -> Result<Json<Value>, ApiError> {
+    let v = st
+        .store
+        .list_webhooks(&a.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    Ok(Json(json!({ "webhooks": v })))
+}
+
+/// A new webhook.
+#[derive(Debug, Deserialize)]
+pub struct WebhookBody {
+    /// Where to POST urgent alerts.
+    pub url: String,
+}
+
+/// `POST /api/v1/members/{id}/webhooks`: returns the signing secret, once.
+pub async fn add_webhook(
+    State(st): State<AppState>,
+    a: Authed,
+    headers: HeaderMap,
+    Path(id): Path<Id>,
+    Json(b): Json<WebhookBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_csrf(&a, &headers)?;
+    if st.store.get_member(&a.scope, id).await?.is_none() {
+        return Err(ApiError::not_found("member"));
+    }
+    if matches!(a.session.user.role, Role::MemberViewer | Role::Partner) {
+        return Err(ApiError::forbidden(
+            "Your account can view this member but not change its notifications.",
+        ));
+    }
+    let https = b.url.starts_with("https://");
+    if !(https || (st.config.webhook_allow_http && b.url.starts_with("http://")))
+        || b.url.len() > 2048
+    {
+        return Err(ApiError::bad_request(
+            "invalid_url",
+            "A webhook must be an https:// URL.",
+        ));
+    }
+    let secret = crate::auth::random_token();
+    let h = st
+        .store
+        .add_webhook(&a.scope, id, &b.url, &secret)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": h.id, "url": h.url, "secret": secret,
+            "signature": "X-Watchhouse-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" with the secret>",
+        })),
+    ))
+}
+
+/// `DELETE /api/v1/members/{id}/webhooks/{hook}`.
+pub async fn delete_webhook(
+    State(st): State<AppState>,
+    a: Authed,
+    headers: HeaderMap,
+    Path((id, hook)): Path<(Id, Id)>,
+) -> Result<StatusCode, ApiError> {
+    require_csrf(&a, &headers)?;
+    if st.store.get_member(&a.scope, id).await?.is_none() {
+        return Err(ApiError::not_found("member"));
+    }
+    if matches!(a.session.user.role, Role::MemberViewer | Role::Partner) {
+        return Err(ApiError::forbidden(
+            "Your account can view this member but not change its notifications.",
+        ));
+    }
+    if st.store.delete_webhook(&a.scope, id, hook).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("webhook"))
+    }
+}

@@ -162,6 +162,30 @@ pub struct HubConfig {
     /// When this many members call alerts about one listed address false alarms (within 30
     /// days), the intelligence listing it is trusted half as much nationally.
     pub dispute_min_members: u32,
+    /// SMTP server for email notifications; empty sends no email.
+    pub smtp_host: String,
+    /// SMTP port.
+    pub smtp_port: u16,
+    /// `starttls` (default), `tls` (implicit TLS, port 465) or `none` (a local relay only).
+    pub smtp_security: String,
+    /// SMTP user name (empty: no authentication).
+    pub smtp_username: String,
+    /// SMTP password; prefer WATCHHOUSE__HUB__SMTP_PASSWORD.
+    pub smtp_password: String,
+    /// The From address of notifications.
+    pub smtp_from: String,
+    /// The hub's address as members reach it, for links in notifications.
+    pub public_url: String,
+    /// Seconds between notification rounds: urgent alerts arriving within one round are grouped
+    /// into one message per recipient.
+    pub notify_interval_secs: u64,
+    /// Most urgent messages per recipient (and per webhook) per hour; the rest wait for the
+    /// digest.
+    pub notify_max_per_hour: u32,
+    /// Hour of the day (UTC) the daily digest is sent.
+    pub digest_hour_utc: u32,
+    /// Allow `http://` webhooks (for testing; production webhooks must use https).
+    pub webhook_allow_http: bool,
     /// Detection thresholds: the `[detect]` section, copied here at start.
     #[serde(skip)]
     pub detect: watchhouse_detect::Thresholds,
@@ -189,6 +213,17 @@ impl Default for HubConfig {
             login_window_secs: 900,
             enrolment_token_hours: 72,
             feedback_suppress_days: 30,
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_security: "starttls".into(),
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            smtp_from: "Watchhouse <alerts@watchhouse.invalid>".into(),
+            public_url: String::new(),
+            notify_interval_secs: 5,
+            notify_max_per_hour: 10,
+            digest_hour_utc: 7,
+            webhook_allow_http: false,
             dispute_min_members: 3,
             detect: watchhouse_detect::Thresholds::default(),
         }

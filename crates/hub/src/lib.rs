@@ -26,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod intel;
 pub mod metrics;
+pub mod notify;
 pub mod pages;
 pub mod share;
 pub mod taxii;
@@ -211,6 +212,18 @@ pub fn router(state: AppState) -> Router {
             post(api::ingest).layer(DefaultBodyLimit::max(watchhouse_proto::MAX_BATCH_BYTES)),
         )
         .route("/api/v1/me", get(api::me))
+        .route(
+            "/api/v1/me/notifications",
+            get(api::my_notifications).put(api::set_my_notifications),
+        )
+        .route(
+            "/api/v1/members/{id}/webhooks",
+            get(api::webhooks).post(api::add_webhook),
+        )
+        .route(
+            "/api/v1/members/{id}/webhooks/{hook}",
+            axum::routing::delete(api::delete_webhook),
+        )
         .route("/api/v1/forces", get(api::forces))
         .route("/api/v1/forces/{id}/members", get(api::force_members))
         .route("/api/v1/members", get(api::members))

@@ -28,6 +28,12 @@ pub struct Metrics {
     pub intel_entries: AtomicU64,
     /// Feed loads that failed (the previous version was kept).
     pub intel_load_failures: AtomicU64,
+    /// Notifications sent, per channel (`email`, `webhook`, `digest`).
+    notifications: Mutex<BTreeMap<&'static str, u64>>,
+    /// Notifications that failed to send.
+    pub notifications_failed: AtomicU64,
+    /// Urgent notifications held back by the per-recipient rate limit (they go in the digest).
+    pub notifications_held: AtomicU64,
 }
 
 fn bump(m: &Mutex<BTreeMap<&'static str, u64>>, k: &'static str, n: u64) {
@@ -47,6 +53,9 @@ impl Metrics {
         for r in ["stored", "duplicate", "rejected"] {
             bump(&m.batches, r, 0);
         }
+        for c in ["email", "webhook", "digest"] {
+            bump(&m.notifications, c, 0);
+        }
         m
     }
 
@@ -58,6 +67,11 @@ impl Metrics {
     /// Counts refused events.
     pub fn rejected(&self, reason: &'static str, n: u64) {
         bump(&self.events_rejected, reason, n);
+    }
+
+    /// Counts a sent notification.
+    pub fn notified(&self, channel: &'static str) {
+        bump(&self.notifications, channel, 1);
     }
 
     /// Counts a created alert.
@@ -136,6 +150,25 @@ impl Metrics {
             "watchhouse_intel_load_failures_total",
             "Feed loads that failed; the last good version stays in use.",
             self.intel_load_failures.load(Ordering::Relaxed),
+        );
+        labelled(
+            &mut s,
+            "watchhouse_notifications_total",
+            "Notifications sent, by channel.",
+            "channel",
+            &self.notifications,
+        );
+        counter(
+            &mut s,
+            "watchhouse_notifications_failed_total",
+            "Notifications that could not be sent.",
+            self.notifications_failed.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "watchhouse_notifications_held_total",
+            "Urgent notifications held back by the rate limit (they go in the daily digest).",
+            self.notifications_held.load(Ordering::Relaxed),
         );
         s
     }

@@ -429,6 +429,22 @@ pub struct TopItem {
     pub events: u64,
 }
 
+/// A member's webhook for urgent alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    /// Id.
+    pub id: Id,
+    /// Member.
+    pub member_id: Id,
+    /// Where alerts are POSTed.
+    pub url: String,
+    /// The HMAC key (never shown again after creation).
+    #[serde(skip_serializing)]
+    pub secret: String,
+    /// When it was added.
+    pub created_ms: i64,
+}
+
 /// An indicator entered by an analyst.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredIndicator {
@@ -649,6 +665,37 @@ pub trait Store: Send + Sync + 'static {
     /// and hold back repeats of the same kind and address for that member until
     /// `suppress_until_ms`. False if the alert is out of scope or missing.
     async fn set_alert_feedback(&self, scope: &Scope, id: Id, f: FeedbackEntry) -> Result<bool>;
+    /// Alerts with an id above `after_id`, oldest first, across all members (for the notifier,
+    /// which decides who may see each).
+    async fn alerts_after(&self, after_id: Id, limit: u32) -> Result<Vec<Alert>>;
+    /// Alerts created in `[from_ms, to_ms)` within a scope, newest first.
+    async fn alerts_created_between(
+        &self,
+        scope: &Scope,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Alert>>;
+    /// A user's notification preferences: (urgent by email, daily digest).
+    async fn notify_prefs(&self, user_id: Id) -> Result<(bool, bool)>;
+    /// Sets a user's notification preferences.
+    async fn set_notify_prefs(&self, user_id: Id, urgent: bool, digest: bool) -> Result<()>;
+    /// Adds a webhook to a member; `None` if the member is out of scope.
+    async fn add_webhook(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        url: &str,
+        secret: &str,
+    ) -> Result<Option<Webhook>>;
+    /// A member's webhooks; `None` if the member is out of scope.
+    async fn list_webhooks(&self, scope: &Scope, member_id: Id) -> Result<Option<Vec<Webhook>>>;
+    /// Removes a webhook; false if absent or out of scope.
+    async fn delete_webhook(&self, scope: &Scope, member_id: Id, id: Id) -> Result<bool>;
+    /// A durable setting of a hub task.
+    async fn kv_get(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a durable setting of a hub task.
+    async fn kv_set(&self, key: &str, value: &str) -> Result<()>;
     /// Addresses that at least `min_members` members called a false alarm (on alerts about
     /// listed addresses) since `since_ms`, with how many members did.
     async fn disputed_addresses(

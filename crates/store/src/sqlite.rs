@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_nat_product.sql"),
     include_str!("../migrations/sqlite/0003_intel.sql"),
     include_str!("../migrations/sqlite/0004_feedback.sql"),
+    include_str!("../migrations/sqlite/0005_notify.sql"),
 ];
 
 /// SQLite-backed [`Store`].
@@ -1223,6 +1224,172 @@ impl Store for SqliteStore {
             }
             tx.commit().map_err(be)?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn alerts_after(&self, after_id: Id, limit: u32) -> Result<Vec<Alert>> {
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {ALERT_COLS} FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.id > ? ORDER BY a.id LIMIT ?"
+            );
+            let mut st = c.prepare(&sql).map_err(be)?;
+            let v = st
+                .query_map(params![after_id, limit], row_alert)
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn alerts_created_between(
+        &self,
+        scope: &Scope,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Alert>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let (cond, p) = scope_sql(&scope);
+            let sql = format!(
+                "SELECT {ALERT_COLS} FROM alerts a JOIN members m ON m.id = a.member_id \
+                 WHERE a.created_ms >= ? AND a.created_ms < ? AND {cond} ORDER BY a.created_ms DESC LIMIT ?"
+            );
+            let mut params: Vec<Value> = vec![Value::Integer(from_ms), Value::Integer(to_ms)];
+            params.extend(p);
+            params.push(Value::Integer(limit as i64));
+            let mut st = c.prepare(&sql).map_err(be)?;
+            let v = st
+                .query_map(params_from_iter(params), row_alert)
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn notify_prefs(&self, user_id: Id) -> Result<(bool, bool)> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT notify_urgent, notify_digest FROM users WHERE id = ?",
+                [user_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(be)?
+            .ok_or_else(|| StoreError::NotFound("user".into()))
+        })
+        .await
+    }
+
+    async fn set_notify_prefs(&self, user_id: Id, urgent: bool, digest: bool) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE users SET notify_urgent = ?, notify_digest = ? WHERE id = ?",
+                params![urgent, digest, user_id],
+            )
+            .map_err(be)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_webhook(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        url: &str,
+        secret: &str,
+    ) -> Result<Option<Webhook>> {
+        let (scope, url, secret) = (scope.clone(), url.to_owned(), secret.to_owned());
+        self.write(move |c| {
+            if select_members(c, &scope, Some(member_id))?.is_empty() {
+                return Ok(None);
+            }
+            let now = now_ms();
+            c.execute(
+                "INSERT INTO webhooks (member_id, url, secret, created_ms) VALUES (?,?,?,?)",
+                params![member_id, url, secret, now],
+            )
+            .map_err(map_err)?;
+            Ok(Some(Webhook {
+                id: c.last_insert_rowid(),
+                member_id,
+                url,
+                secret,
+                created_ms: now,
+            }))
+        })
+        .await
+    }
+
+    async fn list_webhooks(&self, scope: &Scope, member_id: Id) -> Result<Option<Vec<Webhook>>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            if select_members(c, &scope, Some(member_id))?.is_empty() {
+                return Ok(None);
+            }
+            let mut st = c
+                .prepare("SELECT id, member_id, url, secret, created_ms FROM webhooks WHERE member_id = ? ORDER BY id")
+                .map_err(be)?;
+            let v = st
+                .query_map([member_id], |r| {
+                    Ok(Webhook {
+                        id: r.get(0)?,
+                        member_id: r.get(1)?,
+                        url: r.get(2)?,
+                        secret: r.get(3)?,
+                        created_ms: r.get(4)?,
+                    })
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(Some(v))
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, scope: &Scope, member_id: Id, id: Id) -> Result<bool> {
+        let scope = scope.clone();
+        self.write(move |c| {
+            if select_members(c, &scope, Some(member_id))?.is_empty() {
+                return Ok(false);
+            }
+            let n = c
+                .execute(
+                    "DELETE FROM webhooks WHERE id = ? AND member_id = ?",
+                    params![id, member_id],
+                )
+                .map_err(be)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<String>> {
+        let k = key.to_owned();
+        self.read(move |c| {
+            c.query_row("SELECT value FROM kv WHERE key = ?", [k], |r| r.get(0))
+                .optional()
+                .map_err(be)
+        })
+        .await
+    }
+
+    async fn kv_set(&self, key: &str, value: &str) -> Result<()> {
+        let (k, v) = (key.to_owned(), value.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO kv (key, value) VALUES (?,?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![k, v],
+            )
+            .map_err(be)?;
+            Ok(())
         })
         .await
     }

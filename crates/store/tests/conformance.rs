@@ -130,6 +130,69 @@ async fn suite(store: Arc<dyn Store>) {
     widespread_sources_never_name_members(&w).await;
     tokens_and_taxii_objects(&w).await;
     feedback_suppresses_repeats(&w).await;
+    notification_settings_are_scoped(&w).await;
+}
+
+async fn notification_settings_are_scoped(w: &World) {
+    let all = w.store.alerts_after(0, 1000).await.unwrap();
+    assert!(all.len() >= 2);
+    assert!(all.windows(2).all(|p| p[0].id < p[1].id), "oldest first");
+    let after = w.store.alerts_after(all[0].id, 1000).await.unwrap();
+    assert_eq!(after.len(), all.len() - 1);
+    let mine = Scope::Members(vec![w.a.id]);
+    let between = w
+        .store
+        .alerts_created_between(&mine, 0, i64::MAX, 1000)
+        .await
+        .unwrap();
+    assert!(!between.is_empty() && between.iter().all(|a| a.member_id == w.a.id));
+    assert!(w
+        .store
+        .alerts_created_between(&mine, 0, 1, 1000)
+        .await
+        .unwrap()
+        .is_empty());
+    let u = w.store.list_users(&Scope::All).await.unwrap()[0].id;
+    assert_eq!(
+        w.store.notify_prefs(u).await.unwrap(),
+        (true, true),
+        "on by default"
+    );
+    w.store.set_notify_prefs(u, false, true).await.unwrap();
+    assert_eq!(w.store.notify_prefs(u).await.unwrap(), (false, true));
+    let h = w
+        .store
+        .add_webhook(&mine, w.a.id, "https://hooks.example/a", "s3cret")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(w
+        .store
+        .add_webhook(&Scope::Force(w.f2.id), w.a.id, "https://x", "y")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        w.store
+            .list_webhooks(&Scope::Force(w.f2.id), w.a.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        w.store.list_webhooks(&mine, w.a.id).await.unwrap().unwrap(),
+        vec![h.clone()]
+    );
+    assert!(!w
+        .store
+        .delete_webhook(&Scope::Force(w.f2.id), w.a.id, h.id)
+        .await
+        .unwrap());
+    assert!(w.store.delete_webhook(&mine, w.a.id, h.id).await.unwrap());
+    assert_eq!(w.store.kv_get("k").await.unwrap(), None);
+    w.store.kv_set("k", "1").await.unwrap();
+    w.store.kv_set("k", "2").await.unwrap();
+    assert_eq!(w.store.kv_get("k").await.unwrap().as_deref(), Some("2"));
 }
 
 fn fb(
