@@ -11,6 +11,7 @@ mod config;
 mod demo;
 mod intel_cmd;
 mod parse_cmd;
+mod report_cmd;
 
 /// Watchhouse: an open cyber alarm for police forces and the organisations they protect.
 ///
@@ -41,6 +42,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Threat intelligence from the command line: look values up in feed files.
     Intel(intel_cmd::IntelArgs),
+    /// Member reports for a period, as PDF, HTML or JSON.
+    Report(report_cmd::ReportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -284,6 +287,7 @@ fn main() -> Result<()> {
             runtime()?.block_on(demo::run(a, cfg))
         }
         Command::Admin(a) => runtime()?.block_on(admin::run(a, cfg.hub)),
+        Command::Report(a) => runtime()?.block_on(report_cmd::run(a, cfg.hub)),
     }
 }
 

@@ -25,6 +25,7 @@ const COVERED: &[(&str, &str)] = &[
     ("/login", "public"),
     ("/logout", "own session only"),
     ("/members/{id}", "per member"),
+    ("/members/{id}/report", "per member"),
     ("/alerts/{id}", "per alert"),
     ("/alerts/{id}/status", "per alert"),
     ("/alerts/{id}/feedback", "per alert"),
@@ -173,6 +174,8 @@ const MEMBER_GETS: &[&str] = &[
     "/api/v1/members/{id}/blocklist/nft",
     "/api/v1/members/{id}/blocklist-exclusions",
     "/api/v1/members/{id}/webhooks",
+    "/api/v1/members/{id}/report",
+    "/api/v1/members/{id}/report?format=pdf",
 ];
 
 async fn member_ids_in(c: &Client) -> anyhow::Result<BTreeSet<i64>> {
@@ -213,6 +216,10 @@ async fn check_scope(
         }
         let page = c.get(&format!("/members/{m}")).await?;
         assert_eq!(page.status(), expect, "{who}: GET /members/{m}");
+        let page = c
+            .get(&format!("/members/{m}/report?period=2026-W47"))
+            .await?;
+        assert_eq!(page.status(), expect, "{who}: GET /members/{m}/report");
         let (s, _) = c
             .post_json(&format!("/api/v1/members/{m}/enrolment-tokens"), &json!({}))
             .await?;

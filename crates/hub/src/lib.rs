@@ -28,6 +28,7 @@ pub mod intel;
 pub mod metrics;
 pub mod notify;
 pub mod pages;
+pub mod report;
 pub mod share;
 pub mod taxii;
 pub mod tls;
@@ -196,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/members/{id}", get(pages::member))
+        .route("/members/{id}/report", get(report::page))
         .route("/alerts/{id}", get(pages::alert))
         .route("/alerts/{id}/status", post(pages::alert_status))
         .route("/alerts/{id}/feedback", post(pages::alert_feedback))
@@ -231,6 +233,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/members/{id}/events", get(api::member_events))
         .route("/api/v1/members/{id}/alerts", get(api::member_alerts))
         .route("/api/v1/members/{id}/summary", get(api::member_summary))
+        .route("/api/v1/members/{id}/report", get(report::api))
         .route(
             "/api/v1/members/{id}/collectors",
             get(api::member_collectors),

@@ -661,6 +661,28 @@ pub trait Store: Send + Sync + 'static {
         n: u32,
     ) -> Result<Vec<TopItem>>;
 
+    /// Top inbound sources between two days (inclusive).
+    async fn top_sources_between(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        from_day: i64,
+        to_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>>;
+    /// Top targeted ports between two days (inclusive), keys as `proto/port`.
+    async fn top_ports_between(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        from_day: i64,
+        to_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>>;
+    /// Events per member between two days (inclusive), every member: for comparisons with
+    /// peers, never shown with names.
+    async fn member_event_totals(&self, from_day: i64, to_day: i64) -> Result<Vec<(Id, u64)>>;
+
     /// Records a member's feedback on an alert. `Expected` and `FalsePositive` also resolve it
     /// and hold back repeats of the same kind and address for that member until
     /// `suppress_until_ms`. False if the alert is out of scope or missing.

@@ -1534,6 +1534,92 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn top_sources_between(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        from_day: i64,
+        to_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            if !member_visible(c, &scope, member_id)? {
+                return Ok(vec![]);
+            }
+            let mut st = c
+                .prepare_cached(
+                    "SELECT src_ip, SUM(events) AS n FROM rollup_src WHERE member_id = ? AND day >= ? AND day <= ? \
+                     GROUP BY src_ip ORDER BY n DESC, src_ip LIMIT ?",
+                )
+                .map_err(be)?;
+            let v = st
+                .query_map(params![member_id, from_day, to_day, n.min(100)], |r| {
+                    Ok(TopItem {
+                        key: r.get(0)?,
+                        events: r.get::<_, i64>(1)? as u64,
+                    })
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn top_ports_between(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        from_day: i64,
+        to_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            if !member_visible(c, &scope, member_id)? {
+                return Ok(vec![]);
+            }
+            let mut st = c
+                .prepare_cached(
+                    "SELECT protocol, dst_port, SUM(events) AS n FROM rollup_port WHERE member_id = ? AND day >= ? AND day <= ? \
+                     GROUP BY protocol, dst_port ORDER BY n DESC, dst_port LIMIT ?",
+                )
+                .map_err(be)?;
+            let v = st
+                .query_map(params![member_id, from_day, to_day, n.min(100)], |r| {
+                    let proto = IpProto(r.get::<_, i64>(0)? as u8);
+                    Ok(TopItem {
+                        key: format!("{}/{}", proto, r.get::<_, i64>(1)?),
+                        events: r.get::<_, i64>(2)? as u64,
+                    })
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn member_event_totals(&self, from_day: i64, to_day: i64) -> Result<Vec<(Id, u64)>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT member_id, SUM(events) FROM rollup_daily WHERE day >= ? AND day <= ? GROUP BY member_id ORDER BY member_id",
+                )
+                .map_err(be)?;
+            let v = st
+                .query_map(params![from_day, to_day], |r| Ok((r.get::<_, Id>(0)?, r.get::<_, i64>(1)? as u64)))
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
     async fn add_indicator(&self, i: NewIndicator) -> Result<StoredIndicator> {
         self.write(move |c| {
             if i.confidence > 100 {

@@ -131,6 +131,57 @@ async fn suite(store: Arc<dyn Store>) {
     tokens_and_taxii_objects(&w).await;
     feedback_suppresses_repeats(&w).await;
     notification_settings_are_scoped(&w).await;
+    report_queries_take_a_period(&w).await;
+}
+
+async fn report_queries_take_a_period(w: &World) {
+    let d = day_of(T0);
+    let all = w
+        .store
+        .top_sources(&Scope::All, w.a.id, d, 100)
+        .await
+        .unwrap();
+    let same = w
+        .store
+        .top_sources_between(&Scope::All, w.a.id, d, d + 365, 100)
+        .await
+        .unwrap();
+    assert_eq!(all, same);
+    assert!(w
+        .store
+        .top_sources_between(&Scope::All, w.a.id, d - 10, d - 1, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        w.store
+            .top_sources_between(&Scope::Force(w.f2.id), w.a.id, d, d + 365, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "scoped"
+    );
+    let ports = w
+        .store
+        .top_ports_between(&Scope::All, w.a.id, d, d + 365, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        ports,
+        w.store
+            .top_ports(&Scope::All, w.a.id, d, 100)
+            .await
+            .unwrap()
+    );
+    let totals = w.store.member_event_totals(d, d + 365).await.unwrap();
+    assert!(totals.iter().any(|(m, n)| *m == w.a.id && *n > 0));
+    assert!(totals.iter().any(|(m, _)| *m == w.c.id));
+    assert!(w
+        .store
+        .member_event_totals(d - 10, d - 1)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn notification_settings_are_scoped(w: &World) {

@@ -17,6 +17,8 @@ mod chart;
 pub use chart::daily_chart;
 
 pub mod intel;
+pub mod pdf;
+pub mod report;
 pub use intel::{intel_page, FeedRow, IntelOverview};
 
 /// The stylesheet, served at `/static/app.css` (the CSP forbids inline styles).
@@ -320,6 +322,11 @@ pub fn member_page(viewer: &Viewer<'_>, o: &MemberOverview<'_>) -> Markup {
                     h2 id="ports-heading" { "Most targeted services" }
                     (top_table(o.top_ports, "Protocol / port", Some(port_label)))
                 }
+            }
+            h2 { "Reports" }
+            p {
+                a href={ "/members/" (o.member.id) "/report" } { "Last week's report" }
+                " (also as PDF and JSON; any period with ?period=2026-11 or 2026-W47)."
             }
             h2 { "Blocklist for your firewall" }
             p {
