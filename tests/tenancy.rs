@@ -26,6 +26,7 @@ const COVERED: &[(&str, &str)] = &[
     ("/logout", "own session only"),
     ("/members/{id}", "per member"),
     ("/members/{id}/report", "per member"),
+    ("/api/v1/members/{id}/report", "per member"),
     ("/alerts/{id}", "per alert"),
     ("/alerts/{id}/status", "per alert"),
     ("/alerts/{id}/feedback", "per alert"),

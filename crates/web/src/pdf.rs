@@ -114,7 +114,7 @@ impl Pdf {
         let xref = out.len();
         let mut x = format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1);
         for o in offsets {
-            let _ = write!(x, "{o:010} 00000 n \n");
+            let _ = writeln!(x, "{o:010} 00000 n ");
         }
         let _ = write!(
             x,
