@@ -32,6 +32,14 @@ const COVERED: &[(&str, &str)] = &[
     ("/alerts/{id}/feedback", "per alert"),
     ("/api/v1/alerts/{id}/feedback", "per alert"),
     ("/intel", "analysts and administrators only (intel_roles)"),
+    (
+        "/area",
+        "per force, region or nation (area_views_are_scoped)",
+    ),
+    (
+        "/api/v1/evidence",
+        "per force, region or nation (area_views_are_scoped)",
+    ),
     ("/intel/feeds", "administrators only (intel_roles)"),
     (
         "/intel/feeds/{name}/delete",
@@ -708,5 +716,59 @@ async fn intel_roles() -> anyhow::Result<()> {
     }
     let r = anon.get("/taxii2/").await?;
     assert!(r.headers().contains_key("www-authenticate"));
+    Ok(())
+}
+
+/// The area view and the evidence export cover the caller's force, region or the nation, and
+/// nothing for members or partners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn area_views_are_scoped() -> anyhow::Result<()> {
+    let demo = Demo::start(20).await?;
+    for (email, members, title) in [
+        ("officer@northshire.example", 2, "Northshire"),
+        ("officer@southmoor.example", 1, "Southmoor"),
+        ("analyst@watchhouse.example", 3, "National"),
+        ("admin@watchhouse.example", 3, "National"),
+    ] {
+        let c = demo.client(email).await?;
+        let (s, v) = c.get_json("/api/v1/evidence?days=7").await?;
+        assert_eq!(s, StatusCode::OK, "{email}");
+        assert_eq!(v["evidence"]["members"], members, "{email}: {v}");
+        assert!(v["area"].as_str().unwrap().contains(title), "{email}: {v}");
+        let csv = c.get("/api/v1/evidence?format=csv").await?.text().await?;
+        assert!(
+            csv.contains(&format!(",30,members,{members}\n")),
+            "{email}: {csv}"
+        );
+        let page = c.get("/area").await?;
+        assert_eq!(page.status(), StatusCode::OK, "{email}");
+        let html = page.text().await?;
+        assert!(
+            html.contains("Evidence of need") && html.contains(title),
+            "{email}"
+        );
+    }
+    for email in [
+        "head@riverside.example",
+        "support@msp.example",
+        "partner@cert.example",
+    ] {
+        let c = demo.client(email).await?;
+        assert_eq!(
+            c.get_json("/api/v1/evidence").await?.0,
+            StatusCode::FORBIDDEN,
+            "{email}"
+        );
+        assert_eq!(
+            c.get("/area").await?.status(),
+            StatusCode::FORBIDDEN,
+            "{email}"
+        );
+    }
+    let anon = Client::new(&demo.url);
+    assert_eq!(
+        anon.get("/api/v1/evidence").await?.status(),
+        StatusCode::UNAUTHORIZED
+    );
     Ok(())
 }

@@ -109,6 +109,11 @@ check(homeText.includes('Riverside') && homeText.includes('Harbour') && !homeTex
 check(homeText.includes('Not reporting'), 'collector health column is shown');
 await page.screenshot({ path: `${outDir}/officer-home.png`, fullPage: true });
 await axe('officer home page');
+await page.click('a[href="/area"]');
+await page.waitForSelector('h1');
+check((await page.textContent('main')).includes('Evidence of need'), 'officer reaches the area view');
+await page.screenshot({ path: `${outDir}/area.png`, fullPage: true });
+await axe('area view');
 
 // 6. An analyst adds an indicator on the intelligence page, by keyboard, and sees it listed.
 await Promise.all([page.waitForNavigation(), page.click('.link-button')]);
@@ -128,6 +133,11 @@ const intelText = await page.textContent('main');
 check(intelText.includes('Added c2.example.net') && intelText.includes('TLP:GREEN'), 'the indicator is added and listed');
 await page.screenshot({ path: `${outDir}/intel.png`, fullPage: true });
 await axe('intelligence page');
+
+// 7. A member's weekly report and an alert's feedback form, for the accessibility check.
+await page.goto(`${base}/members/1/report`);
+check((await page.textContent('main')).includes('What to do'), 'the report page renders');
+await axe('report page');
 
 check(consoleErrors.length === 0, `no console errors (${consoleErrors.join('; ')})`);
 await browser.close();

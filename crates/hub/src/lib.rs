@@ -202,6 +202,8 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/{id}/status", post(pages::alert_status))
         .route("/alerts/{id}/feedback", post(pages::alert_feedback))
         .route("/intel", get(pages::intel))
+        .route("/area", get(pages::area))
+        .route("/api/v1/evidence", get(pages::evidence))
         .route("/intel/indicators", post(pages::intel_add))
         .route("/intel/feeds", post(pages::intel_feed_add))
         .route("/intel/feeds/{name}/delete", post(pages::intel_feed_delete))

@@ -625,3 +625,119 @@ pub async fn intel_revoke(
         Err(e) => error_response(Some(&viewer(&a)), e.into()),
     }
 }
+
+/// The window of the area view and the evidence export.
+#[derive(Debug, Deserialize)]
+pub struct AreaQuery {
+    /// Days back from now (1–366; default 30).
+    pub days: Option<u32>,
+    /// `json` (default) or `csv`, for the export.
+    pub format: Option<String>,
+}
+
+/// The area a police user looks after, in words, and the figures for it.
+async fn area_data(
+    st: &AppState,
+    a: &Authed,
+    days: u32,
+) -> Result<(String, watchhouse_store::Evidence), ApiError> {
+    let u = &a.session.user;
+    if u.role.is_member_side() || u.role == Role::Partner {
+        return Err(ApiError::forbidden(
+            "The area view is for police officers and analysts.",
+        ));
+    }
+    let title = match &a.scope {
+        watchhouse_store::Scope::All => "National".to_owned(),
+        watchhouse_store::Scope::Region(r) => format!("{r} region"),
+        watchhouse_store::Scope::Force(_) => st
+            .store
+            .list_forces(&a.scope)
+            .await?
+            .first()
+            .map(|f| f.name.clone())
+            .unwrap_or_else(|| "Your force".into()),
+        watchhouse_store::Scope::Members(_) => "Your members".into(),
+    };
+    let now = now_ms();
+    let e = st
+        .store
+        .evidence(&a.scope, now - days as i64 * 86_400_000, now + 1)
+        .await?;
+    Ok((title, e))
+}
+
+/// `GET /area?days=30`: the area view for officers and analysts.
+pub async fn area(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Query(q): Query<AreaQuery>,
+) -> Response {
+    let days = q.days.unwrap_or(30).clamp(1, 366);
+    let result = async {
+        let (title, e) = area_data(&st, &a, days).await?;
+        let urgent: Vec<_> = st
+            .store
+            .alerts(&a.scope, None, 500)
+            .await?
+            .into_iter()
+            .filter(|x| {
+                x.status != AlertStatus::Resolved && x.severity >= watchhouse_detect::Severity::High
+            })
+            .collect();
+        let since = day_of(now_ms()) - days as i64;
+        let campaigns = st
+            .store
+            .widespread_sources(since, st.config.national_min_members.max(2), 50)
+            .await?;
+        Ok::<_, ApiError>(
+            Html(
+                web::area::area_page(
+                    &viewer(&a),
+                    &web::area::AreaOverview {
+                        title: &title,
+                        days,
+                        evidence: &e,
+                        urgent: &urgent,
+                        campaigns: &campaigns,
+                    },
+                )
+                .into_string(),
+            )
+            .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|e| error_response(Some(&viewer(&a)), e))
+}
+
+/// `GET /api/v1/evidence?days=30&format=json|csv`: the evidence-of-need figures, exportable.
+pub async fn evidence(
+    State(st): State<AppState>,
+    a: Authed,
+    Query(q): Query<AreaQuery>,
+) -> Result<Response, ApiError> {
+    let days = q.days.unwrap_or(30).clamp(1, 366);
+    let (title, e) = area_data(&st, &a, days).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(
+            axum::Json(serde_json::json!({ "area": title, "days": days, "evidence": e }))
+                .into_response(),
+        ),
+        "csv" => Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"watchhouse-evidence.csv\"",
+                ),
+            ],
+            web::area::evidence_csv(&title, days, &e),
+        )
+            .into_response()),
+        other => Err(ApiError::bad_request(
+            "invalid_format",
+            format!("format `{other}`: use json or csv"),
+        )),
+    }
+}

@@ -429,6 +429,29 @@ pub struct TopItem {
     pub events: u64,
 }
 
+/// "Evidence of need" figures for an area and a period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Members in scope.
+    pub members: u64,
+    /// Members whose collectors sent events in the period.
+    pub members_reporting: u64,
+    /// Firewall events recorded (the sum of counts).
+    pub events: u64,
+    /// Members with at least one alert.
+    pub members_affected: u64,
+    /// Alerts raised, by severity name.
+    pub alerts_by_severity: std::collections::BTreeMap<String, u64>,
+    /// Alerts raised, by kind name.
+    pub alerts_by_kind: std::collections::BTreeMap<String, u64>,
+    /// Alerts someone acted on (acknowledged, resolved or answered).
+    pub alerts_acted_on: u64,
+    /// Median time from an alert to the last action on it, in minutes (alerts acted on).
+    pub median_minutes_to_act: Option<f64>,
+    /// Open high and critical alerts.
+    pub open_urgent: u64,
+}
+
 /// A member's webhook for urgent alerts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Webhook {
@@ -682,6 +705,9 @@ pub trait Store: Send + Sync + 'static {
     /// Events per member between two days (inclusive), every member: for comparisons with
     /// peers, never shown with names.
     async fn member_event_totals(&self, from_day: i64, to_day: i64) -> Result<Vec<(Id, u64)>>;
+
+    /// "Evidence of need" figures for the members in `scope`, over `[from_ms, to_ms)`.
+    async fn evidence(&self, scope: &Scope, from_ms: i64, to_ms: i64) -> Result<Evidence>;
 
     /// Records a member's feedback on an alert. `Expected` and `FalsePositive` also resolve it
     /// and hold back repeats of the same kind and address for that member until

@@ -1603,6 +1603,79 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn evidence(&self, scope: &Scope, from_ms: i64, to_ms: i64) -> Result<Evidence> {
+        let scope = scope.clone();
+        self.read(move |c| {
+            let (cond, p) = scope_sql(&scope);
+            let q1 = |sql: &str, extra: &[Value]| -> Result<i64> {
+                let mut params: Vec<Value> = extra.to_vec();
+                params.extend(p.iter().cloned());
+                c.query_row(sql, params_from_iter(params), |r| r.get::<_, Option<i64>>(0))
+                    .map(|v| v.unwrap_or(0))
+                    .map_err(be)
+            };
+            let (d0, d1) = (from_ms.div_euclid(86_400_000), (to_ms - 1).div_euclid(86_400_000));
+            let range = [Value::Integer(from_ms), Value::Integer(to_ms)];
+            let days = [Value::Integer(d0), Value::Integer(d1)];
+            let mut e = Evidence {
+                members: q1(&format!("SELECT COUNT(*) FROM members m WHERE {cond}"), &[])? as u64,
+                members_reporting: q1(
+                    &format!("SELECT COUNT(DISTINCT r.member_id) FROM rollup_daily r JOIN members m ON m.id = r.member_id WHERE r.day >= ? AND r.day <= ? AND {cond}"),
+                    &days,
+                )? as u64,
+                events: q1(
+                    &format!("SELECT SUM(r.events) FROM rollup_daily r JOIN members m ON m.id = r.member_id WHERE r.day >= ? AND r.day <= ? AND {cond}"),
+                    &days,
+                )? as u64,
+                members_affected: q1(
+                    &format!("SELECT COUNT(DISTINCT a.member_id) FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.created_ms >= ? AND a.created_ms < ? AND {cond}"),
+                    &range,
+                )? as u64,
+                alerts_acted_on: q1(
+                    &format!("SELECT COUNT(*) FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.created_ms >= ? AND a.created_ms < ? AND (a.status != 'new' OR a.feedback IS NOT NULL) AND {cond}"),
+                    &range,
+                )? as u64,
+                open_urgent: q1(
+                    &format!("SELECT COUNT(*) FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.status != 'resolved' AND a.severity IN ('high', 'critical') AND {cond}"),
+                    &[],
+                )? as u64,
+                ..Evidence::default()
+            };
+            for (col, map) in [("severity", &mut e.alerts_by_severity), ("kind", &mut e.alerts_by_kind)] {
+                let sql = format!(
+                    "SELECT a.{col}, COUNT(*) FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.created_ms >= ? AND a.created_ms < ? AND {cond} GROUP BY a.{col}"
+                );
+                let mut params: Vec<Value> = range.to_vec();
+                params.extend(p.iter().cloned());
+                let mut st = c.prepare(&sql).map_err(be)?;
+                let rows = st
+                    .query_map(params_from_iter(params), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                    .map_err(be)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(be)?;
+                for (k, n) in rows {
+                    map.insert(k, n as u64);
+                }
+            }
+            let sql = format!(
+                "SELECT MAX(COALESCE(a.feedback_ms, 0), a.updated_ms) - a.created_ms FROM alerts a JOIN members m ON m.id = a.member_id \
+                 WHERE a.created_ms >= ? AND a.created_ms < ? AND (a.status != 'new' OR a.feedback IS NOT NULL) AND {cond}"
+            );
+            let mut params: Vec<Value> = range.to_vec();
+            params.extend(p.iter().cloned());
+            let mut st = c.prepare(&sql).map_err(be)?;
+            let mut waits = st
+                .query_map(params_from_iter(params), |r| r.get::<_, i64>(0))
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            waits.sort_unstable();
+            e.median_minutes_to_act = waits.get(waits.len() / 2).map(|ms| (*ms).max(0) as f64 / 60_000.0);
+            Ok(e)
+        })
+        .await
+    }
+
     async fn member_event_totals(&self, from_day: i64, to_day: i64) -> Result<Vec<(Id, u64)>> {
         self.read(move |c| {
             let mut st = c

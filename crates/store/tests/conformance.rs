@@ -132,6 +132,42 @@ async fn suite(store: Arc<dyn Store>) {
     feedback_suppresses_repeats(&w).await;
     notification_settings_are_scoped(&w).await;
     report_queries_take_a_period(&w).await;
+    evidence_is_scoped(&w).await;
+}
+
+async fn evidence_is_scoped(w: &World) {
+    let all = w
+        .store
+        .evidence(&Scope::All, 0, i64::MAX / 2)
+        .await
+        .unwrap();
+    let f1 = w
+        .store
+        .evidence(&Scope::Force(w.f1.id), 0, i64::MAX / 2)
+        .await
+        .unwrap();
+    let f2 = w
+        .store
+        .evidence(&Scope::Force(w.f2.id), 0, i64::MAX / 2)
+        .await
+        .unwrap();
+    assert_eq!((all.members, f1.members, f2.members), (3, 2, 1));
+    assert_eq!(all.events, f1.events + f2.events);
+    assert!(all.events > 0 && f2.events > 0);
+    let alerts = |e: &Evidence| e.alerts_by_severity.values().sum::<u64>();
+    assert_eq!(alerts(&all), alerts(&f1) + alerts(&f2));
+    assert_eq!(alerts(&all), all.alerts_by_kind.values().sum::<u64>());
+    assert!(
+        all.members_affected >= 2 && all.alerts_acted_on >= 1,
+        "{all:?}"
+    );
+    assert!(all.median_minutes_to_act.is_some());
+    let none = w
+        .store
+        .evidence(&Scope::Members(vec![]), 0, i64::MAX / 2)
+        .await
+        .unwrap();
+    assert_eq!((none.members, none.events, alerts(&none)), (0, 0, 0));
 }
 
 async fn report_queries_take_a_period(w: &World) {

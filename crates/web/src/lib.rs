@@ -16,6 +16,7 @@ use watchhouse_store::{Alert, Collector, DayCount, Member, Role, StoredEvent, To
 mod chart;
 pub use chart::daily_chart;
 
+pub mod area;
 pub mod intel;
 pub mod pdf;
 pub mod report;
@@ -82,9 +83,18 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                     div class="container header-inner" {
                         a class="brand" href="/" { "Watchhouse" }
                         @if let Some(v) = viewer {
+                            @if v.user.role == Role::ForceOfficer {
+                                nav aria-label="Sections" {
+                                    a href="/" { "Overview" }
+                                    " "
+                                    a href="/area" { "Area view" }
+                                }
+                            }
                             @if matches!(v.user.role, Role::Analyst | Role::Admin) {
                                 nav aria-label="Sections" {
                                     a href="/" { "Overview" }
+                                    " "
+                                    a href="/area" { "Area view" }
                                     " "
                                     a href="/intel" { "Intelligence" }
                                 }
