@@ -109,6 +109,8 @@ public_url = ""
 notify_interval_secs = 5
 notify_max_per_hour = 10
 digest_hour_utc = 7
+# Members' weekly reports (the week before, PDF attached) go out on this day (0 = Monday).
+weekly_report_weekday = 0
 # Webhooks must use https unless this is set (testing only).
 webhook_allow_http = false
 # Repeats of the same alert within this many seconds grow the open alert instead of opening another.

@@ -32,6 +32,7 @@ const COVERED: &[(&str, &str)] = &[
     ("/alerts/{id}/feedback", "per alert"),
     ("/api/v1/alerts/{id}/feedback", "per alert"),
     ("/intel", "analysts and administrators only (intel_roles)"),
+    ("/notifications", "own user (area_views_are_scoped)"),
     (
         "/area",
         "per force, region or nation (area_views_are_scoped)",

@@ -184,6 +184,9 @@ pub struct HubConfig {
     pub notify_max_per_hour: u32,
     /// Hour of the day (UTC) the daily digest is sent.
     pub digest_hour_utc: u32,
+    /// Day of the week (0 = Monday … 6 = Sunday) members' weekly reports are emailed, at
+    /// `digest_hour_utc`, to users who take the daily summary.
+    pub weekly_report_weekday: u32,
     /// Allow `http://` webhooks (for testing; production webhooks must use https).
     pub webhook_allow_http: bool,
     /// Detection thresholds: the `[detect]` section, copied here at start.
@@ -223,6 +226,7 @@ impl Default for HubConfig {
             notify_interval_secs: 5,
             notify_max_per_hour: 10,
             digest_hour_utc: 7,
+            weekly_report_weekday: 0,
             webhook_allow_http: false,
             dispute_min_members: 3,
             detect: watchhouse_detect::Thresholds::default(),

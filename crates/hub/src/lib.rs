@@ -203,6 +203,10 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/{id}/feedback", post(pages::alert_feedback))
         .route("/intel", get(pages::intel))
         .route("/area", get(pages::area))
+        .route(
+            "/notifications",
+            get(pages::notifications).post(pages::notifications_save),
+        )
         .route("/api/v1/evidence", get(pages::evidence))
         .route("/intel/indicators", post(pages::intel_add))
         .route("/intel/feeds", post(pages::intel_feed_add))

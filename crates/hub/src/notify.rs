@@ -27,6 +27,7 @@ use crate::{now_ms, AppState};
 
 const CURSOR: &str = "notify.cursor";
 const DIGEST_DAY: &str = "notify.digest_day";
+const WEEKLY: &str = "notify.weekly";
 /// Alerts older than this when first seen by the notifier (say, after a long outage) go to the
 /// digest instead of being sent as urgent.
 const STALE_MS: i64 = 15 * 60 * 1000;
@@ -409,6 +410,91 @@ async fn digest(
     Ok(())
 }
 
+/// The weekly report: on `weekly_report_weekday` at `digest_hour_utc`, each member-side user
+/// who takes the daily summary gets last week's report for each of their members, PDF attached.
+async fn weekly(
+    st: &AppState,
+    mailer: &AsyncSmtpTransport<Tokio1Executor>,
+) -> Result<(), watchhouse_store::StoreError> {
+    use lettre::message::{header::ContentType, Attachment, MultiPart, SinglePart};
+    let now = now_ms();
+    let day = now.div_euclid(86_400_000);
+    let weekday = (day + 3).rem_euclid(7) as u32;
+    let hour = (now.rem_euclid(86_400_000) / 3_600_000) as u32;
+    if weekday != st.config.weekly_report_weekday || hour < st.config.digest_hour_utc {
+        return Ok(());
+    }
+    let period = watchhouse_web::report::Period::last_week(day);
+    if st.store.kv_get(WEEKLY).await?.as_deref() == Some(period.label.as_str()) {
+        return Ok(());
+    }
+    st.store.kv_set(WEEKLY, &period.label).await?;
+    let intel = st.intel();
+    for u in st.store.list_users(&Scope::All).await? {
+        if !u.role.is_member_side() || !st.store.notify_prefs(u.id).await?.1 {
+            continue;
+        }
+        for m in &u.member_ids {
+            let Some(r) = crate::report::gather(
+                st.store.as_ref(),
+                &intel,
+                &Scope::for_user(&u),
+                *m,
+                &period,
+                now,
+            )
+            .await?
+            else {
+                continue;
+            };
+            let subject = format!(
+                "[Watchhouse] Weekly report for {} ({})",
+                r.member_name, period.label
+            );
+            let mut body = format!(
+                "Last week ({}) your firewall recorded {} events ({} blocked, {} allowed) and Watchhouse raised {} alerts.\n\nWhat to do:\n",
+                period.label, r.totals.events, r.totals.blocked, r.totals.allowed, r.totals.alerts
+            );
+            for (i, a) in r.actions.iter().enumerate() {
+                body.push_str(&format!("  {}. {a}\n", i + 1));
+            }
+            body.push_str("\nThe full report is attached as a PDF.\n");
+            let pdf = watchhouse_web::report::report_pdf(&r);
+            let file = format!("watchhouse-{}-{}.pdf", r.member_id, period.label);
+            let msg = Message::builder()
+                .from(st.config.smtp_from.parse().map_err(|e| {
+                    watchhouse_store::StoreError::Invalid(format!("smtp_from: {e}"))
+                })?)
+                .to(match u.email.parse() {
+                    Ok(t) => t,
+                    Err(_) => continue,
+                })
+                .subject(subject)
+                .multipart(
+                    MultiPart::mixed()
+                        .singlepart(SinglePart::plain(body))
+                        .singlepart(Attachment::new(file).body(
+                            pdf,
+                            ContentType::parse("application/pdf").expect("a valid content type"),
+                        )),
+                );
+            match msg {
+                Ok(m) => match mailer.send(m).await {
+                    Ok(_) => st.metrics.notified("digest"),
+                    Err(e) => {
+                        st.metrics
+                            .notifications_failed
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(to = %u.email, error = %e, "cannot send the weekly report");
+                    }
+                },
+                Err(e) => tracing::error!(error = %e, "cannot build the weekly report email"),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the notifier until dropped.
 pub async fn run(st: AppState) {
     let mailer = match mailer(&st.config) {
@@ -429,6 +515,9 @@ pub async fn run(st: AppState) {
         if let Some(m) = &mailer {
             if let Err(e) = digest(&st, m).await {
                 tracing::error!(error = %e, "digest failed; will retry");
+            }
+            if let Err(e) = weekly(&st, m).await {
+                tracing::error!(error = %e, "weekly reports failed; will retry");
             }
         }
     }

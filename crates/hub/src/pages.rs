@@ -741,3 +741,48 @@ pub async fn evidence(
         )),
     }
 }
+
+/// `GET /notifications`.
+pub async fn notifications(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    match st.store.notify_prefs(a.session.user.id).await {
+        Ok((u, d)) => {
+            Html(web::notifications_page(&viewer(&a), u, d, q.contains_key("saved")).into_string())
+                .into_response()
+        }
+        Err(e) => error_response(Some(&viewer(&a)), e.into()),
+    }
+}
+
+/// The preferences form (an unticked box is absent).
+#[derive(Debug, Deserialize)]
+pub struct NotifyForm {
+    csrf: String,
+    urgent: Option<String>,
+    digest: Option<String>,
+}
+
+/// `POST /notifications`.
+pub async fn notifications_save(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Form(f): Form<NotifyForm>,
+) -> Response {
+    if !ct_eq(&f.csrf, &a.session.csrf) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        );
+    }
+    match st
+        .store
+        .set_notify_prefs(a.session.user.id, f.urgent.is_some(), f.digest.is_some())
+        .await
+    {
+        Ok(()) => Redirect::to("/notifications?saved=1").into_response(),
+        Err(e) => error_response(Some(&viewer(&a)), e.into()),
+    }
+}

@@ -65,6 +65,34 @@ pub struct Viewer<'a> {
     pub csrf: &'a str,
 }
 
+/// `GET /notifications`: the signed-in user's notification preferences.
+pub fn notifications_page(viewer: &Viewer<'_>, urgent: bool, digest: bool, saved: bool) -> Markup {
+    layout(
+        "Notifications",
+        Some(viewer),
+        html! {
+            h1 { "Notifications" }
+            @if saved { div class="notice" role="status" { "Saved." } }
+            p { "Watchhouse can email you about alerts for the organisations you look after. Urgent alerts (high and critical) arrive within seconds; several at once come as one message, and at most a few an hour — the rest wait for the daily summary." }
+            form method="post" action="/notifications" {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                fieldset class="fieldset" {
+                    legend { "Email me" }
+                    div class="checkbox" {
+                        input id="urgent" name="urgent" type="checkbox" value="on" checked[urgent];
+                        label for="urgent" { "Urgent alerts, as they happen" }
+                    }
+                    div class="checkbox" {
+                        input id="digest" name="digest" type="checkbox" value="on" checked[digest];
+                        label for="digest" { "A daily summary of every alert, and the weekly report" }
+                    }
+                }
+                button type="submit" class="button" { "Save" }
+            }
+        },
+    )
+}
+
 /// The page frame: header, navigation, main content, footer.
 pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
     html! {
@@ -101,6 +129,9 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                             }
                             nav aria-label="Account" {
                                 span class="who" { (v.user.name) " · " (v.user.role.label()) }
+                                @if v.user.role != Role::Partner {
+                                    " " a class="account-link" href="/notifications" { "Notifications" } " "
+                                }
                                 form method="post" action="/logout" class="inline" {
                                     input type="hidden" name="csrf" value=(v.csrf);
                                     button type="submit" class="link-button" { "Sign out" }
