@@ -111,6 +111,9 @@ notify_max_per_hour = 10
 digest_hour_utc = 7
 # Members' weekly reports (the week before, PDF attached) go out on this day (0 = Monday).
 weekly_report_weekday = 0
+# An IP-to-ASN table in the iptoasn.com TSV format (ip2asn-combined.tsv), downloaded by you,
+# for the country and network of attacking sources in reports. Empty: not shown.
+asn_db = ""
 # Webhooks must use https unless this is set (testing only).
 webhook_allow_http = false
 # Repeats of the same alert within this many seconds grow the open alert instead of opening another.

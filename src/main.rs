@@ -160,6 +160,7 @@ pub async fn hub_state(
     let feeds = watchhouse_hub::intel::feeds::initial(&cfg.feeds, &cfg.data_dir).await;
     let state =
         watchhouse_hub::AppState::new(store, cfg.clone(), watchhouse_hub::intel::Intel::empty());
+    state.load_asn();
     watchhouse_hub::intel::feeds::rebuild(&state, &feeds).await;
     Ok((state, feeds))
 }

@@ -47,6 +47,7 @@ pub async fn run(a: ReportArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<()
     let now = watchhouse_hub::now_ms();
     let sources: Vec<_> = feeds.iter().map(|f| f.source(now)).collect();
     let intel = watchhouse_hub::intel::build(&sources, now);
+    let asn = watchhouse_hub::load_asn_table(&cfg.asn_db);
     let members: Vec<i64> = if a.member == "all" {
         store
             .list_members(&Scope::All)
@@ -77,10 +78,17 @@ pub async fn run(a: ReportArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<()
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     for id in members {
-        let r =
-            watchhouse_hub::report::gather(store.as_ref(), &intel, &Scope::All, id, &period, now)
-                .await?
-                .with_context(|| format!("no member {id}: see `watchhouse admin member list`"))?;
+        let r = watchhouse_hub::report::gather(
+            store.as_ref(),
+            &intel,
+            asn.as_ref(),
+            &Scope::All,
+            id,
+            &period,
+            now,
+        )
+        .await?
+        .with_context(|| format!("no member {id}: see `watchhouse admin member list`"))?;
         bar.set_message(r.member_name.clone());
         let body = match a.format.as_str() {
             "pdf" => watchhouse_web::report::report_pdf(&r),

@@ -53,10 +53,19 @@ async fn a_week_as_html_json_pdf_and_from_the_command_line() -> anyhow::Result<(
     let feed = site.path("list.netset");
     std::fs::write(&feed, "45.33.32.150\n")?;
     let feed_arg = format!("scanners={feed}");
+    // A two-line IP-to-ASN table in the iptoasn.com format, for "country and network".
+    let asn = site.path("ip2asn.tsv");
+    std::fs::write(
+        &asn,
+        "45.33.32.0\t45.33.32.255\t63949\tUS\tAKAMAI-LINODE-AP\n45.33.50.0\t45.33.50.255\t0\tNone\tNot routed\n",
+    )?;
     let _hub = site
         .start_hub(
             &["--feed", &feed_arg],
-            &[("WATCHHOUSE__HUB__UPLOAD_INTERVAL_MS", "500")],
+            &[
+                ("WATCHHOUSE__HUB__UPLOAD_INTERVAL_MS", "500"),
+                ("WATCHHOUSE__HUB__ASN_DB", &asn),
+            ],
         )
         .await?;
     let log = site.dir.path().join("fw.log");
@@ -123,6 +132,18 @@ async fn a_week_as_html_json_pdf_and_from_the_command_line() -> anyhow::Result<(
     );
     assert_eq!(j["top_sources"][0]["ip"], "45.33.32.150");
     assert_eq!(j["top_sources"][0]["known_as"][0], "scanners: attacks");
+    assert_eq!(
+        j["top_sources"][0]["network"],
+        "AS63949 AKAMAI-LINODE-AP (US)"
+    );
+    assert!(
+        j["top_sources"].as_array().unwrap().iter().any(|s| s["ip"]
+            .as_str()
+            .unwrap()
+            .starts_with("45.33.50.")
+            && s["network"].is_null()),
+        "unrouted: not known"
+    );
     assert!(j["alerts"].as_array().unwrap().iter().any(|a| a["title"]
         .as_str()
         .unwrap()

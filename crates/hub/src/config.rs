@@ -187,6 +187,9 @@ pub struct HubConfig {
     /// Day of the week (0 = Monday … 6 = Sunday) members' weekly reports are emailed, at
     /// `digest_hour_utc`, to users who take the daily summary.
     pub weekly_report_weekday: u32,
+    /// An IP-to-ASN table (iptoasn.com TSV, e.g. ip2asn-combined.tsv) for the country and
+    /// network of attacking sources in reports; empty: not shown.
+    pub asn_db: String,
     /// Allow `http://` webhooks (for testing; production webhooks must use https).
     pub webhook_allow_http: bool,
     /// Detection thresholds: the `[detect]` section, copied here at start.
@@ -227,6 +230,7 @@ impl Default for HubConfig {
             notify_max_per_hour: 10,
             digest_hour_utc: 7,
             weekly_report_weekday: 0,
+            asn_db: String::new(),
             webhook_allow_http: false,
             dispute_min_members: 3,
             detect: watchhouse_detect::Thresholds::default(),

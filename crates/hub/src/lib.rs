@@ -71,6 +71,8 @@ pub struct Inner {
     /// The shared STIX objects per TLP ceiling, with the intelligence build they came from and
     /// when: TAXII clients page through one snapshot instead of rebuilding it per page.
     pub share_cache: std::sync::Mutex<share::ShareCache>,
+    /// The IP-to-ASN table, when configured.
+    asn: RwLock<Option<Arc<watchhouse_intel::asn::AsnTable>>>,
     /// The stateful detections' memory (scans, brute force, campaigns, volume).
     pub engine: std::sync::Mutex<watchhouse_detect::Engine>,
 }
@@ -121,12 +123,25 @@ impl AppState {
             basic_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             share_cache: std::sync::Mutex::new(Default::default()),
             engine: std::sync::Mutex::new(watchhouse_detect::Engine::new(thresholds)),
+            asn: RwLock::new(None),
         }))
     }
 
     /// The intelligence in use now.
     pub fn intel(&self) -> Arc<intel::Intel> {
         self.intel.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The IP-to-ASN table, if loaded.
+    pub fn asn(&self) -> Option<Arc<watchhouse_intel::asn::AsnTable>> {
+        self.asn.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Loads the configured IP-to-ASN table (a failure is logged; reports then say "not known").
+    pub fn load_asn(&self) {
+        if let Some(t) = load_asn_table(&self.config.asn_db) {
+            *self.asn.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(t));
+        }
     }
 
     /// The feeds as last seen by the feed task.
@@ -156,6 +171,26 @@ impl AppState {
             .store(i.matcher.len() as u64, std::sync::atomic::Ordering::Relaxed);
         *self.intel.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(i);
     }
+}
+
+/// Reads an IP-to-ASN table from `path` (empty: none), bounded at 1 GiB.
+pub fn load_asn_table(path: &str) -> Option<watchhouse_intel::asn::AsnTable> {
+    use std::io::Read;
+    if path.is_empty() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    let r = std::fs::File::open(path).and_then(|f| f.take(1 << 30).read_to_end(&mut bytes));
+    if let Err(e) = r {
+        tracing::error!(path, error = %e, "cannot read the IP-to-ASN table; reports will not show networks");
+        return None;
+    }
+    let (t, rep) = watchhouse_intel::asn::AsnTable::parse(&bytes);
+    if rep.skipped > 0 {
+        tracing::warn!(path, skipped = rep.skipped, samples = ?rep.samples, "IP-to-ASN lines skipped");
+    }
+    tracing::info!(path, ranges = t.len(), "IP-to-ASN table loaded");
+    Some(t)
 }
 
 async fn security_headers(

@@ -438,6 +438,7 @@ async fn weekly(
             let Some(r) = crate::report::gather(
                 st.store.as_ref(),
                 &intel,
+                st.asn().as_deref(),
                 &Scope::for_user(&u),
                 *m,
                 &period,

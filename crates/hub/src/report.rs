@@ -16,6 +16,7 @@ use crate::AppState;
 pub async fn gather(
     store: &dyn Store,
     intel: &crate::intel::Intel,
+    asn: Option<&watchhouse_intel::asn::AsnTable>,
     scope: &Scope,
     member_id: Id,
     period: &Period,
@@ -92,9 +93,12 @@ pub async fn gather(
                         .collect()
                 })
                 .unwrap_or_default(),
+            network: asn
+                .zip(s.key.parse().ok())
+                .and_then(|(t, ip)| t.lookup(ip))
+                .map(|i| i.describe()),
             ip: s.key,
             events: s.events,
-            network: None,
         })
         .collect();
     let top_ports: Vec<PortRow> = store
@@ -265,6 +269,7 @@ pub async fn page(
         let r = gather(
             st.store.as_ref(),
             &st.intel(),
+            st.asn().as_deref(),
             &a.scope,
             id,
             &period,
@@ -289,6 +294,7 @@ pub async fn api(
     let r = gather(
         st.store.as_ref(),
         &st.intel(),
+        st.asn().as_deref(),
         &a.scope,
         id,
         &period,

@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+pub mod asn;
 pub mod formats;
 pub mod indicator;
 pub mod matcher;
