@@ -82,6 +82,8 @@ database = ""
 # confidence = 90
 # blocklist = true
 feeds = []
+# Extra CA certificate(s), PEM, trusted for https feeds on a private PKI (partners' TAXII/MISP).
+feed_ca_file = ""
 # Seconds between checks whether a feed is due (local feed files are re-read when they change).
 feed_check_secs = 30
 # Sources seen by at least this many members within national_days form the national list:

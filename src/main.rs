@@ -157,7 +157,8 @@ pub async fn hub_state(
     let store = watchhouse_store::open(&cfg.database_url())
         .await
         .with_context(|| format!("cannot open the database {}", cfg.database_url()))?;
-    let feeds = watchhouse_hub::intel::feeds::initial(&cfg.feeds, &cfg.data_dir).await;
+    let feeds =
+        watchhouse_hub::intel::feeds::initial(&cfg.feeds, &cfg.data_dir, &cfg.feed_ca_file).await;
     let state =
         watchhouse_hub::AppState::new(store, cfg.clone(), watchhouse_hub::intel::Intel::empty());
     state.load_asn();

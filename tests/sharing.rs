@@ -19,6 +19,9 @@ use serde_json::{json, Value};
 
 /// A loopback HTTP server for feed files: per path a body and an ETag; records each request's
 /// `If-None-Match`; answers 304 when it matches, 500 when the body is `None`.
+/// What the server says as Last-Modified for files served that way.
+const LAST_MODIFIED: &str = "Wed, 18 Nov 2026 10:00:00 GMT";
+
 /// Path → `Some((body, etag))`, or `None` to answer 500.
 type Files = HashMap<String, Option<(Vec<u8>, String)>>;
 /// (path, If-None-Match sent, status answered).
@@ -42,20 +45,38 @@ impl FeedServer {
                     .get("if-none-match")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
+                let ims = req
+                    .headers()
+                    .get("if-modified-since")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
                 let file = me.files.lock().unwrap().get(&path).cloned();
+                // A validator starting `"lm:` is served as Last-Modified instead of an ETag.
                 let (status, body, etag) = match file {
                     None => (404, Vec::new(), None),
                     Some(None) => (500, b"broken".to_vec(), None),
                     Some(Some((_, etag))) if inm.as_deref() == Some(etag.as_str()) => {
                         (304, Vec::new(), Some(etag))
                     }
+                    Some(Some((_, etag)))
+                        if etag.starts_with("\"lm:") && ims.as_deref() == Some(LAST_MODIFIED) =>
+                    {
+                        (304, Vec::new(), Some(etag))
+                    }
                     Some(Some((b, etag))) => (200, b, Some(etag)),
                 };
-                me.seen.lock().unwrap().push((path, inm, status));
+                me.seen.lock().unwrap().push((path, inm.or(ims), status));
                 let mut r = axum::response::Response::new(axum::body::Body::from(body));
                 *r.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
-                if let Some(e) = etag {
-                    r.headers_mut().insert("etag", e.parse().unwrap());
+                match etag {
+                    Some(e) if e.starts_with("\"lm:") => {
+                        r.headers_mut()
+                            .insert("last-modified", LAST_MODIFIED.parse().unwrap());
+                    }
+                    Some(e) => {
+                        r.headers_mut().insert("etag", e.parse().unwrap());
+                    }
+                    None => {}
                 }
                 r
             }
@@ -137,7 +158,7 @@ async fn feed_updates_apply_without_restart_and_bad_updates_are_held() -> anyhow
     let server = FeedServer::default();
     server.put("/level1.netset", LEVEL1, "v1");
     let feodo = "# \"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\"2023-06-01 10:00:00\",\"45.33.32.157\",\"443\",\"online\",\"2023-06-20\",\"QakBot\"\n";
-    server.put("/feodo.csv", feodo.as_bytes(), "f1");
+    server.put("/feodo.csv", feodo.as_bytes(), "lm:f1");
     let base = server.start().await?;
     let site = Site::new()?;
     let mut hub = start_hub_with_config(
@@ -212,9 +233,12 @@ async fn feed_updates_apply_without_restart_and_bad_updates_are_held() -> anyhow
     )
     .await?;
 
-    // Unchanged feeds are asked for with If-None-Match and answered 304.
+    // Unchanged feeds are asked for with If-None-Match (level1 has an ETag) or
+    // If-Modified-Since (feodo has only Last-Modified) and answered 304.
     eventually(Duration::from_secs(20), "conditional requests", || async {
-        Ok((server.conditional_hits("/level1.netset") >= 2).then_some(()))
+        Ok((server.conditional_hits("/level1.netset") >= 2
+            && server.conditional_hits("/feodo.csv") >= 2)
+            .then_some(()))
     })
     .await?;
 

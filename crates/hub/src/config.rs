@@ -132,6 +132,9 @@ pub struct HubConfig {
     pub database: String,
     /// Intelligence feeds.
     pub feeds: Vec<FeedConfig>,
+    /// Extra CA certificate(s), PEM, trusted for https feeds (partners' TAXII or MISP servers on
+    /// a private PKI), besides the public web roots.
+    pub feed_ca_file: String,
     /// Seconds between checks whether a feed is due (and local feed files for changes).
     pub feed_check_secs: u64,
     /// Sources seen at this many members or more within `national_days` go into the national
@@ -206,6 +209,7 @@ impl Default for HubConfig {
             data_dir: PathBuf::from("./watchhouse-data"),
             database: String::new(),
             feeds: Vec::new(),
+            feed_ca_file: String::new(),
             feed_check_secs: 30,
             national_min_members: 3,
             national_days: 7,

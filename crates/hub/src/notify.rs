@@ -505,7 +505,7 @@ pub async fn run(st: AppState) {
             None
         }
     };
-    let client = crate::intel::feeds::client();
+    let client = crate::intel::feeds::client_with(&st.config.feed_ca_file);
     let mut limiter = Limiter::default();
     let every = Duration::from_secs(st.config.notify_interval_secs.max(1));
     loop {

@@ -608,12 +608,16 @@ pub fn stix_objects(objects: &[Value], out: &mut Vec<Indicator>, rep: &mut Repor
             .flatten()
             .filter_map(|r| r.as_str().and_then(|r| tlp_by_id.get(r)).copied())
             .max();
-        let category = o
-            .get("indicator_types")
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        // A label (free-form, Watchhouse puts its category there) says more than the open
+        // vocabulary of indicator_types.
+        let first = |k: &str| {
+            o.get(k)
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(Value::as_str)
+                .map(|s| crate::clip(s).to_owned())
+        };
+        let category = first("labels").or_else(|| first("indicator_types"));
         let confidence = o
             .get("confidence")
             .and_then(Value::as_u64)

@@ -806,14 +806,34 @@ enum Fetched {
     },
 }
 
-/// The HTTP client feeds are fetched with: bounded time, no cookies.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// The HTTP client feeds, webhooks and partners' servers are reached with: bounded time, no
+/// cookies, the public web roots plus `ca_file` (PEM) if given.
+pub fn client_with(ca_file: &str) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(300))
-        .user_agent(concat!("watchhouse/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
+        .user_agent(concat!("watchhouse/", env!("CARGO_PKG_VERSION")));
+    if !ca_file.is_empty() {
+        match std::fs::read(ca_file)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(certs) => {
+                for c in certs {
+                    b = b.add_root_certificate(c);
+                }
+            }
+            Err(e) => {
+                tracing::error!(path = ca_file, error = %e, "cannot read feed_ca_file; using the public roots only")
+            }
+        }
+    }
+    b.build().unwrap_or_default()
+}
+
+/// [`client_with`] without extra roots.
+pub fn client() -> reqwest::Client {
+    client_with("")
 }
 
 async fn read_body(mut res: reqwest::Response, max: u64, url: &str) -> Result<Vec<u8>, String> {
@@ -910,8 +930,8 @@ async fn get_taxii(
 
 /// Reads every feed's saved copy and then tries to fetch each once (bounded in time), so the hub
 /// starts with the freshest intelligence it can get and never without its last good version.
-pub async fn initial(configs: &[FeedConfig], data_dir: &Path) -> Vec<FeedState> {
-    let client = client();
+pub async fn initial(configs: &[FeedConfig], data_dir: &Path, ca_file: &str) -> Vec<FeedState> {
+    let client = client_with(ca_file);
     let mut out = Vec::new();
     for c in configs {
         let mut f = FeedState::new(c.clone(), data_dir);
@@ -1033,7 +1053,7 @@ pub async fn reconcile(state: &AppState, feeds: &mut Vec<FeedState>) -> bool {
 /// something asked ([`AppState::request_intel_rebuild`]: an analyst added an indicator, a
 /// partner added objects). Runs until dropped.
 pub async fn run(state: AppState, mut feeds: Vec<FeedState>) {
-    let client = client();
+    let client = client_with(&state.config.feed_ca_file);
     let tick = Duration::from_secs(state.config.feed_check_secs.max(1));
     let mut expired: Vec<bool> = feeds.iter().map(|f| f.expired(now_ms())).collect();
     loop {
