@@ -464,3 +464,79 @@ async fn feedback_suppresses_the_repeat_and_disputes_lower_confidence() -> anyho
     );
     Ok(())
 }
+
+/// A device asking for a listed domain (Suricata sees the HTTP Host) is reported, even though
+/// the member sends no other outbound traffic and the address itself is on no list: the hub
+/// pushes domains and URLs in the collector's watchlist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_asking_for_a_listed_domain_is_reported() -> anyhow::Result<()> {
+    let site = Site::new()?;
+    let feed = site.path("domains.txt");
+    std::fs::write(&feed, "# test domains\nevil.example\n")?;
+    let feed_arg = format!("c2domains={feed}");
+    let _hub = site
+        .start_hub(
+            &["--feed", &feed_arg],
+            &[("WATCHHOUSE__HUB__UPLOAD_INTERVAL_MS", "500")],
+        )
+        .await?;
+    let log = site.dir.path().join("eve.json");
+    append(&log, &[]);
+    let col = site.start_collector(
+        &["--file", log.to_str().unwrap()],
+        &[("WATCHHOUSE__COLLECTOR__HEARTBEAT_SECS", "1")],
+    )?;
+    let admin = site.admin().await?;
+    // Wait for the collector to have the watchlist with the domain in it.
+    eventually(
+        Duration::from_secs(30),
+        "the watchlist at the collector",
+        || async {
+            let log = std::fs::read_to_string(&col.log).unwrap_or_default();
+            Ok(log.contains("watchlist updated").then_some(()))
+        },
+    )
+    .await?;
+    let t = Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6f+0000")
+        .to_string();
+    let line = |host: &str, dst: &str| {
+        format!(
+            "{{\"timestamp\":\"{t}\",\"event_type\":\"alert\",\"src_ip\":\"192.168.1.5\",\"src_port\":50000,\
+             \"dest_ip\":\"{dst}\",\"dest_port\":80,\"proto\":\"TCP\",\"alert\":{{\"action\":\"allowed\",\
+             \"signature\":\"ET INFO HTTP request\"}},\"http\":{{\"hostname\":\"{host}\",\"url\":\"/gate.php\"}}}}\n"
+        )
+    };
+    append(
+        &log,
+        &[
+            line("c2.evil.example", "45.33.32.80"),
+            line("www.harmless.example", "45.33.32.81"),
+        ],
+    );
+    let a = eventually(Duration::from_secs(30), "the alert", || async {
+        Ok(alerts(&admin)
+            .await?
+            .into_iter()
+            .find(|a| a["kind"] == "listed_destination_outbound"))
+    })
+    .await?;
+    assert_eq!(a["severity"], "critical");
+    assert_eq!(a["subject_ip"], "45.33.32.80");
+    assert_eq!(a["lists"][0], "c2domains");
+    let (_, full) = admin
+        .get_json(&format!("/api/v1/alerts/{}", a["id"]))
+        .await?;
+    assert_eq!(full["evidence"][0]["host"], "c2.evil.example");
+    // The harmless request stayed on the member's network (outbound traffic is not sent).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, ev) = admin.get_json("/api/v1/members/1/events").await?;
+    let hosts: Vec<&str> = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["host"].as_str())
+        .collect();
+    assert_eq!(hosts, vec!["c2.evil.example"], "{ev}");
+    Ok(())
+}

@@ -239,6 +239,8 @@ mod tests {
             raw: format!("line {src} {port} {t}"),
             nat: None,
             product: None,
+            host: None,
+            url: None,
         }
     }
 

@@ -64,10 +64,14 @@ impl EdgePolicy {
         self
     }
 
-    fn listed(&self, ip: IpAddr) -> bool {
-        self.watchlist
-            .as_ref()
-            .is_some_and(|m| m.lookup(ip).is_some())
+    fn listed(&self, e: &Event) -> bool {
+        self.watchlist.as_ref().is_some_and(|m| {
+            m.contains(e.dst_ip)
+                || e.url.as_deref().is_some_and(|u| m.lookup_url(u).is_some())
+                || e.host
+                    .as_deref()
+                    .is_some_and(|h| m.lookup_domain(h).is_some())
+        })
     }
 
     fn is_own(&self, ip: IpAddr) -> bool {
@@ -76,7 +80,7 @@ impl EdgePolicy {
 
     /// Classifies one event.
     pub fn classify(&self, e: &Event) -> Verdict {
-        let outbound = if self.send_outbound || self.listed(e.dst_ip) {
+        let outbound = if self.send_outbound || self.listed(e) {
             Verdict::Send(Direction::Outbound)
         } else {
             Verdict::Withhold("outbound")
@@ -121,6 +125,8 @@ mod tests {
             raw: String::new(),
             nat: None,
             product: None,
+            host: None,
+            url: None,
         }
     }
 

@@ -352,13 +352,24 @@ struct Live {
     wanted_watchlist: String,
 }
 
+/// The hub's watchlist: one address, block, domain or URL per line.
 fn watchlist_matcher(text: &str) -> watchhouse_intel::Matcher {
-    let (entries, _) = watchhouse_intel::parse_netset(text);
     let mut b = watchhouse_intel::MatcherBuilder::new();
-    b.add_list(
-        watchhouse_intel::ListInfo::new("hub watchlist", "watchlist"),
-        entries,
-    );
+    let Some(f) = b.add_feed(watchhouse_intel::FeedInfo::new(
+        "hub watchlist",
+        "watchlist",
+    )) else {
+        return b.build();
+    };
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        if let Ok(v) = watchhouse_intel::IndicatorValue::parse(line) {
+            b.add(f, &watchhouse_intel::Indicator::new(v));
+        }
+    }
     b.build()
 }
 

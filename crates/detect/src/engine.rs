@@ -396,6 +396,8 @@ mod tests {
             raw: String::new(),
             nat: None,
             product: None,
+            host: None,
+            url: None,
         }
     }
 

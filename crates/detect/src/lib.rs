@@ -189,6 +189,34 @@ pub fn detect(events: &[Event], matcher: &Matcher) -> Vec<Observation> {
     let mut out = Vec::new();
     for (i, e) in events.iter().enumerate() {
         if e.direction == Direction::Outbound {
+            // A listed name the device asked for (HTTP Host, TLS SNI, DNS), where the log
+            // carries it and the address itself is not listed.
+            let by_name = if matcher.contains(e.dst_ip) {
+                None
+            } else {
+                e.url
+                    .as_deref()
+                    .and_then(|u| matcher.lookup_url(u))
+                    .or_else(|| e.host.as_deref().and_then(|h| matcher.lookup_domain(h)))
+            };
+            if let Some(hit) = by_name {
+                let kind = AlertKind::ListedDestinationOutbound;
+                out.push(Observation {
+                    kind,
+                    severity: Severity::Critical,
+                    dedup_key: format!(
+                        "{}|{}|{}",
+                        kind.as_str(),
+                        e.host.as_deref().unwrap_or(""),
+                        e.src_ip
+                    ),
+                    subject_ip: e.dst_ip,
+                    lists: hit.feed_names().into_iter().map(str::to_owned).collect(),
+                    labels: observed_labels(matcher, &hit),
+                    event_index: i,
+                });
+                continue;
+            }
             if let Some(hit) = matcher.lookup(e.dst_ip) {
                 let kind = AlertKind::ListedDestinationOutbound;
                 out.push(Observation {
@@ -485,6 +513,8 @@ mod tests {
             raw: String::new(),
             nat: None,
             product: None,
+            host: None,
+            url: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! else speaks [`Event`], and [`Event::to_ocsf`] renders it as an OCSF 1.3 Network Activity (class
 //! 4001) object at the edges (the `watchhouse parse` command, exports).
 
+pub mod names;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -420,6 +421,12 @@ pub struct Event {
     /// `Vendor|Product` as the line names them (CEF, LEEF), when more specific than the format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
+    /// The destination's host name, where the log carries it (HTTP Host, TLS SNI, DNS query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The requested URL, where the log carries it (HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// The original line, as received (lossily decoded if it was not UTF-8).
     pub raw: String,
 }
@@ -681,6 +688,8 @@ mod tests {
             raw: "raw line".into(),
             nat: None,
             product: None,
+            host: None,
+            url: None,
         }
     }
 

@@ -277,6 +277,18 @@ pub fn check_event(
     {
         return Err("field_too_long");
     }
+    // Names must be exactly as a collector normalises them: anything else was not produced by
+    // Watchhouse's parsers and is refused rather than matched.
+    if let Some(h) = &e.host {
+        if watchhouse_event::names::normalise_domain(h).as_deref() != Some(h.as_str()) {
+            return Err("bad_host");
+        }
+    }
+    if let Some(u) = &e.url {
+        if watchhouse_event::names::normalise_url(u).as_deref() != Some(u.as_str()) {
+            return Err("bad_url");
+        }
+    }
     Ok(())
 }
 
@@ -883,5 +895,28 @@ pub async fn delete_webhook(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("webhook"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_collectors_must_be_normalised() {
+        let now = 1_763_700_000_000;
+        let mut e: Event = serde_json::from_value(json!({
+            "time_ms": now, "last_ms": now, "action": "allow", "protocol": 6,
+            "src_ip": "192.168.1.5", "dst_ip": "203.0.113.80", "direction": "outbound",
+            "format": "suricata", "raw": "x", "host": "c2.evil.example",
+            "url": "http://c2.evil.example/gate.php"
+        }))
+        .unwrap();
+        assert_eq!(check_event(&e, now, 86_400_000, 1000), Ok(()));
+        e.host = Some("C2.EVIL.example".into());
+        assert_eq!(check_event(&e, now, 86_400_000, 1000), Err("bad_host"));
+        e.host = Some("c2.evil.example".into());
+        e.url = Some("javascript:alert(1)".into());
+        assert_eq!(check_event(&e, now, 86_400_000, 1000), Err("bad_url"));
     }
 }

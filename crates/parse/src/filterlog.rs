@@ -115,5 +115,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         raw: raw.to_owned(),
         nat: None,
         product: None,
+        host: None,
+        url: None,
     })
 }

@@ -80,6 +80,8 @@ impl Flow {
             raw: raw.to_owned(),
             nat: None,
             product: None,
+            host: None,
+            url: None,
         }
     }
 }

@@ -151,6 +151,8 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         nat: None,
         product: (unifi.is_some() || msg.contains("DESCR="))
             .then(|| "Ubiquiti|UniFi / EdgeOS".to_owned()),
+        host: None,
+        url: None,
     })
 }
 

@@ -72,6 +72,30 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
             .and_then(Value::as_str)
             .map(|s| clip(s, 128));
     }
+    // Host names and URLs, where the event carries them (alert events with app-layer metadata,
+    // or http/tls/dns events logged as alerts). Only well-formed ones are kept.
+    let host = v
+        .pointer("/http/hostname")
+        .or_else(|| v.pointer("/tls/sni"))
+        .or_else(|| v.pointer("/dns/rrname"))
+        .or_else(|| v.pointer("/dns/query/0/rrname"))
+        .and_then(Value::as_str)
+        .and_then(watchhouse_event::names::normalise_domain);
+    e.url = match (
+        host.as_deref(),
+        v.pointer("/http/url").and_then(Value::as_str),
+    ) {
+        (Some(h), Some(path)) if path.starts_with('/') => {
+            let scheme = if e.dst_port == Some(443) {
+                "https"
+            } else {
+                "http"
+            };
+            watchhouse_event::names::normalise_url(&format!("{scheme}://{h}{path}"))
+        }
+        _ => None,
+    };
+    e.host = host;
     let sum = |a: &str, b: &str| {
         let x = v.pointer(a).and_then(Value::as_u64);
         let y = v.pointer(b).and_then(Value::as_u64);
@@ -82,4 +106,34 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
     e.packets = sum("/flow/pkts_toserver", "/flow/pkts_toclient")
         .or_else(|| sum("/netflow/pkts", "/netflow/none"));
     Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse_str, TimeContext};
+
+    #[test]
+    fn host_names_and_urls_are_kept_when_present() {
+        let ctx = TimeContext::utc(1_763_700_000_000);
+        let line = r#"{"timestamp":"2025-11-21T06:00:00.000000+0000","event_type":"alert","src_ip":"192.168.1.5","src_port":50000,"dest_ip":"203.0.113.80","dest_port":80,"proto":"TCP","alert":{"action":"allowed","signature":"ET MALWARE beacon"},"http":{"hostname":"C2.Evil.Example","url":"/gate.php?id=1"}}"#;
+        let e = parse_str(line, &ctx, None).unwrap();
+        assert_eq!(e.host.as_deref(), Some("c2.evil.example"));
+        assert_eq!(
+            e.url.as_deref(),
+            Some("http://c2.evil.example/gate.php?id=1")
+        );
+        let tls = r#"{"timestamp":"2025-11-21T06:00:00.000000+0000","event_type":"alert","src_ip":"192.168.1.5","src_port":50000,"dest_ip":"203.0.113.80","dest_port":443,"proto":"TCP","alert":{"action":"allowed"},"tls":{"sni":"pay.evil.example"}}"#;
+        let e = parse_str(tls, &ctx, None).unwrap();
+        assert_eq!(
+            (e.host.as_deref(), e.url.as_deref()),
+            (Some("pay.evil.example"), None)
+        );
+        let bad = r#"{"timestamp":"2025-11-21T06:00:00.000000+0000","event_type":"alert","src_ip":"192.168.1.5","src_port":50000,"dest_ip":"203.0.113.80","dest_port":80,"proto":"TCP","alert":{"action":"allowed"},"http":{"hostname":"not a host!","url":"/x"}}"#;
+        let e = parse_str(bad, &ctx, None).unwrap();
+        assert_eq!(
+            (e.host, e.url),
+            (None, None),
+            "malformed names are dropped, not guessed"
+        );
+    }
 }

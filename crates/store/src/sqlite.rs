@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_intel.sql"),
     include_str!("../migrations/sqlite/0004_feedback.sql"),
     include_str!("../migrations/sqlite/0005_notify.sql"),
+    include_str!("../migrations/sqlite/0006_host_url.sql"),
 ];
 
 /// SQLite-backed [`Store`].
@@ -129,7 +130,7 @@ fn scope_sql(scope: &Scope) -> (String, Vec<Value>) {
 const EVENT_COLS: &str =
     "e.id, e.member_id, e.collector_id, e.time_ms, e.last_ms, e.action, e.protocol, \
      e.src_ip, e.src_port, e.dst_ip, e.dst_port, e.direction, e.in_iface, e.out_iface, e.rule, \
-     e.device, e.format, e.bytes, e.packets, e.count, e.raw, e.nat, e.product";
+     e.device, e.format, e.bytes, e.packets, e.count, e.raw, e.nat, e.product, e.host, e.url";
 
 fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     let text_err = |i: usize, what: &str| {
@@ -171,6 +172,8 @@ fn row_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
                 .get::<_, Option<String>>(21)?
                 .and_then(|n| serde_json::from_str(&n).ok()),
             product: r.get(22)?,
+            host: r.get(23)?,
+            url: r.get(24)?,
         },
     })
 }
@@ -376,7 +379,7 @@ fn insert_events(tx: &Transaction<'_>, collector: &Collector, events: &[Event]) 
         .prepare_cached(
             "INSERT INTO events (member_id, collector_id, time_ms, last_ms, action, protocol, src_ip, src_port, \
              dst_ip, dst_port, direction, in_iface, out_iface, rule, device, format, bytes, packets, count, raw, \
-             nat, product) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+             nat, product, host, url) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         )
         .map_err(be)?;
     let mut daily = tx
@@ -421,6 +424,8 @@ fn insert_events(tx: &Transaction<'_>, collector: &Collector, events: &[Event]) 
             e.raw,
             e.nat.as_ref().and_then(|n| serde_json::to_string(n).ok()),
             e.product,
+            e.host,
+            e.url,
         ])
         .map_err(map_err)?;
         ids.push(tx.last_insert_rowid());

@@ -35,6 +35,8 @@ fn event(src: &str, dport: u16, action: Action, t: i64) -> Event {
         raw: format!("SRC={src} DPT={dport}"),
         nat: None,
         product: None,
+        host: None,
+        url: None,
     }
 }
 

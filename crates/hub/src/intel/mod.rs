@@ -160,6 +160,7 @@ pub struct Watchlist {
 pub fn build(sources: &[SourceInput], now_ms: i64) -> Intel {
     let mut b = MatcherBuilder::new();
     let mut watch: BTreeSet<Cidr> = BTreeSet::new();
+    let mut watch_names: BTreeSet<String> = BTreeSet::new();
     let mut block: BTreeMap<Cidr, BlockEntry> = BTreeMap::new();
     let mut shareable = Vec::new();
     let mut next_expiry: Option<i64> = None;
@@ -182,6 +183,11 @@ pub fn build(sources: &[SourceInput], now_ms: i64) -> Intel {
                     next_expiry = Some(next_expiry.map_or(t, |n| n.min(t)));
                 }
                 b.add(feed, i);
+                if let IndicatorValue::Domain(d) | IndicatorValue::Url(d) = &i.value {
+                    if tlp <= Tlp::Amber {
+                        watch_names.insert(d.clone());
+                    }
+                }
                 if let IndicatorValue::Ip(c) = i.value {
                     if !is_non_internet(c.addr()) {
                         // The watchlist sits on members' machines: what may not go to members
@@ -232,7 +238,7 @@ pub fn build(sources: &[SourceInput], now_ms: i64) -> Intel {
     });
     Intel {
         matcher: b.build(),
-        watchlist: build_watchlist(&watch),
+        watchlist: build_watchlist(&watch, &watch_names),
         blocklist: block.into_values().collect(),
         shareable,
         next_expiry_ms: next_expiry,
@@ -240,11 +246,17 @@ pub fn build(sources: &[SourceInput], now_ms: i64) -> Intel {
     }
 }
 
-fn build_watchlist(set: &BTreeSet<Cidr>) -> Watchlist {
+fn build_watchlist(set: &BTreeSet<Cidr>, names: &BTreeSet<String>) -> Watchlist {
     use std::io::Write;
     let mut text = String::with_capacity(set.len() * 16);
     for c in set {
         text.push_str(&c.to_string());
+        text.push('\n');
+    }
+    // Domains and URLs too: a device asking for a listed name is reported even when the
+    // member sends no other outbound traffic.
+    for n in names {
+        text.push_str(n);
         text.push('\n');
     }
     let version = hex::encode(&Sha256::digest(text.as_bytes())[..8]);
@@ -256,7 +268,7 @@ fn build_watchlist(set: &BTreeSet<Cidr>) -> Watchlist {
     Watchlist {
         version,
         gz,
-        entries: set.len(),
+        entries: set.len() + names.len(),
     }
 }
 
