@@ -26,6 +26,8 @@ const COVERED: &[(&str, &str)] = &[
     ("/logout", "own session only"),
     ("/members/{id}", "per member"),
     ("/members/{id}/report", "per member"),
+    ("/members/{id}/blocklist-exclusions", "per member"),
+    ("/members/{id}/blocklist-exclusions/delete", "per member"),
     ("/api/v1/members/{id}/report", "per member"),
     ("/alerts/{id}", "per alert"),
     ("/alerts/{id}/status", "per alert"),
@@ -254,6 +256,36 @@ async fn check_scope(
             (true, false) => StatusCode::FORBIDDEN,
         };
         assert_eq!(s, expect_delete, "{who}: DELETE {path}/…");
+        // The same through the member page's forms.
+        let form = c
+            .post_form(
+                &format!("/members/{m}/blocklist-exclusions"),
+                &[
+                    ("csrf", c.csrf.as_deref().unwrap()),
+                    ("cidr", "192.0.2.64/28"),
+                ],
+            )
+            .await?;
+        let expect_form = match (visible.contains(&m), may_write) {
+            (false, _) => StatusCode::NOT_FOUND,
+            (true, true) => StatusCode::SEE_OTHER,
+            (true, false) => StatusCode::FORBIDDEN,
+        };
+        assert_eq!(form.status(), expect_form, "{who}: exclusion form for {m}");
+        let form = c
+            .post_form(
+                &format!("/members/{m}/blocklist-exclusions/delete"),
+                &[
+                    ("csrf", c.csrf.as_deref().unwrap()),
+                    ("cidr", "192.0.2.64/28"),
+                ],
+            )
+            .await?;
+        assert_eq!(
+            form.status(),
+            expect_form,
+            "{who}: exclusion removal for {m}"
+        );
         // Webhooks: the same rule (https only, so nothing is ever posted during this test).
         let path = format!("/api/v1/members/{m}/webhooks");
         let (s, v) = c

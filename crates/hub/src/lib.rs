@@ -233,6 +233,14 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(pages::logout))
         .route("/members/{id}", get(pages::member))
         .route("/members/{id}/report", get(report::page))
+        .route(
+            "/members/{id}/blocklist-exclusions",
+            post(pages::exclusion_add),
+        )
+        .route(
+            "/members/{id}/blocklist-exclusions/delete",
+            post(pages::exclusion_delete),
+        )
         .route("/alerts/{id}", get(pages::alert))
         .route("/alerts/{id}/status", post(pages::alert_status))
         .route("/alerts/{id}/feedback", post(pages::alert_feedback))

@@ -289,6 +289,11 @@ async fn member_inner(st: &AppState, a: &Authed, id: Id) -> Result<Response, Api
     let alerts = st.store.alerts(&a.scope, Some(id), 50).await?;
     let collectors = st.store.list_collectors(&a.scope, Some(id)).await?;
     let total_events = st.store.event_total(&a.scope, id).await?;
+    let exclusions = st
+        .store
+        .list_exclusions(&a.scope, id)
+        .await?
+        .unwrap_or_default();
     let page = web::member_page(
         &viewer(a),
         &web::MemberOverview {
@@ -299,6 +304,7 @@ async fn member_inner(st: &AppState, a: &Authed, id: Id) -> Result<Response, Api
             alerts: &alerts,
             collectors: &collectors,
             total_events,
+            exclusions: &exclusions,
             now_ms: now,
         },
     );
@@ -785,4 +791,84 @@ pub async fn notifications_save(
         Ok(()) => Redirect::to("/notifications?saved=1").into_response(),
         Err(e) => error_response(Some(&viewer(&a)), e.into()),
     }
+}
+
+/// The exclusion forms.
+#[derive(Debug, Deserialize)]
+pub struct ExclusionForm {
+    csrf: String,
+    cidr: String,
+    #[serde(default)]
+    note: String,
+}
+
+fn member_manager(a: &Authed) -> Result<(), ApiError> {
+    if matches!(a.session.user.role, Role::MemberViewer | Role::Partner) {
+        return Err(ApiError::forbidden(
+            "Your account can view this member but not change its blocklist.",
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /members/{id}/blocklist-exclusions`.
+pub async fn exclusion_add(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Path(id): Path<Id>,
+    Form(f): Form<ExclusionForm>,
+) -> Response {
+    if !ct_eq(&f.csrf, &a.session.csrf) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        );
+    }
+    let result = async {
+        if st.store.get_member(&a.scope, id).await?.is_none() {
+            return Err(ApiError::not_found("member"));
+        }
+        member_manager(&a)?;
+        let cidr: watchhouse_intel::Cidr = f.cidr.trim().parse().map_err(|e: watchhouse_intel::CidrError| {
+            ApiError::bad_request("invalid_cidr", format!("{e}. Write an address such as 203.0.113.7 or a block such as 203.0.113.0/24."))
+        })?;
+        let note: String = f.note.chars().take(500).collect();
+        if !st.store.add_exclusion(&a.scope, id, &cidr.to_string(), &note).await? {
+            return Err(ApiError::not_found("member"));
+        }
+        Ok(Redirect::to(&format!("/members/{id}")).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| error_response(Some(&viewer(&a)), e))
+}
+
+/// `POST /members/{id}/blocklist-exclusions/delete`.
+pub async fn exclusion_delete(
+    State(st): State<AppState>,
+    PageAuthed(a): PageAuthed,
+    Path(id): Path<Id>,
+    Form(f): Form<ExclusionForm>,
+) -> Response {
+    if !ct_eq(&f.csrf, &a.session.csrf) {
+        return error_response(
+            Some(&viewer(&a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        );
+    }
+    let result = async {
+        if st.store.get_member(&a.scope, id).await?.is_none() {
+            return Err(ApiError::not_found("member"));
+        }
+        member_manager(&a)?;
+        if !st
+            .store
+            .delete_exclusion(&a.scope, id, f.cidr.trim())
+            .await?
+        {
+            return Err(ApiError::not_found("exclusion"));
+        }
+        Ok(Redirect::to(&format!("/members/{id}")).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| error_response(Some(&viewer(&a)), e))
 }

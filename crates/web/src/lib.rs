@@ -316,6 +316,8 @@ pub struct MemberOverview<'a> {
     pub collectors: &'a [Collector],
     /// Total events stored.
     pub total_events: u64,
+    /// Entries the member keeps out of its blocklist.
+    pub exclusions: &'a [watchhouse_store::Exclusion],
     /// Now, for "last seen" wording.
     pub now_ms: i64,
 }
@@ -377,6 +379,36 @@ pub fn member_page(viewer: &Viewer<'_>, o: &MemberOverview<'_>) -> Markup {
             ul class="inline-list" {
                 @for (f, label) in [("txt", "Plain text"), ("nft", "nftables"), ("ipset", "ipset"), ("pf", "pf table"), ("mikrotik", "MikroTik"), ("fortigate", "FortiGate"), ("panos", "Palo Alto EDL")] {
                     li { a href={ "/api/v1/members/" (o.member.id) "/blocklist/" (f) } { (label) } }
+                }
+            }
+            @if !o.exclusions.is_empty() {
+                table class="table" {
+                    caption { "Kept out of your blocklist" }
+                    thead { tr { th scope="col" { "Address or block" } th scope="col" { "Why" } th scope="col" { span class="visually-hidden" { "Actions" } } } }
+                    tbody { @for x in o.exclusions { tr {
+                        td { code { (x.cidr) } } td { (x.note) }
+                        td { @if viewer.user.role != Role::MemberViewer {
+                            form method="post" action={ "/members/" (o.member.id) "/blocklist-exclusions/delete" } class="inline" {
+                                input type="hidden" name="csrf" value=(viewer.csrf);
+                                input type="hidden" name="cidr" value=(x.cidr);
+                                button type="submit" class="link-button" { "Put back" span class="visually-hidden" { " " (x.cidr) } }
+                            }
+                        } }
+                    } } }
+                }
+            }
+            @if viewer.user.role != Role::MemberViewer {
+                form method="post" action={ "/members/" (o.member.id) "/blocklist-exclusions" } class="stack" {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    div class="field" {
+                        label for="exclude-cidr" { "Keep an address or block out of your blocklist (for example a partner that is wrongly listed)" }
+                        input id="exclude-cidr" name="cidr" type="text" required autocomplete="off" spellcheck="false";
+                    }
+                    div class="field" {
+                        label for="exclude-note" { "Why (optional)" }
+                        input id="exclude-note" name="note" type="text" autocomplete="off";
+                    }
+                    button type="submit" class="button" { "Keep it out" }
                 }
             }
             h2 { "Collectors" }
