@@ -29,11 +29,15 @@ fn cef_header(body: &str) -> Option<(Vec<String>, &str)> {
     let mut chars = body.char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
-            '\\' => {
-                if let Some((_, n)) = chars.next() {
+            // Only `\|` and `\\` are escapes in the header; any other backslash is kept as is.
+            '\\' => match chars.next() {
+                Some((_, n @ ('|' | '\\'))) => cur.push(n),
+                Some((_, n)) => {
+                    cur.push('\\');
                     cur.push(n);
                 }
-            }
+                None => cur.push('\\'),
+            },
             '|' => {
                 fields.push(std::mem::take(&mut cur));
                 if fields.len() == 7 {
@@ -79,11 +83,17 @@ fn cef_extension(ext: &str) -> HashMap<&str, String> {
         let mut it = raw.chars();
         while let Some(c) = it.next() {
             if c == '\\' {
+                // CEF escapes in values: `\\`, `\=`, `\n`, `\r`. Any other backslash is kept,
+                // so `2\03.0.113.9` stays unreadable instead of becoming an address.
                 match it.next() {
                     Some('n') => v.push('\n'),
                     Some('r') => v.push('\r'),
-                    Some(o) => v.push(o),
-                    None => {}
+                    Some(o @ ('\\' | '=')) => v.push(o),
+                    Some(o) => {
+                        v.push('\\');
+                        v.push(o);
+                    }
+                    None => v.push('\\'),
                 }
             } else {
                 v.push(c);
