@@ -1,0 +1,136 @@
+//! NATS JetStream: a file-backed stream with a deduplication window (`Nats-Msg-Id`) and one
+//! durable pull consumer shared by every worker, with explicit acknowledgements.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream, AckKind};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+
+use crate::{Delivery, Queue, QueueError, Result, Token};
+
+/// A JetStream work queue.
+pub struct NatsQueue {
+    js: jetstream::Context,
+    subject: String,
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+}
+
+fn err(e: impl std::fmt::Display) -> QueueError {
+    QueueError::Broker(e.to_string())
+}
+
+impl NatsQueue {
+    /// Connects to `url` and uses (creating if needed) stream `name` with subject
+    /// `<name>.batches` and the durable consumer `workers`.
+    pub async fn connect(
+        url: &str,
+        name: &str,
+        ack_wait: Duration,
+        dedup_window: Duration,
+    ) -> Result<NatsQueue> {
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|e| QueueError::Broker(format!("cannot reach NATS at {url}: {e}")))?;
+        let js = jetstream::new(client);
+        let subject = format!("{name}.batches");
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: name.to_owned(),
+                subjects: vec![subject.clone()],
+                storage: stream::StorageType::File,
+                retention: stream::RetentionPolicy::WorkQueue,
+                duplicate_window: dedup_window,
+                ..Default::default()
+            })
+            .await
+            .map_err(err)?;
+        let consumer = stream
+            .get_or_create_consumer(
+                "workers",
+                pull::Config {
+                    durable_name: Some("workers".into()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait,
+                    max_ack_pending: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(err)?;
+        Ok(NatsQueue {
+            js,
+            subject,
+            consumer,
+        })
+    }
+
+    /// Deletes the stream (tests).
+    pub async fn delete(self, name: &str) -> Result<()> {
+        self.js.delete_stream(name).await.map_err(err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Queue for NatsQueue {
+    async fn publish(&self, id: &str, payload: &[u8]) -> Result<bool> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        let ack = self
+            .js
+            .publish_with_headers(
+                self.subject.clone(),
+                headers,
+                bytes::Bytes::copy_from_slice(payload),
+            )
+            .await
+            .map_err(err)?
+            .await
+            .map_err(err)?;
+        Ok(!ack.duplicate)
+    }
+
+    async fn fetch(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let mut batch = self
+            .consumer
+            .fetch()
+            .max_messages(max.max(1))
+            .expires(wait.max(Duration::from_millis(100)))
+            .messages()
+            .await
+            .map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(m) = batch.next().await {
+            let m = m.map_err(err)?;
+            let id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let attempt = m.info().map(|i| i.delivered as u64).unwrap_or(1);
+            out.push(Delivery {
+                id,
+                payload: m.payload.to_vec(),
+                attempt,
+                token: Token::Nats(Box::new(m)),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, d: Delivery) -> Result<()> {
+        if let Token::Nats(m) = d.token {
+            m.double_ack().await.map_err(err)?;
+        }
+        Ok(())
+    }
+
+    async fn nack(&self, d: Delivery) -> Result<()> {
+        if let Token::Nats(m) = d.token {
+            m.ack_with(AckKind::Nak(None)).await.map_err(err)?;
+        }
+        Ok(())
+    }
+}
