@@ -67,6 +67,14 @@ tls_key = ""
 data_dir = "./watchhouse-data"
 # Database URL; empty means sqlite://<data_dir>/watchhouse.db.
 database = ""
+# Where files (feed copies, evidence) are kept: file:///dir or s3://bucket[/prefix];
+# empty means file://<data_dir>/files. For S3-compatible services set the endpoint and keys
+# (prefer WATCHHOUSE__HUB__S3_ACCESS_KEY and WATCHHOUSE__HUB__S3_SECRET_KEY).
+files = ""
+s3_endpoint = ""
+s3_region = ""
+s3_access_key = ""
+s3_secret_key = ""
 # Intelligence feeds. Each has a name and a url (https://, http://, file:// or a local path)
 # and optionally: format (auto, netset, spamhaus_json, feodo_csv, threatfox_csv, urlhaus_csv,
 # tor_exits, domains, stix, taxii, misp), category, confidence (0-100, default 50),

@@ -157,10 +157,16 @@ pub async fn hub_state(
     let store = watchhouse_store::open(&cfg.database_url())
         .await
         .with_context(|| format!("cannot open the database {}", cfg.database_url()))?;
-    let feeds =
-        watchhouse_hub::intel::feeds::initial(&cfg.feeds, &cfg.data_dir, &cfg.feed_ca_file).await;
-    let state =
-        watchhouse_hub::AppState::new(store, cfg.clone(), watchhouse_hub::intel::Intel::empty());
+    let files = cfg
+        .open_files()
+        .with_context(|| format!("cannot open the file store {}", cfg.files_url()))?;
+    let feeds = watchhouse_hub::intel::feeds::initial(&cfg.feeds, &files, &cfg.feed_ca_file).await;
+    let state = watchhouse_hub::AppState::new(
+        store,
+        files,
+        cfg.clone(),
+        watchhouse_hub::intel::Intel::empty(),
+    );
     state.load_asn();
     watchhouse_hub::intel::feeds::rebuild(&state, &feeds).await;
     Ok((state, feeds))
@@ -202,6 +208,8 @@ async fn run_collect(cfg: watchhouse_collector::CollectorConfig) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    // One TLS provider for the whole process (several are compiled in through dependencies).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let mut cfg = config::load(cli.config.as_deref(), std::env::vars())?;
     cfg.hub.detect = cfg.detect.clone();

@@ -43,8 +43,10 @@ pub async fn run(a: ReportArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<()
         .await
         .with_context(|| format!("cannot open the database {}", cfg.database_url()))?;
     // The matcher, for what intelligence says of the top sources.
-    let feeds =
-        watchhouse_hub::intel::feeds::initial(&cfg.feeds, &cfg.data_dir, &cfg.feed_ca_file).await;
+    let files = cfg
+        .open_files()
+        .with_context(|| format!("cannot open the file store {}", cfg.files_url()))?;
+    let feeds = watchhouse_hub::intel::feeds::initial(&cfg.feeds, &files, &cfg.feed_ca_file).await;
     let now = watchhouse_hub::now_ms();
     let sources: Vec<_> = feeds.iter().map(|f| f.source(now)).collect();
     let intel = watchhouse_hub::intel::build(&sources, now);

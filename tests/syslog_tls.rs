@@ -29,6 +29,7 @@ async fn send(
 ) -> anyhow::Result<()> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(server_ca.der().to_vec()))?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let b = rustls::ClientConfig::builder().with_root_certificates(roots);
     let cfg = match client {
         Some((cert, key)) => b.with_client_auth_cert(

@@ -245,7 +245,11 @@ fn tls_acceptor(cfg: &CollectorConfig) -> Result<tokio_rustls::TlsAcceptor, Coll
         .map_err(|e| bad(&format!("tls_cert {}", cfg.tls_cert), &e))?;
     let key = PrivateKeyDer::from_pem_file(&cfg.tls_key)
         .map_err(|e| bad(&format!("tls_key {}", cfg.tls_key), &e))?;
-    let builder = rustls::ServerConfig::builder();
+    let builder = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad("TLS", &e))?;
     let config = if cfg.tls_client_ca.is_empty() {
         builder.with_no_client_auth().with_single_cert(certs, key)
     } else {
@@ -257,9 +261,12 @@ fn tls_acceptor(cfg: &CollectorConfig) -> Result<tokio_rustls::TlsAcceptor, Coll
                 .add(c.map_err(|e| bad("tls_client_ca", &e))?)
                 .map_err(|e| bad("tls_client_ca", &e))?;
         }
-        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-            .build()
-            .map_err(|e| bad("tls_client_ca", &e))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .map_err(|e| bad("tls_client_ca", &e))?;
         builder
             .with_client_cert_verifier(verifier)
             .with_single_cert(certs, key)

@@ -130,6 +130,17 @@ pub struct HubConfig {
     pub data_dir: PathBuf,
     /// Database URL; empty means `sqlite://<data_dir>/watchhouse.db`.
     pub database: String,
+    /// Where files (feed copies, evidence) are kept: `file:///dir` or `s3://bucket[/prefix]`;
+    /// empty means `file://<data_dir>/files`.
+    pub files: String,
+    /// S3-compatible endpoint for `s3://` files (empty: AWS).
+    pub s3_endpoint: String,
+    /// S3 region.
+    pub s3_region: String,
+    /// S3 access key id; prefer WATCHHOUSE__HUB__S3_ACCESS_KEY.
+    pub s3_access_key: String,
+    /// S3 secret key; prefer WATCHHOUSE__HUB__S3_SECRET_KEY.
+    pub s3_secret_key: String,
     /// Intelligence feeds.
     pub feeds: Vec<FeedConfig>,
     /// Extra CA certificate(s), PEM, trusted for https feeds (partners' TAXII or MISP servers on
@@ -208,6 +219,11 @@ impl Default for HubConfig {
             tls_key: String::new(),
             data_dir: PathBuf::from("./watchhouse-data"),
             database: String::new(),
+            files: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            s3_access_key: String::new(),
+            s3_secret_key: String::new(),
             feeds: Vec::new(),
             feed_ca_file: String::new(),
             feed_check_secs: 30,
@@ -246,6 +262,40 @@ impl HubConfig {
     /// True when the hub serves HTTPS itself.
     pub fn tls_enabled(&self) -> bool {
         !self.tls_cert.is_empty()
+    }
+
+    /// The file-store URL in effect.
+    pub fn files_url(&self) -> String {
+        if self.files.is_empty() {
+            format!("file://{}", self.data_dir.join("files").display())
+        } else {
+            self.files.clone()
+        }
+    }
+
+    /// Opens the file store.
+    pub fn open_files(&self) -> Result<watchhouse_files::Files, watchhouse_files::FilesError> {
+        let url = self.files_url();
+        // A relative data directory still gives an absolute file URL.
+        let url = match url.strip_prefix("file://") {
+            Some(p) if !p.starts_with('/') => format!(
+                "file://{}",
+                std::env::current_dir()
+                    .unwrap_or_default()
+                    .join(p)
+                    .display()
+            ),
+            _ => url,
+        };
+        watchhouse_files::Files::open(
+            &url,
+            &watchhouse_files::S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                access_key: self.s3_access_key.clone(),
+                secret_key: self.s3_secret_key.clone(),
+            },
+        )
     }
 
     /// The database URL in effect.

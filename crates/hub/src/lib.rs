@@ -47,6 +47,8 @@ pub fn now_ms() -> i64 {
 pub struct Inner {
     /// Storage backend.
     pub store: Arc<dyn Store>,
+    /// File store (feed copies, evidence): local directory or S3-compatible.
+    pub files: watchhouse_files::Files,
     /// Settings.
     pub config: HubConfig,
     /// Counters.
@@ -90,7 +92,12 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(store: Arc<dyn Store>, config: HubConfig, intel: intel::Intel) -> AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        files: watchhouse_files::Files,
+        config: HubConfig,
+        intel: intel::Intel,
+    ) -> AppState {
         let listen_is_loopback = config
             .listen
             .parse::<SocketAddr>()
@@ -109,6 +116,7 @@ impl AppState {
         );
         AppState(Arc::new(Inner {
             store,
+            files,
             limiter: auth::LoginLimiter::new(
                 config.login_max_failures,
                 Duration::from_secs(config.login_window_secs),

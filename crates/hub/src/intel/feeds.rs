@@ -108,21 +108,29 @@ pub struct FeedState {
     status: FeedStatus,
     message: String,
     report: Report,
-    cache_dir: PathBuf,
+    files: watchhouse_files::Files,
     /// Added in the UI or API.
     pub from_ui: bool,
 }
 
+/// A file-store-safe name for a feed: lower-case letters, digits, `-` and `_`, plus a short
+/// hash of the exact name so that `Level1` and `level1` never share a copy.
 fn safe_name(s: &str) -> String {
-    s.chars()
+    use sha2::Digest;
+    let base: String = s
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
+                c.to_ascii_lowercase()
             } else {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    format!(
+        "{base}-{}",
+        hex::encode(&sha2::Sha256::digest(s.as_bytes())[..4])
+    )
 }
 
 /// Removes credentials from a URL for display.
@@ -187,7 +195,7 @@ pub fn validate(configs: &[FeedConfig]) -> Result<(), String> {
 
 impl FeedState {
     /// A feed not yet read; `data_dir/feeds` holds its cache.
-    pub fn new(config: FeedConfig, data_dir: &Path) -> FeedState {
+    pub fn new(config: FeedConfig, files: watchhouse_files::Files) -> FeedState {
         let format = FeedFormat::from_name(&config.format);
         FeedState {
             format,
@@ -201,7 +209,7 @@ impl FeedState {
             status: FeedStatus::Pending,
             message: "not fetched yet".into(),
             report: Report::default(),
-            cache_dir: data_dir.join("feeds"),
+            files,
             config,
             from_ui: false,
         }
@@ -211,9 +219,9 @@ impl FeedState {
         matches!(self.format, Some(FeedFormat::Taxii | FeedFormat::Misp))
     }
 
-    fn cache_path(&self, ext: &str) -> PathBuf {
-        self.cache_dir
-            .join(format!("{}.{ext}", safe_name(&self.config.name)))
+    /// The file-store key of a part of the saved copy (`feeds/<name>-<hash>.<part>`).
+    fn cache_key(&self, part: &str) -> String {
+        format!("feeds/{}.{part}", safe_name(&self.config.name))
     }
 
     fn is_file(&self) -> bool {
@@ -230,8 +238,8 @@ impl FeedState {
     }
 
     /// Loads the last good version saved on disk, if any.
-    pub fn load_cache(&mut self) {
-        let Ok(meta) = std::fs::read(self.cache_path("meta.json")) else {
+    pub async fn load_cache(&mut self) {
+        let Ok(Some(meta)) = self.files.get(&self.cache_key("meta.json")).await else {
             return;
         };
         let Ok(meta) = serde_json::from_slice::<CacheMeta>(&meta) else {
@@ -239,7 +247,7 @@ impl FeedState {
         };
         let changed = meta.last_change_ms.unwrap_or(0);
         if self.accumulates() {
-            if let Ok(bytes) = std::fs::read(self.cache_path("entries.json")) {
+            if let Ok(Some(bytes)) = self.files.get(&self.cache_key("entries.json")).await {
                 if let Ok(v) =
                     serde_json::from_slice::<Vec<(String, Indicator, i64, Vec<String>)>>(&bytes)
                 {
@@ -254,7 +262,7 @@ impl FeedState {
                 }
             }
             self.indicators = Arc::new(self.accum.values().cloned().collect());
-        } else if let Ok(bytes) = std::fs::read(self.cache_path("body")) {
+        } else if let Ok(Some(bytes)) = self.files.get(&self.cache_key("body")).await {
             let format = self.format.unwrap_or_else(|| formats::sniff(&bytes));
             if let Ok((v, rep)) = formats::parse(format, &bytes) {
                 self.format = Some(format);
@@ -274,19 +282,10 @@ impl FeedState {
         self.message = format!("{} entries from the saved copy", self.indicators.len());
     }
 
-    fn save_cache(&self, body: Option<&[u8]>) {
-        if let Err(e) = std::fs::create_dir_all(&self.cache_dir) {
-            tracing::warn!(feed = %self.config.name, error = %e, "cannot save the feed cache");
-            return;
-        }
-        let write = |path: PathBuf, bytes: &[u8]| {
-            let tmp = path.with_extension("tmp");
-            if let Err(e) = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &path)) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot save the feed cache");
-            }
-        };
+    async fn save_cache(&self, body: Option<&[u8]>) {
+        let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
         if let Some(b) = body {
-            write(self.cache_path("body"), b);
+            parts.push((self.cache_key("body"), b.to_vec()));
         }
         if self.accumulates() {
             let mut events_of: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -308,11 +307,17 @@ impl FeedState {
                 })
                 .collect();
             if let Ok(j) = serde_json::to_vec(&v) {
-                write(self.cache_path("entries.json"), &j);
+                parts.push((self.cache_key("entries.json"), j));
             }
         }
+        // The metadata last: a copy is used only once its metadata is there.
         if let Ok(j) = serde_json::to_vec(&self.meta) {
-            write(self.cache_path("meta.json"), &j);
+            parts.push((self.cache_key("meta.json"), j));
+        }
+        for (key, bytes) in parts {
+            if let Err(e) = self.files.put(&key, bytes).await {
+                tracing::warn!(feed = %self.config.name, %key, error = %e, "cannot save the feed's copy");
+            }
         }
     }
 
@@ -485,7 +490,7 @@ impl FeedState {
                     self.meta.last_success_ms = Some(now);
                     self.status = FeedStatus::Ok;
                     self.message = format!("unchanged ({} entries)", self.indicators.len());
-                    self.save_cache(None);
+                    self.save_cache(None).await;
                     return Ok(false);
                 }
                 Fetched::Body {
@@ -553,7 +558,8 @@ impl FeedState {
         self.status = FeedStatus::Ok;
         self.message = format!("{new} entries ({} skipped)", self.report.skipped);
         tracing::info!(feed = %self.config.name, entries = new, skipped = self.report.skipped, "intelligence feed updated");
-        self.save_cache(if self.is_file() { None } else { Some(&body) });
+        self.save_cache(if self.is_file() { None } else { Some(&body) })
+            .await;
         Ok(true)
     }
 
@@ -616,7 +622,7 @@ impl FeedState {
         if changed {
             self.meta.last_change_ms = Some(now);
             self.indicators = Arc::new(self.accum.values().cloned().collect());
-            self.save_cache(None);
+            self.save_cache(None).await;
         }
         self.message = format!(
             "{} entries ({} skipped in the last poll)",
@@ -742,7 +748,7 @@ impl FeedState {
             self.meta.last_change_ms = Some(now);
             self.indicators = Arc::new(self.accum.values().cloned().collect());
         }
-        self.save_cache(None);
+        self.save_cache(None).await;
         self.message = format!(
             "{} entries from {} events ({} skipped)",
             self.indicators.len(),
@@ -930,12 +936,16 @@ async fn get_taxii(
 
 /// Reads every feed's saved copy and then tries to fetch each once (bounded in time), so the hub
 /// starts with the freshest intelligence it can get and never without its last good version.
-pub async fn initial(configs: &[FeedConfig], data_dir: &Path, ca_file: &str) -> Vec<FeedState> {
+pub async fn initial(
+    configs: &[FeedConfig],
+    files: &watchhouse_files::Files,
+    ca_file: &str,
+) -> Vec<FeedState> {
     let client = client_with(ca_file);
     let mut out = Vec::new();
     for c in configs {
-        let mut f = FeedState::new(c.clone(), data_dir);
-        f.load_cache();
+        let mut f = FeedState::new(c.clone(), files.clone());
+        f.load_cache().await;
         match tokio::time::timeout(Duration::from_secs(20), f.refresh(&client, None)).await {
             Ok(_) => {}
             Err(_) => f.problem(
@@ -1039,9 +1049,9 @@ pub async fn reconcile(state: &AppState, feeds: &mut Vec<FeedState>) -> bool {
         if feeds.iter().any(|f| f.config.name == c.name) {
             continue;
         }
-        let mut f = FeedState::new(c, &state.config.data_dir);
+        let mut f = FeedState::new(c, state.files.clone());
         f.from_ui = true;
-        f.load_cache();
+        f.load_cache().await;
         feeds.push(f);
         changed = true;
     }
