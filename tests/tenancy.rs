@@ -289,7 +289,7 @@ async fn check_scope(
         // Webhooks: the same rule (https only, so nothing is ever posted during this test).
         let path = format!("/api/v1/members/{m}/webhooks");
         let (s, v) = c
-            .post_json(&path, &json!({"url": "https://hooks.invalid/x"}))
+            .post_json(&path, &json!({"url": "https://127.0.0.1:9/x"}))
             .await?;
         let expect_add = match (visible.contains(&m), may_write) {
             (false, _) => StatusCode::NOT_FOUND,

@@ -777,6 +777,9 @@ pub async fn update_status(
     Ok(())
 }
 
+/// Most webhooks per member.
+pub const MAX_WEBHOOKS: usize = 10;
+
 /// `GET /api/v1/me/notifications`.
 pub async fn my_notifications(
     State(st): State<AppState>,
@@ -858,6 +861,19 @@ pub async fn add_webhook(
         return Err(ApiError::bad_request(
             "invalid_url",
             "A webhook must be an https:// URL.",
+        ));
+    }
+    if st
+        .store
+        .list_webhooks(&a.scope, id)
+        .await?
+        .unwrap_or_default()
+        .len()
+        >= MAX_WEBHOOKS
+    {
+        return Err(ApiError::bad_request(
+            "too_many_webhooks",
+            format!("A member has at most {MAX_WEBHOOKS} webhooks; remove one first."),
         ));
     }
     let secret = crate::auth::random_token();

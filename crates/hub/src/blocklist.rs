@@ -276,6 +276,9 @@ pub async fn blocklist(
     Ok(r)
 }
 
+/// Most exclusions per member.
+pub const MAX_EXCLUSIONS: usize = 1_000;
+
 /// A new exclusion.
 #[derive(Debug, Deserialize)]
 pub struct ExclusionBody {

@@ -833,6 +833,13 @@ pub async fn exclusion_add(
             ApiError::bad_request("invalid_cidr", format!("{e}. Write an address such as 203.0.113.7 or a block such as 203.0.113.0/24."))
         })?;
         let note: String = f.note.chars().take(500).collect();
+        let held = st.store.list_exclusions(&a.scope, id).await?.unwrap_or_default().len();
+        if held >= crate::blocklist::MAX_EXCLUSIONS {
+            return Err(ApiError::bad_request(
+                "too_many_exclusions",
+                format!("A member keeps at most {} entries out of its blocklist.", crate::blocklist::MAX_EXCLUSIONS),
+            ));
+        }
         if !st.store.add_exclusion(&a.scope, id, &cidr.to_string(), &note).await? {
             return Err(ApiError::not_found("member"));
         }
