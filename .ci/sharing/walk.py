@@ -56,13 +56,13 @@ for value, tlp in [
 
 # The hub rebuilds its intelligence in the background; wait for the new indicators, and for the
 # simulator to have made a sighting (a source seen at two members).
-deadline = time.time() + 60
+deadline = time.time() + 120
 while True:
     listed = requests.get(f"{url}/api/v1/intel/check/c2.evil.example", headers=analyst).json()["listed"]
     text = requests.get(f"{url}/api/v1/intel/export/stix", headers=analyst).text
     if listed and '"sighting"' in text:
         break
-    assert time.time() < deadline, f"no indicators or sightings after 60 s: listed={listed}"
+    assert time.time() < deadline, f"no indicators or sightings after 120 s: listed={listed}"
     time.sleep(1)
 
 b = check_bundle("export for an analyst", requests.get(f"{url}/api/v1/intel/export/stix", headers=analyst).text)

@@ -71,7 +71,8 @@ pub struct Inner {
         std::collections::HashMap<[u8; 32], (watchhouse_store::Id, std::time::Instant)>,
     >,
     /// The shared STIX objects per TLP ceiling, with the intelligence build they came from and
-    /// when: TAXII clients page through one snapshot instead of rebuilding it per page.
+    /// when: TAXII clients page through one snapshot (at most ten seconds old) instead of rebuilding
+    /// it per page.
     pub share_cache: std::sync::Mutex<share::ShareCache>,
     /// The IP-to-ASN table, when configured.
     asn: RwLock<Option<Arc<watchhouse_intel::asn::AsnTable>>>,

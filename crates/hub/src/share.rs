@@ -123,11 +123,11 @@ fn day_ms(day: i64) -> i64 {
 pub type ShareCache =
     std::collections::HashMap<Tlp, (i64, std::time::Instant, std::sync::Arc<Vec<StixItem>>)>;
 
-/// How long a snapshot serves (the national sightings change at most this late).
-const SNAPSHOT_SECS: u64 = 60;
+/// How long a snapshot serves (new national sightings show at most this late).
+const SNAPSHOT_SECS: u64 = 10;
 
 /// Every object a recipient with this ceiling may see, ordered by (date added, id); a snapshot
-/// at most a minute old, and never older than the intelligence in use.
+/// at most ten seconds old, and never older than the intelligence in use.
 pub async fn objects(
     state: &AppState,
     ceiling: Tlp,
