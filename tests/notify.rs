@@ -11,51 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{eventually, free_port, run, spawn, Client, Proc, Site};
+use common::{eventually, free_port, python_with, run, spawn, Client, Proc, Site};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// A Python with `module` importable: the project's CI virtualenv, created on first use.
-fn python_with(module: &str, package: &str) -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-venv");
-    let py = venv.join("bin/python");
-    if !py.exists() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap();
-        assert!(
-            ok.success(),
-            "cannot create a virtualenv: install python3-venv"
-        );
-    }
-    let has = |py: &Path| {
-        Command::new(py)
-            .args(["-c", &format!("import {module}")])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has(&py) {
-        let ok = Command::new(&py)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                package,
-            ])
-            .status()
-            .unwrap();
-        assert!(
-            ok.success(),
-            "cannot install {package} from PyPI into {}",
-            venv.display()
-        );
-    }
-    py
-}
 
 struct Smtp {
     _child: std::process::Child,

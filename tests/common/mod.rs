@@ -500,3 +500,45 @@ impl Site {
         Ok(v["total_events"].as_u64().unwrap_or(0))
     }
 }
+
+/// A Python with `module` importable: the project's CI virtualenv, created on first use.
+pub fn python_with(module: &str, package: &str) -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-venv");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "cannot create a virtualenv: install python3-venv"
+        );
+    }
+    let has = |py: &Path| {
+        Command::new(py)
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has(&py) {
+        let ok = Command::new(&py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                package,
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "cannot install {package} from PyPI into {}",
+            venv.display()
+        );
+    }
+    py
+}
