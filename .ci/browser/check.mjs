@@ -134,7 +134,15 @@ check(intelText.includes('Added c2.example.net') && intelText.includes('TLP:GREE
 await page.screenshot({ path: `${outDir}/intel.png`, fullPage: true });
 await axe('intelligence page');
 
-// 7. A member's weekly report and an alert's feedback form, for the accessibility check.
+// 7. Notification preferences: change them by keyboard, and the page stays accessible.
+await page.goto(`${base}/notifications`);
+await page.focus('#urgent');
+await page.keyboard.press('Space');
+await Promise.all([page.waitForNavigation(), page.click('button[type=submit].button')]);
+check((await page.textContent('main')).includes('Saved.'), 'notification preferences are saved');
+await axe('notifications page');
+
+// 8. A member's weekly report, for the accessibility check.
 await page.goto(`${base}/members/1/report`);
 check((await page.textContent('main')).includes('What to do'), 'the report page renders');
 await axe('report page');
