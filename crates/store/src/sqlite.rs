@@ -400,6 +400,9 @@ fn insert_events(tx: &Transaction<'_>, collector: &Collector, events: &[Event]) 
              ON CONFLICT (member_id, day, protocol, dst_port) DO UPDATE SET events = events + excluded.events",
         )
         .map_err(be)?;
+    let mut by_day: HashMap<(i64, bool), i64> = HashMap::new();
+    let mut by_src: HashMap<(i64, IpAddr), i64> = HashMap::new();
+    let mut by_port: HashMap<(i64, u8, u16), i64> = HashMap::new();
     for e in events {
         ins.execute(params![
             collector.member_id,
@@ -429,30 +432,29 @@ fn insert_events(tx: &Transaction<'_>, collector: &Collector, events: &[Event]) 
         ])
         .map_err(map_err)?;
         ids.push(tx.last_insert_rowid());
+        // Rollups are summed per batch first: one upsert per distinct key, not per event.
         let day = day_of(e.time_ms);
         let n = e.count.max(1) as i64;
-        daily
-            .execute(params![
-                collector.member_id,
-                day,
-                e.action.is_allowed() as i64,
-                n
-            ])
-            .map_err(be)?;
+        *by_day.entry((day, e.action.is_allowed())).or_default() += n;
         if e.direction == Direction::Inbound {
-            src.execute(params![collector.member_id, day, e.src_ip.to_string(), n])
-                .map_err(be)?;
+            *by_src.entry((day, e.src_ip)).or_default() += n;
             if let Some(p) = e.dst_port {
-                port.execute(params![
-                    collector.member_id,
-                    day,
-                    e.protocol.0 as i64,
-                    p as i64,
-                    n
-                ])
-                .map_err(be)?;
+                *by_port.entry((day, e.protocol.0, p)).or_default() += n;
             }
         }
+    }
+    for ((day, allowed), n) in by_day {
+        daily
+            .execute(params![collector.member_id, day, allowed as i64, n])
+            .map_err(be)?;
+    }
+    for ((day, ip), n) in by_src {
+        src.execute(params![collector.member_id, day, ip.to_string(), n])
+            .map_err(be)?;
+    }
+    for ((day, proto, p), n) in by_port {
+        port.execute(params![collector.member_id, day, proto as i64, p as i64, n])
+            .map_err(be)?;
     }
     Ok(ids)
 }
