@@ -30,18 +30,7 @@ fn hub_b(b: &Site, a_url: &str, token: &str, ca: Option<&str>) -> anyhow::Result
 }
 
 async fn up(url: &str) -> anyhow::Result<()> {
-    let u = url.to_owned();
-    eventually(Duration::from_secs(30), "hub B", || {
-        let u = u.clone();
-        async move {
-            Ok(reqwest::get(format!("{u}/healthz"))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success()))
-        }
-    })
-    .await?;
-    Ok(())
+    common::wait_healthy(url).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,17 +119,7 @@ async fn feed_copies_live_in_s3_and_survive_a_restart() -> anyhow::Result<()> {
         ],
         &envs,
     )?;
-    let url = site.url.clone();
-    eventually(Duration::from_secs(30), "the hub again", || {
-        let u = url.clone();
-        async move {
-            Ok(reqwest::get(format!("{u}/healthz"))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success()))
-        }
-    })
-    .await?;
+    common::wait_healthy(&site.url).await?;
     let admin = site.admin().await?;
     let (_, j) = admin.get_json("/api/v1/intel/check/45.33.32.151").await?;
     assert_eq!(j["listed"], true, "from the copy in S3: {j}");

@@ -122,18 +122,7 @@ fn hub(site: &Site, smtp_port: u16, digest_hour: u32) -> anyhow::Result<Proc> {
 }
 
 async fn wait_up(site: &Site) -> anyhow::Result<()> {
-    let url = site.url.clone();
-    eventually(Duration::from_secs(30), "the hub", || {
-        let u = url.clone();
-        async move {
-            Ok(reqwest::get(format!("{u}/healthz"))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success()))
-        }
-    })
-    .await?;
-    Ok(())
+    common::wait_healthy(&site.url).await
 }
 
 fn verify(secret: &str, sig: &str, body: &str) -> bool {

@@ -137,18 +137,7 @@ fn start_hub_with_config(site: &Site, config: &str) -> anyhow::Result<common::Pr
 }
 
 async fn wait_up(site: &Site) -> anyhow::Result<()> {
-    let url = site.url.clone();
-    eventually(Duration::from_secs(30), "the hub", || {
-        let u = url.clone();
-        async move {
-            Ok(reqwest::get(format!("{u}/healthz"))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success()))
-        }
-    })
-    .await?;
-    Ok(())
+    common::wait_healthy(&site.url).await
 }
 
 const LEVEL1: &[u8] = include_bytes!("../crates/intel/tests/fixtures/firehol_level1.netset");

@@ -91,6 +91,22 @@ pub fn run(args: &[&str], stdin: Option<&str>) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
+/// Waits until a hub at `url` answers `/healthz` (30 s at most).
+pub async fn wait_healthy(url: &str) -> Result<()> {
+    let url = url.to_owned();
+    eventually(Duration::from_secs(30), "the hub", || {
+        let u = url.clone();
+        async move {
+            Ok(reqwest::get(format!("{u}/healthz"))
+                .await
+                .ok()
+                .filter(|r| r.status().is_success()))
+        }
+    })
+    .await?;
+    Ok(())
+}
+
 /// A free loopback port (bound and released; fine for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -449,17 +465,7 @@ impl Site {
         let mut all = vec!["hub", "--data-dir", &self.data, "--listen", &self.addr];
         all.extend_from_slice(args);
         let hub = spawn(self.dir.path(), "hub", &all, envs)?;
-        let url = self.url.clone();
-        eventually(Duration::from_secs(30), "the hub", || {
-            let u = url.clone();
-            async move {
-                Ok(reqwest::get(format!("{u}/healthz"))
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success()))
-            }
-        })
-        .await?;
+        wait_healthy(&self.url).await?;
         Ok(hub)
     }
 

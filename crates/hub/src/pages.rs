@@ -39,6 +39,16 @@ fn viewer(a: &Authed) -> Viewer<'_> {
     }
 }
 
+/// The error page for a form whose CSRF token is not this session's (`None` when it is).
+fn stale_form(a: &Authed, csrf: &str) -> Option<Response> {
+    (!ct_eq(csrf, &a.session.csrf)).then(|| {
+        error_response(
+            Some(&viewer(a)),
+            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
+        )
+    })
+}
+
 /// `GET /static/app.css`.
 pub async fn css() -> impl IntoResponse {
     (
@@ -213,11 +223,8 @@ pub async fn logout(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !ct_eq(&f.csrf, &a.session.csrf) {
-        return error_response(
-            Some(&viewer(&a)),
-            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
-        );
+    if let Some(r) = stale_form(&a, &f.csrf) {
+        return r;
     }
     if let Some(t) = cookie(&headers, SESSION_COOKIE) {
         if let Err(e) = st.store.delete_session(&hash_secret(t)).await {
@@ -340,11 +347,8 @@ pub async fn alert_status(
     Path(id): Path<Id>,
     Form(f): Form<StatusForm>,
 ) -> Response {
-    if !ct_eq(&f.csrf, &a.session.csrf) {
-        return error_response(
-            Some(&viewer(&a)),
-            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
-        );
+    if let Some(r) = stale_form(&a, &f.csrf) {
+        return r;
     }
     let Some(status) = AlertStatus::from_name(&f.status) else {
         return error_response(
@@ -375,11 +379,8 @@ pub async fn alert_feedback(
     Path(id): Path<Id>,
     Form(f): Form<FeedbackForm>,
 ) -> Response {
-    if !ct_eq(&f.csrf, &a.session.csrf) {
-        return error_response(
-            Some(&viewer(&a)),
-            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
-        );
+    if let Some(r) = stale_form(&a, &f.csrf) {
+        return r;
     }
     let Some(fb) = watchhouse_store::Feedback::from_name(&f.feedback) else {
         return error_response(
@@ -490,11 +491,8 @@ pub async fn intel_add(
     PageAuthed(a): PageAuthed,
     Form(f): Form<IndicatorForm>,
 ) -> Response {
-    if !ct_eq(&f.csrf, &a.session.csrf) {
-        return error_response(
-            Some(&viewer(&a)),
-            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
-        );
+    if let Some(r) = stale_form(&a, &f.csrf) {
+        return r;
     }
     let num = |s: &str, what: &'static str| -> Result<Option<u32>, ApiError> {
         if s.trim().is_empty() {
@@ -554,11 +552,8 @@ pub async fn intel_feed_add(
     PageAuthed(a): PageAuthed,
     Form(f): Form<FeedForm>,
 ) -> Response {
-    if !ct_eq(&f.csrf, &a.session.csrf) {
-        return error_response(
-            Some(&viewer(&a)),
-            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
-        );
+    if let Some(r) = stale_form(&a, &f.csrf) {
+        return r;
     }
     let mut c = crate::FeedConfig::file(f.name.trim(), "");
     c.url = f.url.trim().to_owned();
@@ -591,11 +586,8 @@ pub async fn intel_feed_delete(
     Path(name): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !ct_eq(&f.csrf, &a.session.csrf) {
-        return error_response(
-            Some(&viewer(&a)),
-            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
-        );
+    if let Some(r) = stale_form(&a, &f.csrf) {
+        return r;
     }
     match crate::blocklist::remove_feed(&st, &a, &name).await {
         Ok(()) => Redirect::to("/intel?removed=1").into_response(),
@@ -610,11 +602,8 @@ pub async fn intel_revoke(
     Path(id): Path<Id>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !ct_eq(&f.csrf, &a.session.csrf) {
-        return error_response(
-            Some(&viewer(&a)),
-            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
-        );
+    if let Some(r) = stale_form(&a, &f.csrf) {
+        return r;
     }
     if !matches!(a.session.user.role, Role::Analyst | Role::Admin) {
         return error_response(
@@ -777,11 +766,8 @@ pub async fn notifications_save(
     PageAuthed(a): PageAuthed,
     Form(f): Form<NotifyForm>,
 ) -> Response {
-    if !ct_eq(&f.csrf, &a.session.csrf) {
-        return error_response(
-            Some(&viewer(&a)),
-            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
-        );
+    if let Some(r) = stale_form(&a, &f.csrf) {
+        return r;
     }
     match st
         .store
@@ -818,11 +804,8 @@ pub async fn exclusion_add(
     Path(id): Path<Id>,
     Form(f): Form<ExclusionForm>,
 ) -> Response {
-    if !ct_eq(&f.csrf, &a.session.csrf) {
-        return error_response(
-            Some(&viewer(&a)),
-            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
-        );
+    if let Some(r) = stale_form(&a, &f.csrf) {
+        return r;
     }
     let result = async {
         if st.store.get_member(&a.scope, id).await?.is_none() {
@@ -856,11 +839,8 @@ pub async fn exclusion_delete(
     Path(id): Path<Id>,
     Form(f): Form<ExclusionForm>,
 ) -> Response {
-    if !ct_eq(&f.csrf, &a.session.csrf) {
-        return error_response(
-            Some(&viewer(&a)),
-            ApiError::forbidden("That form had expired. Go back, reload the page and try again."),
-        );
+    if let Some(r) = stale_form(&a, &f.csrf) {
+        return r;
     }
     let result = async {
         if st.store.get_member(&a.scope, id).await?.is_none() {
