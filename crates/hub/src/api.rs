@@ -849,7 +849,7 @@ pub async fn add_webhook(
     if st.store.get_member(&a.scope, id).await?.is_none() {
         return Err(ApiError::not_found("member"));
     }
-    if matches!(a.session.user.role, Role::MemberViewer | Role::Partner) {
+    if !crate::auth::may_change_member(&a) {
         return Err(ApiError::forbidden(
             "Your account can view this member but not change its notifications.",
         ));
@@ -902,7 +902,7 @@ pub async fn delete_webhook(
     if st.store.get_member(&a.scope, id).await?.is_none() {
         return Err(ApiError::not_found("member"));
     }
-    if matches!(a.session.user.role, Role::MemberViewer | Role::Partner) {
+    if !crate::auth::may_change_member(&a) {
         return Err(ApiError::forbidden(
             "Your account can view this member but not change its notifications.",
         ));

@@ -207,6 +207,15 @@ impl FromRequestParts<AppState> for PageAuthed {
     }
 }
 
+/// May this user change a member's settings (blocklist exclusions, webhooks)? Viewers and
+/// partners may not; everyone else may, within their scope.
+pub fn may_change_member(a: &Authed) -> bool {
+    !matches!(
+        a.session.user.role,
+        watchhouse_store::Role::MemberViewer | watchhouse_store::Role::Partner
+    )
+}
+
 /// Percent-encodes a string for a query parameter.
 pub fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

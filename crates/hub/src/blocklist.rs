@@ -289,10 +289,6 @@ pub struct ExclusionBody {
     pub note: String,
 }
 
-fn can_manage(a: &Authed) -> bool {
-    !matches!(a.session.user.role, Role::MemberViewer | Role::Partner)
-}
-
 /// `GET /api/v1/members/{id}/blocklist-exclusions`.
 pub async fn list_exclusions(
     State(st): State<AppState>,
@@ -328,7 +324,7 @@ pub async fn add_exclusion(
     if st.store.get_member(&a.scope, id).await?.is_none() {
         return Err(ApiError::not_found("member"));
     }
-    if !can_manage(&a) {
+    if !crate::auth::may_change_member(&a) {
         return Err(ApiError::forbidden(
             "Your account can view this member but not change its blocklist.",
         ));
@@ -354,7 +350,7 @@ pub async fn delete_exclusion(
     if st.store.get_member(&a.scope, id).await?.is_none() {
         return Err(ApiError::not_found("member"));
     }
-    if !can_manage(&a) {
+    if !crate::auth::may_change_member(&a) {
         return Err(ApiError::forbidden(
             "Your account can view this member but not change its blocklist.",
         ));

@@ -789,7 +789,7 @@ pub struct ExclusionForm {
 }
 
 fn member_manager(a: &Authed) -> Result<(), ApiError> {
-    if matches!(a.session.user.role, Role::MemberViewer | Role::Partner) {
+    if !crate::auth::may_change_member(a) {
         return Err(ApiError::forbidden(
             "Your account can view this member but not change its blocklist.",
         ));

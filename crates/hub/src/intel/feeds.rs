@@ -224,6 +224,15 @@ impl FeedState {
         format!("feeds/{}.{part}", safe_name(&self.config.name))
     }
 
+    /// The feed's URL as a base for relative requests (TAXII, MISP): with a trailing `/`.
+    fn base_url(&self) -> String {
+        if self.config.url.ends_with('/') {
+            self.config.url.clone()
+        } else {
+            format!("{}/", self.config.url)
+        }
+    }
+
     fn is_file(&self) -> bool {
         self.config.url.starts_with("file://") || !self.config.url.contains("://")
     }
@@ -569,11 +578,7 @@ impl FeedState {
         now: i64,
     ) -> Result<bool, (FeedStatus, String)> {
         let fail = |m: String| (FeedStatus::Failed, m);
-        let base = if self.config.url.ends_with('/') {
-            self.config.url.clone()
-        } else {
-            format!("{}/", self.config.url)
-        };
+        let base = self.base_url();
         let mut changed = false;
         let mut next: Option<String> = None;
         let mut report = Report::default();
@@ -638,11 +643,7 @@ impl FeedState {
         now: i64,
     ) -> Result<bool, (FeedStatus, String)> {
         let fail = |m: String| (FeedStatus::Failed, m);
-        let base = if self.config.url.ends_with('/') {
-            self.config.url.clone()
-        } else {
-            format!("{}/", self.config.url)
-        };
+        let base = self.base_url();
         let manifest_url = format!("{base}manifest.json");
         let bytes = match get(
             client,
