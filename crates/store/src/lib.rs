@@ -9,9 +9,9 @@
 //! batch id, the events, their rollups and the resulting alerts in one transaction; a batch id
 //! already recorded for that collector stores nothing and reports a duplicate.
 //!
-//! Backends are chosen by URL ([`open`]): `sqlite://PATH` today; the PostgreSQL backend of the
-//! scale-out issue implements the same trait and runs the same conformance suite
-//! (`tests/conformance.rs`).
+//! Backends are chosen by URL ([`open`]): `sqlite://PATH` (the embedded default) or
+//! `postgres://…` (scale-out, shared by several hub processes). Both run the same conformance
+//! suite (`tests/conformance.rs`).
 
 use std::net::IpAddr;
 
@@ -23,6 +23,7 @@ use watchhouse_event::Event;
 use watchhouse_intel::{IndicatorValue, Tlp};
 use watchhouse_proto::{Batch, CollectorStats};
 
+pub mod postgres;
 pub mod sqlite;
 
 /// Row id.
@@ -553,7 +554,8 @@ pub struct TaxiiObject {
     pub json: String,
 }
 
-/// Every storage operation the hub needs. Backends: [`sqlite::SqliteStore`].
+/// Every storage operation the hub needs. Backends: [`sqlite::SqliteStore`],
+/// [`postgres::PostgresStore`].
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- tenancy -------------------------------------------------------------------------
@@ -642,6 +644,10 @@ pub trait Store: Send + Sync + 'static {
         dedup_window_ms: i64,
         now_ms: i64,
     ) -> Result<IngestOutcome>;
+
+    /// Retention: removes raw events of days before `before_day` (days since the epoch) and
+    /// their links to alerts. Rollups and alerts stay, so reports still cover those days.
+    async fn expire_events(&self, before_day: i64) -> Result<()>;
 
     // --- reads ---------------------------------------------------------------------------
     /// Most recent events of a member, newest first.
@@ -806,14 +812,19 @@ pub trait Store: Send + Sync + 'static {
     async fn taxii_status(&self, id: &str, user_id: Id) -> Result<Option<String>>;
 }
 
-/// Opens a store by URL: `sqlite://PATH` (created if missing, migrations applied).
+/// Opens a store by URL: `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`
+/// (the database must exist); migrations are applied either way.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let s = sqlite::SqliteStore::open(std::path::Path::new(path)).await?;
         return Ok(std::sync::Arc::new(s));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let s = postgres::PostgresStore::open(url).await?;
+        return Ok(std::sync::Arc::new(s));
+    }
     Err(StoreError::Invalid(format!(
-        "unsupported database URL `{url}`: use sqlite://PATH (PostgreSQL arrives with the scale-out backend)"
+        "unsupported database URL `{url}`: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
     )))
 }
 

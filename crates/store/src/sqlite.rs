@@ -1065,6 +1065,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn expire_events(&self, before_day: i64) -> Result<()> {
+        let before = before_day.saturating_mul(86_400_000);
+        self.write(move |c| {
+            let tx = c.transaction().map_err(be)?;
+            tx.execute(
+                "DELETE FROM alert_events WHERE event_id IN (SELECT id FROM events WHERE time_ms < ?)",
+                [before],
+            )
+            .map_err(be)?;
+            tx.execute("DELETE FROM events WHERE time_ms < ?", [before])
+                .map_err(be)?;
+            tx.commit().map_err(be)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn recent_events(
         &self,
         scope: &Scope,
@@ -2075,7 +2092,7 @@ impl Store for SqliteStore {
     }
 }
 
-fn validate_new_user(u: &NewUser) -> Result<()> {
+pub(crate) fn validate_new_user(u: &NewUser) -> Result<()> {
     let email = u.email.trim();
     if email.is_empty() || !email.contains('@') || email.len() > 254 {
         return Err(StoreError::Invalid(format!(

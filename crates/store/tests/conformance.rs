@@ -1,5 +1,7 @@
 //! The storage conformance suite: every behaviour the hub relies on, written once against
-//! `dyn Store`. Each backend runs all of it (SQLite here; PostgreSQL joins with the scale-out work).
+//! `dyn Store`. Each backend runs all of it: SQLite in a temporary file, PostgreSQL in a fresh
+//! database on the server named by `WATCHHOUSE_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), dropped afterwards.
 
 use std::sync::Arc;
 
@@ -135,6 +137,138 @@ async fn suite(store: Arc<dyn Store>) {
     notification_settings_are_scoped(&w).await;
     report_queries_take_a_period(&w).await;
     evidence_is_scoped(&w).await;
+    retention_keeps_rollups(&w).await;
+}
+
+/// Two handles on one database (two hub processes) deliver the same batches at once, and
+/// different batches of one member at once: each batch is stored exactly once, no deadlock,
+/// and the rollups add up.
+async fn concurrent_ingest_is_exactly_once(one: Arc<dyn Store>, two: Arc<dyn Store>) {
+    let f = one.create_force("Concurrent Force", "East").await.unwrap();
+    let m = one
+        .create_member(f.id, "Delta Dental", &[], false)
+        .await
+        .unwrap();
+    one.create_enrolment_token(m.id, "tok-d", T0, T0 + DAY)
+        .await
+        .unwrap();
+    let col = two
+        .redeem_enrolment_token("tok-d", "fw-d", "cred-d", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        one.redeem_enrolment_token("tok-d", "again", "cred-d2", T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "a token redeemed through another handle is used up"
+    );
+    let batches: Vec<Batch> = (0..8)
+        .map(|i| {
+            batch(
+                (0..50)
+                    .map(|j| {
+                        event(
+                            &format!("192.0.2.{}", j % 7 + 1),
+                            22 + i,
+                            Action::Drop,
+                            T0 + j as i64,
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        for copy in 0..3 {
+            let s = if (i + copy) % 2 == 0 {
+                one.clone()
+            } else {
+                two.clone()
+            };
+            let (b, col) = (b.clone(), col.clone());
+            tasks.push(tokio::spawn(async move {
+                s.ingest(&col, &b, &b.events, &[], DAY, T0).await.unwrap()
+            }));
+        }
+    }
+    let mut stored = 0;
+    for t in tasks {
+        let out = t.await.unwrap();
+        assert_eq!(out.accepted, 50);
+        if !out.duplicate {
+            stored += 1;
+        }
+    }
+    assert_eq!(
+        stored, 8,
+        "each batch stored once, whichever handle got it first"
+    );
+    let all = Scope::All;
+    assert_eq!(one.event_total(&all, m.id).await.unwrap(), 400);
+    assert_eq!(
+        two.recent_events(&all, m.id, 1000).await.unwrap().len(),
+        400
+    );
+    let top = one.top_sources(&all, m.id, day_of(T0), 10).await.unwrap();
+    assert_eq!(top.iter().map(|t| t.events).sum::<u64>(), 400);
+    assert_eq!(top.len(), 7);
+}
+
+/// Raw events older than the retention go; rollups and alerts stay.
+async fn retention_keeps_rollups(w: &World) {
+    let all = Scope::All;
+    let old = T0 - 40 * DAY;
+    let b = batch(vec![
+        event("203.0.113.231", 22, Action::Drop, old),
+        event("198.18.0.1", 22, Action::Drop, T0 + 5 * DAY),
+    ]);
+    let before_total = w.store.event_total(&all, w.c.id).await.unwrap();
+    let out = ingest(w, &w.col_c, &b).await;
+    assert_eq!(out.accepted, 2);
+    let alert = w
+        .store
+        .alerts(&all, Some(w.c.id), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.subject_ip.to_string() == "203.0.113.231")
+        .expect("alert on the old listed source");
+    let (_, evidence) = w.store.alert(&all, alert.id).await.unwrap().unwrap();
+    assert_eq!(evidence.len(), 1, "{evidence:?}");
+    let kept_before = w
+        .store
+        .recent_events(&all, w.c.id, 1000)
+        .await
+        .unwrap()
+        .len();
+
+    w.store.expire_events(day_of(T0) - 30).await.unwrap();
+    let recent = w.store.recent_events(&all, w.c.id, 1000).await.unwrap();
+    assert_eq!(recent.len(), kept_before - 1, "only the old event went");
+    assert!(recent.iter().all(|e| e.event.time_ms >= T0 - 30 * DAY));
+    assert_eq!(
+        w.store.event_total(&all, w.c.id).await.unwrap(),
+        before_total + 2,
+        "the rollups still count the expired event"
+    );
+    let (a, evidence) = w.store.alert(&all, alert.id).await.unwrap().unwrap();
+    assert_eq!(a.event_count, 1, "the alert stays");
+    assert!(evidence.is_empty(), "its expired evidence is gone");
+    // Idempotent, and a later ingest into the expired days still works.
+    w.store.expire_events(day_of(T0) - 30).await.unwrap();
+    ingest(
+        w,
+        &w.col_c,
+        &batch(vec![event("198.18.0.2", 22, Action::Drop, old + 1)]),
+    )
+    .await;
+    assert_eq!(
+        w.store.event_total(&all, w.c.id).await.unwrap(),
+        before_total + 3
+    );
 }
 
 async fn evidence_is_scoped(w: &World) {
@@ -923,10 +1057,118 @@ async fn sqlite_conformance() {
     // Re-opening applies no migration twice and keeps the data.
     let again = open(&url).await.unwrap();
     assert_eq!(again.list_members(&Scope::All).await.unwrap().len(), 3);
+    let third = open(&url).await.unwrap();
+    concurrent_ingest_is_exactly_once(again, third).await;
+}
+
+/// A fresh PostgreSQL database for one test, dropped when it ends.
+struct PgDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    async fn new() -> PgDb {
+        let admin = std::env::var("WATCHHOUSE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("wh_conformance_{}", Uuid::new_v4().simple());
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL at {admin} is needed for this test ({e}); .ci/run starts it")
+            });
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        PgDb {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        }
+    }
+
+    async fn drop(self) {
+        let (client, conn) = tokio_postgres::connect(&self.admin, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_conformance() {
+    let db = PgDb::new().await;
+    let store = open(&db.url).await.unwrap();
+    suite(store).await;
+    let again = open(&db.url).await.unwrap();
+    assert_eq!(again.list_members(&Scope::All).await.unwrap().len(), 3);
+    let third = open(&db.url).await.unwrap();
+    concurrent_ingest_is_exactly_once(again, third).await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_partitions_by_day_and_retention_drops_them() {
+    let db = PgDb::new().await;
+    let pg = watchhouse_store::postgres::PostgresStore::open(&db.url)
+        .await
+        .unwrap();
+    let store: Arc<dyn Store> = Arc::new(pg);
+    let w = world(store.clone()).await;
+    let b = batch(vec![
+        event("192.0.2.1", 22, Action::Drop, T0 - 3 * DAY),
+        event("192.0.2.1", 22, Action::Drop, T0 - 2 * DAY),
+        event("192.0.2.1", 22, Action::Drop, T0),
+    ]);
+    ingest(&w, &w.col_a, &b).await;
+    let pg = watchhouse_store::postgres::PostgresStore::open(&db.url)
+        .await
+        .unwrap();
+    let d = day_of(T0);
+    assert_eq!(pg.partition_days().await.unwrap(), vec![d - 3, d - 2, d]);
+    pg.expire_events(d - 2).await.unwrap();
+    assert_eq!(
+        pg.partition_days().await.unwrap(),
+        vec![d - 2, d],
+        "retention drops whole day partitions"
+    );
+    assert_eq!(
+        store
+            .recent_events(&Scope::All, w.a.id, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // The first handle still believes day d-3 exists; an ingest there recreates it.
+    ingest(
+        &w,
+        &w.col_a,
+        &batch(vec![event("192.0.2.1", 22, Action::Drop, T0 - 3 * DAY + 5)]),
+    )
+    .await;
+    assert_eq!(
+        store
+            .recent_events(&Scope::All, w.a.id, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    db.drop().await;
 }
 
 #[tokio::test]
 async fn unknown_url_is_a_clear_error() {
     let err = open("mysql://x").await.err().unwrap();
     assert!(err.to_string().contains("sqlite://"), "{err}");
+    assert!(err.to_string().contains("postgres://"), "{err}");
 }

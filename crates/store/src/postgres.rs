@@ -1,0 +1,2131 @@
+//! The scale-out backend: PostgreSQL, shared by every hub process.
+//!
+//! A connection pool (deadpool) over tokio-postgres. Raw events go in with binary `COPY` into
+//! day partitions created on demand; rollups are upserted once per distinct key per batch, in key
+//! order so two workers never deadlock on them. Migrations are embedded, applied in order at
+//! open under an advisory lock, so several hub processes may start at once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{GenericClient, NoTls, Row};
+use watchhouse_detect::{AlertKind, Observation, ObservedLabel, Severity};
+use watchhouse_event::{Action, Direction, Event, Format, IpProto};
+use watchhouse_intel::{IndicatorValue, Tlp};
+use watchhouse_proto::Batch;
+
+use crate::*;
+
+/// Migrations, applied in order; index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+
+/// Advisory lock key serialising migrations and partition creation across hub processes.
+const LOCK_MIGRATE: i64 = 0x5741_5443_4801;
+const LOCK_PARTITION: i64 = 0x5741_5443_4802;
+
+/// Event ids are `block * EVENT_ID_BLOCK + index in batch`.
+const EVENT_ID_BLOCK: i64 = 32_768;
+const _: () = assert!(watchhouse_proto::MAX_BATCH_EVENTS as i64 <= EVENT_ID_BLOCK);
+
+const DAY_MS: i64 = 86_400_000;
+
+/// PostgreSQL-backed [`Store`].
+pub struct PostgresStore {
+    pool: Pool,
+    /// Day partitions known to exist.
+    partitions: Mutex<HashSet<i64>>,
+}
+
+fn be(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Maps constraint violations to the same errors the SQLite backend gives.
+fn map_err(e: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        if *code == SqlState::UNIQUE_VIOLATION {
+            return StoreError::Conflict(db.message().to_owned());
+        }
+        if *code == SqlState::FOREIGN_KEY_VIOLATION {
+            return StoreError::NotFound("a referenced row does not exist".into());
+        }
+        if *code == SqlState::NOT_NULL_VIOLATION || *code == SqlState::CHECK_VIOLATION {
+            return StoreError::Invalid(db.message().to_owned());
+        }
+        return StoreError::Backend(format!("{}: {}", code.code(), db.message()));
+    }
+    be(e)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Positional parameters for SQL built at run time.
+#[derive(Default)]
+struct Params(Vec<Box<dyn ToSql + Sync + Send>>);
+
+impl Params {
+    /// Adds a value and returns its placeholder (`$n`).
+    fn push<T: ToSql + Sync + Send + 'static>(&mut self, v: T) -> String {
+        self.0.push(Box::new(v));
+        format!("${}", self.0.len())
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.0
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// SQL condition restricting `members m` to a scope; its parameters go into `p`.
+fn scope_sql(scope: &Scope, p: &mut Params) -> String {
+    match scope {
+        Scope::All => "TRUE".into(),
+        Scope::Force(f) => format!("m.force_id = {}", p.push(*f)),
+        Scope::Region(r) => format!(
+            "m.force_id IN (SELECT id FROM forces WHERE region = {})",
+            p.push(r.clone())
+        ),
+        Scope::Members(ids) => format!("m.id = ANY({})", p.push(ids.clone())),
+    }
+}
+
+fn bad(what: &str) -> StoreError {
+    StoreError::Backend(format!("bad {what} in database"))
+}
+
+const EVENT_COLS: &str =
+    "e.id, e.member_id, e.collector_id, e.time_ms, e.last_ms, e.action, e.protocol, \
+     e.src_ip, e.src_port, e.dst_ip, e.dst_port, e.direction, e.in_iface, e.out_iface, e.rule, \
+     e.device, e.format, e.bytes, e.packets, e.count, e.raw, e.nat, e.product, e.host, e.url";
+
+fn row_event(r: &Row) -> Result<StoredEvent> {
+    let action: &str = r.get(5);
+    let dir: &str = r.get(11);
+    let fmt: &str = r.get(16);
+    Ok(StoredEvent {
+        id: r.get(0),
+        member_id: r.get(1),
+        collector_id: r.get(2),
+        event: Event {
+            time_ms: r.get(3),
+            last_ms: r.get(4),
+            action: Action::from_name(action).ok_or_else(|| bad("action"))?,
+            protocol: IpProto(r.get::<_, i16>(6) as u8),
+            src_ip: r.get(7),
+            src_port: r.get::<_, Option<i32>>(8).map(|p| p as u16),
+            dst_ip: r.get(9),
+            dst_port: r.get::<_, Option<i32>>(10).map(|p| p as u16),
+            direction: Direction::from_name(dir).ok_or_else(|| bad("direction"))?,
+            in_iface: r.get(12),
+            out_iface: r.get(13),
+            rule: r.get(14),
+            device: r.get(15),
+            format: Format::from_name(fmt).ok_or_else(|| bad("format"))?,
+            bytes: r.get::<_, Option<i64>>(17).map(|b| b as u64),
+            packets: r.get::<_, Option<i64>>(18).map(|b| b as u64),
+            count: r.get::<_, i64>(19) as u32,
+            raw: r.get(20),
+            nat: r
+                .get::<_, Option<String>>(21)
+                .and_then(|n| serde_json::from_str(&n).ok()),
+            product: r.get(22),
+            host: r.get(23),
+            url: r.get(24),
+        },
+    })
+}
+
+const ALERT_COLS: &str =
+    "a.id, a.member_id, m.name, a.kind, a.severity, a.subject_ip, a.lists, a.ports, \
+     a.event_count, a.first_seen_ms, a.last_seen_ms, a.status, a.labels, a.feedback";
+
+fn row_alert(r: &Row) -> Result<Alert> {
+    let feedback: Option<&str> = r.get(13);
+    Ok(Alert {
+        id: r.get(0),
+        member_id: r.get(1),
+        member_name: r.get(2),
+        kind: AlertKind::from_name(r.get(3)).ok_or_else(|| bad("kind"))?,
+        severity: Severity::from_name(r.get(4)).ok_or_else(|| bad("severity"))?,
+        subject_ip: r.get::<_, &str>(5).parse().map_err(|_| bad("address"))?,
+        lists: serde_json::from_str(r.get(6)).map_err(|_| bad("lists"))?,
+        ports: serde_json::from_str(r.get(7)).map_err(|_| bad("ports"))?,
+        event_count: r.get::<_, i64>(8) as u64,
+        first_seen_ms: r.get(9),
+        last_seen_ms: r.get(10),
+        status: AlertStatus::from_name(r.get(11)).ok_or_else(|| bad("status"))?,
+        labels: serde_json::from_str(r.get(12)).map_err(|_| bad("labels"))?,
+        feedback: feedback.and_then(Feedback::from_name),
+    })
+}
+
+fn rows<T>(rs: Vec<Row>, f: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
+    rs.iter().map(f).collect()
+}
+
+async fn load_user<C: GenericClient>(c: &C, id: Id) -> Result<Option<(User, String)>> {
+    let Some(r) = c
+        .query_opt(
+            "SELECT id, email, name, role, force_id, region, password_hash, max_tlp FROM users WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(be)?
+    else {
+        return Ok(None);
+    };
+    let member_ids: Vec<Id> = c
+        .query(
+            "SELECT member_id FROM user_members WHERE user_id = $1 ORDER BY member_id",
+            &[&id],
+        )
+        .await
+        .map_err(be)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let role: &str = r.get(3);
+    let max_tlp: Option<&str> = r.get(7);
+    Ok(Some((
+        User {
+            id: r.get(0),
+            email: r.get(1),
+            name: r.get(2),
+            role: Role::from_name(role).unwrap_or(Role::MemberViewer),
+            force_id: r.get(4),
+            region: r.get(5),
+            member_ids,
+            max_tlp: max_tlp.and_then(Tlp::from_name),
+        },
+        r.get(6),
+    )))
+}
+
+const COLLECTOR_COLS: &str =
+    "c.id, c.member_id, c.name, c.revoked_ms, c.last_seen_ms, c.version, c.stats";
+
+fn row_collector(r: &Row) -> Result<Collector> {
+    let stats: Option<String> = r.get(6);
+    Ok(Collector {
+        id: r.get(0),
+        member_id: r.get(1),
+        name: r.get(2),
+        revoked: r.get::<_, Option<i64>>(3).is_some(),
+        last_seen_ms: r.get(4),
+        version: r.get(5),
+        stats: stats.and_then(|s| serde_json::from_str(&s).ok()),
+    })
+}
+
+async fn member_visible<C: GenericClient>(c: &C, scope: &Scope, member_id: Id) -> Result<bool> {
+    let mut p = Params::default();
+    let id = p.push(member_id);
+    let cond = scope_sql(scope, &mut p);
+    let sql = format!("SELECT 1 FROM members m WHERE m.id = {id} AND {cond}");
+    Ok(c.query_opt(&sql, &p.refs()).await.map_err(be)?.is_some())
+}
+
+async fn select_members<C: GenericClient>(
+    c: &C,
+    scope: &Scope,
+    id: Option<Id>,
+) -> Result<Vec<Member>> {
+    let mut p = Params::default();
+    let cond = scope_sql(scope, &mut p);
+    let mut sql = format!(
+        "SELECT m.id, m.force_id, m.name, m.networks, m.send_outbound FROM members m WHERE {cond}"
+    );
+    if let Some(id) = id {
+        sql.push_str(&format!(" AND m.id = {}", p.push(id)));
+    }
+    sql.push_str(" ORDER BY m.name");
+    let rs = c.query(&sql, &p.refs()).await.map_err(be)?;
+    rows(rs, |r| {
+        Ok(Member {
+            id: r.get(0),
+            force_id: r.get(1),
+            name: r.get(2),
+            networks: serde_json::from_str(r.get(3)).unwrap_or_default(),
+            send_outbound: r.get(4),
+        })
+    })
+}
+
+fn validate_new_user(u: &NewUser) -> Result<()> {
+    crate::sqlite::validate_new_user(u)
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`), applies migrations.
+    pub async fn open(url: &str) -> Result<PostgresStore> {
+        let cfg = tokio_postgres::Config::from_str(url).map_err(|e| {
+            StoreError::Invalid(format!(
+                "`{url}` is not a PostgreSQL URL ({e}); use postgres://USER@HOST:PORT/DATABASE"
+            ))
+        })?;
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(16)
+            .build()
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL pool: {e}")))?;
+        let store = PostgresStore {
+            pool,
+            partitions: Mutex::new(HashSet::new()),
+        };
+        store.migrate().await.map_err(|e| match e {
+            StoreError::Backend(m) => StoreError::Backend(format!(
+                "cannot prepare the PostgreSQL database at {}: {m}. Is PostgreSQL running and the database created?",
+                redact(url)
+            )),
+            e => e,
+        })?;
+        Ok(store)
+    }
+
+    async fn conn(&self) -> Result<Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL connection: {e}")))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut c = self.conn().await?;
+        c.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+        )
+        .await
+        .or_else(|e| {
+            // Two processes creating it at once: the loser sees a unique violation.
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(be)?;
+        let tx = c.transaction().await.map_err(be)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])
+            .await
+            .map_err(be)?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::bigint FROM schema_migrations",
+                &[],
+            )
+            .await
+            .map_err(be)?
+            .get(0);
+        if current > MIGRATIONS.len() as i64 {
+            return Err(StoreError::Invalid(format!(
+                "the database schema is version {current}, newer than this build knows ({}): upgrade Watchhouse",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tx.batch_execute(sql).await.map_err(be)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
+                &[&(i as i64 + 1), &now_ms()],
+            )
+            .await
+            .map_err(be)?;
+        }
+        tx.commit().await.map_err(be)?;
+        Ok(())
+    }
+
+    /// Makes sure a day partition exists for each day.
+    async fn ensure_partitions(&self, days: &BTreeSet<i64>) -> Result<()> {
+        let missing: Vec<i64> = {
+            let known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+            days.iter()
+                .copied()
+                .filter(|d| !known.contains(d))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(be)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_PARTITION])
+            .await
+            .map_err(be)?;
+        for d in &missing {
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS events_d{d} PARTITION OF events FOR VALUES FROM ({}) TO ({})",
+                d * DAY_MS,
+                (d + 1) * DAY_MS
+            ))
+            .await
+            .map_err(be)?;
+        }
+        tx.commit().await.map_err(be)?;
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(missing);
+        Ok(())
+    }
+
+    /// The event partitions that exist, by day.
+    pub async fn partition_days(&self) -> Result<Vec<i64>> {
+        let c = self.conn().await?;
+        let rs = c
+            .query(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events' \
+                 AND p.relnamespace = to_regnamespace(current_schema())::oid",
+                &[],
+            )
+            .await
+            .map_err(be)?;
+        let mut days: Vec<i64> = rs
+            .iter()
+            .filter_map(|r| r.get::<_, &str>(0).strip_prefix("events_d")?.parse().ok())
+            .collect();
+        days.sort_unstable();
+        Ok(days)
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Rollup sums of one batch.
+#[derive(Default)]
+struct Rollups {
+    daily: BTreeMap<(i64, bool), i64>,
+    src: BTreeMap<(i64, IpAddr), i64>,
+    port: BTreeMap<(i64, i16, i32), i64>,
+}
+
+fn rollups(events: &[Event]) -> Rollups {
+    let mut r = Rollups::default();
+    for e in events {
+        let day = day_of(e.time_ms);
+        let n = e.count.max(1) as i64;
+        *r.daily.entry((day, e.action.is_allowed())).or_default() += n;
+        if e.direction == Direction::Inbound {
+            *r.src.entry((day, e.src_ip)).or_default() += n;
+            if let Some(p) = e.dst_port {
+                *r.port
+                    .entry((day, e.protocol.0 as i16, p as i32))
+                    .or_default() += n;
+            }
+        }
+    }
+    r
+}
+
+const EVENT_TYPES: &[Type] = &[
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::INT2,
+    Type::INET,
+    Type::INT4,
+    Type::INET,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+];
+
+async fn copy_events(
+    tx: &tokio_postgres::Transaction<'_>,
+    collector: &Collector,
+    events: &[Event],
+    first_id: i64,
+) -> Result<()> {
+    let sink = tx
+        .copy_in(
+            "COPY events (id, member_id, collector_id, time_ms, last_ms, action, protocol, src_ip, src_port, \
+             dst_ip, dst_port, direction, in_iface, out_iface, rule, device, format, bytes, packets, count, raw, \
+             nat, product, host, url) FROM STDIN (FORMAT binary)",
+        )
+        .await
+        .map_err(map_err)?;
+    let w = BinaryCopyInWriter::new(sink, EVENT_TYPES);
+    let mut w = std::pin::pin!(w);
+    for (i, e) in events.iter().enumerate() {
+        let id = first_id + i as i64;
+        let last = e.last_ms.max(e.time_ms);
+        let proto = e.protocol.0 as i16;
+        let sport = e.src_port.map(i32::from);
+        let dport = e.dst_port.map(i32::from);
+        let bytes = e.bytes.map(|b| b.min(i64::MAX as u64) as i64);
+        let packets = e.packets.map(|b| b.min(i64::MAX as u64) as i64);
+        let count = e.count as i64;
+        let nat = e.nat.as_ref().and_then(|n| serde_json::to_string(n).ok());
+        w.as_mut()
+            .write(&[
+                &id,
+                &collector.member_id,
+                &collector.id,
+                &e.time_ms,
+                &last,
+                &e.action.as_str(),
+                &proto,
+                &e.src_ip,
+                &sport,
+                &e.dst_ip,
+                &dport,
+                &e.direction.as_str(),
+                &e.in_iface,
+                &e.out_iface,
+                &e.rule,
+                &e.device,
+                &e.format.as_str(),
+                &bytes,
+                &packets,
+                &count,
+                &e.raw,
+                &nat,
+                &e.product,
+                &e.host,
+                &e.url,
+            ])
+            .await
+            .map_err(map_err)?;
+    }
+    w.finish().await.map_err(map_err)?;
+    Ok(())
+}
+
+async fn upsert_rollups(
+    tx: &tokio_postgres::Transaction<'_>,
+    member_id: Id,
+    r: &Rollups,
+) -> Result<()> {
+    if !r.daily.is_empty() {
+        let days: Vec<i64> = r.daily.keys().map(|k| k.0).collect();
+        let allowed: Vec<bool> = r.daily.keys().map(|k| k.1).collect();
+        let n: Vec<i64> = r.daily.values().copied().collect();
+        tx.execute(
+            "INSERT INTO rollup_daily (member_id, day, allowed, events) \
+             SELECT $1, d, a, n FROM unnest($2::bigint[], $3::boolean[], $4::bigint[]) AS t(d, a, n) \
+             ON CONFLICT (member_id, day, allowed) DO UPDATE SET events = rollup_daily.events + excluded.events",
+            &[&member_id, &days, &allowed, &n],
+        )
+        .await
+        .map_err(map_err)?;
+    }
+    if !r.src.is_empty() {
+        let days: Vec<i64> = r.src.keys().map(|k| k.0).collect();
+        let ips: Vec<IpAddr> = r.src.keys().map(|k| k.1).collect();
+        let n: Vec<i64> = r.src.values().copied().collect();
+        tx.execute(
+            "INSERT INTO rollup_src (member_id, day, src_ip, events) \
+             SELECT $1, d, ip, n FROM unnest($2::bigint[], $3::inet[], $4::bigint[]) AS t(d, ip, n) \
+             ON CONFLICT (member_id, day, src_ip) DO UPDATE SET events = rollup_src.events + excluded.events",
+            &[&member_id, &days, &ips, &n],
+        )
+        .await
+        .map_err(map_err)?;
+    }
+    if !r.port.is_empty() {
+        let days: Vec<i64> = r.port.keys().map(|k| k.0).collect();
+        let protos: Vec<i16> = r.port.keys().map(|k| k.1).collect();
+        let ports: Vec<i32> = r.port.keys().map(|k| k.2).collect();
+        let n: Vec<i64> = r.port.values().copied().collect();
+        tx.execute(
+            "INSERT INTO rollup_port (member_id, day, protocol, dst_port, events) \
+             SELECT $1, d, pr, po, n FROM unnest($2::bigint[], $3::smallint[], $4::integer[], $5::bigint[]) AS t(d, pr, po, n) \
+             ON CONFLICT (member_id, day, protocol, dst_port) DO UPDATE SET events = rollup_port.events + excluded.events",
+            &[&member_id, &days, &protos, &ports, &n],
+        )
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Folds observations into alerts (new, or grown within the deduplication window).
+#[allow(clippy::too_many_arguments)]
+async fn upsert_alerts(
+    tx: &tokio_postgres::Transaction<'_>,
+    member_id: Id,
+    events: &[Event],
+    first_id: i64,
+    observations: &[Observation],
+    window_ms: i64,
+    now: i64,
+) -> Result<(Vec<AlertKind>, u64)> {
+    let (mut created, mut updated) = (Vec::new(), 0);
+    let mut suppressed: HashMap<(AlertKind, IpAddr), Option<i64>> = HashMap::new();
+    for o in observations {
+        let Some(e) = events.get(o.event_index) else {
+            return Err(StoreError::Invalid("observation refers to no event".into()));
+        };
+        let until = match suppressed.get(&(o.kind, o.subject_ip)) {
+            Some(u) => *u,
+            None => {
+                let u: Option<i64> = tx
+                    .query_opt(
+                        "SELECT until_ms FROM suppressions WHERE member_id = $1 AND kind = $2 AND subject_ip = $3",
+                        &[&member_id, &o.kind.as_str(), &o.subject_ip.to_string()],
+                    )
+                    .await
+                    .map_err(be)?
+                    .map(|r| r.get(0));
+                suppressed.insert((o.kind, o.subject_ip), u);
+                u
+            }
+        };
+        if until.is_some_and(|u| e.time_ms < u) {
+            continue;
+        }
+        let event_id = first_id + o.event_index as i64;
+        let existing = tx
+            .query_opt(
+                "SELECT id, ports, lists, labels FROM alerts WHERE member_id = $1 AND dedup_key = $2 \
+                 AND status != 'resolved' AND last_seen_ms >= $3 ORDER BY last_seen_ms DESC LIMIT 1 FOR UPDATE",
+                &[&member_id, &o.dedup_key, &(e.time_ms - window_ms)],
+            )
+            .await
+            .map_err(be)?;
+        let alert_id: Id = match existing {
+            Some(r) => {
+                let id: Id = r.get(0);
+                let mut labels: Vec<ObservedLabel> =
+                    serde_json::from_str(r.get(3)).unwrap_or_default();
+                watchhouse_detect::merge_labels(&mut labels, &o.labels);
+                let mut ports: BTreeSet<u16> = serde_json::from_str(r.get(1)).unwrap_or_default();
+                if let Some(p) = e.dst_port {
+                    if ports.len() < MAX_ALERT_PORTS {
+                        ports.insert(p);
+                    }
+                }
+                let mut lists: BTreeSet<String> =
+                    serde_json::from_str(r.get(2)).unwrap_or_default();
+                lists.extend(o.lists.iter().cloned());
+                tx.execute(
+                    "UPDATE alerts SET event_count = event_count + $1, last_seen_ms = GREATEST(last_seen_ms, $2), \
+                     first_seen_ms = LEAST(first_seen_ms, $3), ports = $4, lists = $5, labels = $6, updated_ms = $7 \
+                     WHERE member_id = $8 AND id = $9",
+                    &[
+                        &(e.count.max(1) as i64),
+                        &e.last_ms.max(e.time_ms),
+                        &e.time_ms,
+                        &serde_json::to_string(&ports).map_err(be)?,
+                        &serde_json::to_string(&lists).map_err(be)?,
+                        &serde_json::to_string(&labels).map_err(be)?,
+                        &now,
+                        &member_id,
+                        &id,
+                    ],
+                )
+                .await
+                .map_err(be)?;
+                updated += 1;
+                id
+            }
+            None => {
+                let ports: Vec<u16> = e.dst_port.into_iter().collect();
+                let r = tx
+                    .query_one(
+                        "INSERT INTO alerts (member_id, kind, severity, dedup_key, subject_ip, lists, ports, \
+                         event_count, first_seen_ms, last_seen_ms, status, created_ms, updated_ms, labels) \
+                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'new',$11,$11,$12) RETURNING id",
+                        &[
+                            &member_id,
+                            &o.kind.as_str(),
+                            &o.severity.as_str(),
+                            &o.dedup_key,
+                            &o.subject_ip.to_string(),
+                            &serde_json::to_string(&o.lists).map_err(be)?,
+                            &serde_json::to_string(&ports).map_err(be)?,
+                            &(e.count.max(1) as i64),
+                            &e.time_ms,
+                            &e.last_ms.max(e.time_ms),
+                            &now,
+                            &serde_json::to_string(&o.labels).map_err(be)?,
+                        ],
+                    )
+                    .await
+                    .map_err(map_err)?;
+                created.push(o.kind);
+                r.get(0)
+            }
+        };
+        let linked: i64 = tx
+            .query_one(
+                "SELECT COUNT(*) FROM alert_events WHERE member_id = $1 AND alert_id = $2",
+                &[&member_id, &alert_id],
+            )
+            .await
+            .map_err(be)?
+            .get(0);
+        if (linked as usize) < MAX_ALERT_EVIDENCE {
+            tx.execute(
+                "INSERT INTO alert_events (member_id, alert_id, event_id, event_time_ms) VALUES ($1,$2,$3,$4) \
+                 ON CONFLICT DO NOTHING",
+                &[&member_id, &alert_id, &event_id, &e.time_ms],
+            )
+            .await
+            .map_err(be)?;
+        }
+    }
+    Ok((created, updated))
+}
+
+fn top_items(rs: Vec<Row>) -> Vec<TopItem> {
+    rs.iter()
+        .map(|r| TopItem {
+            key: r.get::<_, IpAddr>(0).to_string(),
+            events: r.get::<_, i64>(1) as u64,
+        })
+        .collect()
+}
+
+fn top_ports(rs: Vec<Row>) -> Vec<TopItem> {
+    rs.iter()
+        .map(|r| TopItem {
+            key: format!(
+                "{}/{}",
+                IpProto(r.get::<_, i16>(0) as u8),
+                r.get::<_, i32>(1)
+            ),
+            events: r.get::<_, i64>(2) as u64,
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_force(&self, name: &str, region: &str) -> Result<Force> {
+        let c = self.conn().await?;
+        let r = c
+            .query_one(
+                "INSERT INTO forces (name, region, created_ms) VALUES ($1, $2, $3) RETURNING id",
+                &[&name, &region, &now_ms()],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(Force {
+            id: r.get(0),
+            name: name.to_owned(),
+            region: region.to_owned(),
+        })
+    }
+
+    async fn list_forces(&self, scope: &Scope) -> Result<Vec<Force>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let sql = match scope {
+            Scope::All => "SELECT id, name, region FROM forces ORDER BY name".to_owned(),
+            Scope::Region(r) => format!(
+                "SELECT id, name, region FROM forces WHERE region = {} ORDER BY name",
+                p.push(r.clone())
+            ),
+            Scope::Force(f) => format!(
+                "SELECT id, name, region FROM forces WHERE id = {}",
+                p.push(*f)
+            ),
+            Scope::Members(_) => {
+                let cond = scope_sql(scope, &mut p);
+                format!(
+                    "SELECT DISTINCT f.id, f.name, f.region FROM forces f JOIN members m ON m.force_id = f.id WHERE {cond} ORDER BY f.name"
+                )
+            }
+        };
+        let rs = c.query(&sql, &p.refs()).await.map_err(be)?;
+        rows(rs, |r| {
+            Ok(Force {
+                id: r.get(0),
+                name: r.get(1),
+                region: r.get(2),
+            })
+        })
+    }
+
+    async fn create_member(
+        &self,
+        force_id: Id,
+        name: &str,
+        networks: &[String],
+        send_outbound: bool,
+    ) -> Result<Member> {
+        let c = self.conn().await?;
+        let r = c
+            .query_one(
+                "INSERT INTO members (force_id, name, networks, send_outbound, created_ms) VALUES ($1,$2,$3,$4,$5) RETURNING id",
+                &[
+                    &force_id,
+                    &name,
+                    &serde_json::to_string(networks).map_err(be)?,
+                    &send_outbound,
+                    &now_ms(),
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(Member {
+            id: r.get(0),
+            force_id,
+            name: name.to_owned(),
+            networks: networks.to_vec(),
+            send_outbound,
+        })
+    }
+
+    async fn list_members(&self, scope: &Scope) -> Result<Vec<Member>> {
+        select_members(&**self.conn().await?, scope, None).await
+    }
+
+    async fn get_member(&self, scope: &Scope, id: Id) -> Result<Option<Member>> {
+        Ok(select_members(&**self.conn().await?, scope, Some(id))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn create_user(&self, u: NewUser) -> Result<User> {
+        validate_new_user(&u)?;
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(be)?;
+        let id: Id = tx
+            .query_one(
+                "INSERT INTO users (email, name, password_hash, role, force_id, region, created_ms, max_tlp) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
+                &[
+                    &u.email.trim(),
+                    &u.name,
+                    &u.password_hash,
+                    &u.role.as_str(),
+                    &u.force_id,
+                    &u.region,
+                    &now_ms(),
+                    &u.max_tlp.map(|t| t.as_str()),
+                ],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        for m in &u.member_ids {
+            tx.execute(
+                "INSERT INTO user_members (user_id, member_id) VALUES ($1, $2)",
+                &[&id, m],
+            )
+            .await
+            .map_err(map_err)?;
+        }
+        let user = load_user(&*tx, id).await?.map(|(u, _)| u);
+        tx.commit().await.map_err(be)?;
+        user.ok_or_else(|| StoreError::Backend("user vanished".into()))
+    }
+
+    async fn set_password(&self, email: &str, password_hash: &str) -> Result<()> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(be)?;
+        let id = tx
+            .query_opt(
+                "UPDATE users SET password_hash = $1 WHERE lower(email) = lower($2) RETURNING id",
+                &[&password_hash, &email],
+            )
+            .await
+            .map_err(be)?;
+        let Some(id) = id.map(|r| r.get::<_, Id>(0)) else {
+            return Err(StoreError::NotFound(format!("no user with email {email}")));
+        };
+        // Changing a password ends every session of that user.
+        tx.execute("DELETE FROM sessions WHERE user_id = $1", &[&id])
+            .await
+            .map_err(be)?;
+        tx.commit().await.map_err(be)?;
+        Ok(())
+    }
+
+    async fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>> {
+        let c = self.conn().await?;
+        let id = c
+            .query_opt(
+                "SELECT id FROM users WHERE lower(email) = lower($1) AND NOT disabled",
+                &[&email.trim()],
+            )
+            .await
+            .map_err(be)?;
+        match id {
+            Some(r) => load_user(&**c, r.get(0)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn list_users(&self, scope: &Scope) -> Result<Vec<User>> {
+        let c = self.conn().await?;
+        let ids: Vec<Id> = c
+            .query("SELECT id FROM users ORDER BY email", &[])
+            .await
+            .map_err(be)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some((u, _)) = load_user(&**c, id).await? {
+                let visible = match scope {
+                    Scope::All => true,
+                    Scope::Force(f) => u.force_id == Some(*f),
+                    Scope::Region(r) => u.region.as_deref() == Some(r.as_str()),
+                    Scope::Members(ms) => {
+                        !u.member_ids.is_empty() && u.member_ids.iter().all(|m| ms.contains(m))
+                    }
+                };
+                if visible {
+                    out.push(u);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: Id,
+        csrf: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute("DELETE FROM sessions WHERE expires_ms < $1", &[&now_ms])
+            .await
+            .map_err(be)?;
+        c.execute(
+            "INSERT INTO sessions (token_hash, user_id, csrf, created_ms, expires_ms) VALUES ($1,$2,$3,$4,$5)",
+            &[&token_hash, &user_id, &csrf, &now_ms, &expires_ms],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<Session>> {
+        let c = self.conn().await?;
+        let Some(r) = c
+            .query_opt(
+                "SELECT s.user_id, s.csrf, s.expires_ms FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.token_hash = $1 AND s.expires_ms > $2 AND NOT u.disabled",
+                &[&token_hash, &now_ms],
+            )
+            .await
+            .map_err(be)?
+        else {
+            return Ok(None);
+        };
+        let (uid, csrf, expires_ms): (Id, String, i64) = (r.get(0), r.get(1), r.get(2));
+        Ok(load_user(&**c, uid).await?.map(|(user, _)| Session {
+            user,
+            csrf,
+            expires_ms,
+        }))
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])
+            .await
+            .map_err(be)?;
+        Ok(())
+    }
+
+    async fn create_enrolment_token(
+        &self,
+        member_id: Id,
+        token_hash: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO enrolment_tokens (token_hash, member_id, created_ms, expires_ms) VALUES ($1,$2,$3,$4)",
+            &[&token_hash, &member_id, &now_ms, &expires_ms],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn redeem_enrolment_token(
+        &self,
+        token_hash: &str,
+        name: &str,
+        credential_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<Collector>> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(be)?;
+        // Taking the token row's lock makes a second concurrent redemption wait and then fail.
+        let member = tx
+            .query_opt(
+                "UPDATE enrolment_tokens SET used_ms = $2 WHERE token_hash = $1 AND used_ms IS NULL \
+                 AND expires_ms > $2 RETURNING member_id",
+                &[&token_hash, &now_ms],
+            )
+            .await
+            .map_err(be)?;
+        let Some(member_id) = member.map(|r| r.get::<_, Id>(0)) else {
+            return Ok(None);
+        };
+        let id: Id = tx
+            .query_one(
+                "INSERT INTO collectors (member_id, name, credential_hash, created_ms) VALUES ($1,$2,$3,$4) RETURNING id",
+                &[&member_id, &name, &credential_hash, &now_ms],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        tx.execute(
+            "UPDATE enrolment_tokens SET collector_id = $1 WHERE token_hash = $2",
+            &[&id, &token_hash],
+        )
+        .await
+        .map_err(be)?;
+        tx.commit().await.map_err(be)?;
+        Ok(Some(Collector {
+            id,
+            member_id,
+            name: name.to_owned(),
+            revoked: false,
+            last_seen_ms: None,
+            version: None,
+            stats: None,
+        }))
+    }
+
+    async fn collector_by_credential(&self, credential_hash: &str) -> Result<Option<Collector>> {
+        let c = self.conn().await?;
+        c.query_opt(
+            &format!(
+                "SELECT {COLLECTOR_COLS} FROM collectors c WHERE c.credential_hash = $1 AND c.revoked_ms IS NULL"
+            ),
+            &[&credential_hash],
+        )
+        .await
+        .map_err(be)?
+        .as_ref()
+        .map(row_collector)
+        .transpose()
+    }
+
+    async fn revoke_collector(&self, scope: &Scope, id: Id) -> Result<bool> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let now = p.push(now_ms());
+        let idp = p.push(id);
+        let cond = scope_sql(scope, &mut p);
+        let sql = format!(
+            "UPDATE collectors SET revoked_ms = {now} WHERE id = {idp} AND revoked_ms IS NULL AND member_id IN \
+             (SELECT m.id FROM members m WHERE {cond})"
+        );
+        Ok(c.execute(&sql, &p.refs()).await.map_err(be)? > 0)
+    }
+
+    async fn collector_heartbeat(
+        &self,
+        collector_id: Id,
+        version: &str,
+        stats: &watchhouse_proto::CollectorStats,
+        now_ms: i64,
+    ) -> Result<()> {
+        let stats = serde_json::to_string(stats).map_err(be)?;
+        let c = self.conn().await?;
+        c.execute(
+            "UPDATE collectors SET last_seen_ms = $1, version = $2, stats = $3 WHERE id = $4 AND revoked_ms IS NULL",
+            &[&now_ms, &version, &stats, &collector_id],
+        )
+        .await
+        .map_err(be)?;
+        Ok(())
+    }
+
+    async fn list_collectors(
+        &self,
+        scope: &Scope,
+        member_id: Option<Id>,
+    ) -> Result<Vec<Collector>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let cond = scope_sql(scope, &mut p);
+        let mut sql = format!(
+            "SELECT {COLLECTOR_COLS} FROM collectors c JOIN members m ON m.id = c.member_id WHERE {cond}"
+        );
+        if let Some(mid) = member_id {
+            sql.push_str(&format!(" AND c.member_id = {}", p.push(mid)));
+        }
+        sql.push_str(" ORDER BY c.id");
+        rows(c.query(&sql, &p.refs()).await.map_err(be)?, row_collector)
+    }
+
+    async fn ingest(
+        &self,
+        collector: &Collector,
+        batch: &Batch,
+        events: &[Event],
+        observations: &[Observation],
+        dedup_window_ms: i64,
+        now_ms: i64,
+    ) -> Result<IngestOutcome> {
+        if events.len() as i64 > EVENT_ID_BLOCK {
+            return Err(StoreError::Invalid(format!(
+                "a batch holds at most {EVENT_ID_BLOCK} events"
+            )));
+        }
+        let days: BTreeSet<i64> = events.iter().map(|e| day_of(e.time_ms)).collect();
+        self.ensure_partitions(&days).await?;
+        let once = self
+            .ingest_once(
+                collector,
+                batch,
+                events,
+                observations,
+                dedup_window_ms,
+                now_ms,
+            )
+            .await;
+        match once {
+            // Another process dropped a partition this one believed in (retention ran there):
+            // forget what was known and try once more.
+            Err(StoreError::Invalid(m)) if m.contains("no partition of relation") => {
+                self.partitions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                self.ensure_partitions(&days).await?;
+                self.ingest_once(
+                    collector,
+                    batch,
+                    events,
+                    observations,
+                    dedup_window_ms,
+                    now_ms,
+                )
+                .await
+            }
+            r => r,
+        }
+    }
+
+    async fn expire_events(&self, before_day: i64) -> Result<()> {
+        let old: Vec<i64> = self
+            .partition_days()
+            .await?
+            .into_iter()
+            .filter(|d| *d < before_day)
+            .collect();
+        if old.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(be)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_PARTITION])
+            .await
+            .map_err(be)?;
+        for d in &old {
+            tx.batch_execute(&format!("DROP TABLE IF EXISTS events_d{d}"))
+                .await
+                .map_err(be)?;
+        }
+        tx.execute(
+            "DELETE FROM alert_events WHERE event_time_ms < $1",
+            &[&(before_day * DAY_MS)],
+        )
+        .await
+        .map_err(be)?;
+        tx.commit().await.map_err(be)?;
+        let mut known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        for d in old {
+            known.remove(&d);
+        }
+        Ok(())
+    }
+
+    async fn recent_events(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let mid = p.push(member_id);
+        let cond = scope_sql(scope, &mut p);
+        let lim = p.push(limit.min(1000) as i64);
+        let sql = format!(
+            "SELECT {EVENT_COLS} FROM events e JOIN members m ON m.id = e.member_id \
+             WHERE e.member_id = {mid} AND {cond} ORDER BY e.time_ms DESC, e.id DESC LIMIT {lim}"
+        );
+        rows(c.query(&sql, &p.refs()).await.map_err(be)?, row_event)
+    }
+
+    async fn event_total(&self, scope: &Scope, member_id: Id) -> Result<u64> {
+        let c = self.conn().await?;
+        if !member_visible(&**c, scope, member_id).await? {
+            return Ok(0);
+        }
+        let n: i64 = c
+            .query_one(
+                "SELECT COALESCE(SUM(events), 0)::bigint FROM rollup_daily WHERE member_id = $1",
+                &[&member_id],
+            )
+            .await
+            .map_err(be)?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    async fn alerts(&self, scope: &Scope, member_id: Option<Id>, limit: u32) -> Result<Vec<Alert>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let cond = scope_sql(scope, &mut p);
+        let mut sql = format!(
+            "SELECT {ALERT_COLS} FROM alerts a JOIN members m ON m.id = a.member_id WHERE {cond}"
+        );
+        if let Some(mid) = member_id {
+            sql.push_str(&format!(" AND a.member_id = {}", p.push(mid)));
+        }
+        sql.push_str(&format!(
+            " ORDER BY CASE a.status WHEN 'resolved' THEN 1 ELSE 0 END, \
+             CASE a.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, \
+             a.last_seen_ms DESC LIMIT {}",
+            p.push(limit.min(1000) as i64)
+        ));
+        rows(c.query(&sql, &p.refs()).await.map_err(be)?, row_alert)
+    }
+
+    async fn alert(&self, scope: &Scope, id: Id) -> Result<Option<(Alert, Vec<StoredEvent>)>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let idp = p.push(id);
+        let cond = scope_sql(scope, &mut p);
+        let sql = format!(
+            "SELECT {ALERT_COLS} FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.id = {idp} AND {cond}"
+        );
+        let Some(r) = c.query_opt(&sql, &p.refs()).await.map_err(be)? else {
+            return Ok(None);
+        };
+        let alert = row_alert(&r)?;
+        let evidence = rows(
+            c.query(
+                &format!(
+                    "SELECT {EVENT_COLS} FROM alert_events ae JOIN events e ON e.member_id = ae.member_id \
+                     AND e.time_ms = ae.event_time_ms AND e.id = ae.event_id \
+                     WHERE ae.member_id = $1 AND ae.alert_id = $2 ORDER BY e.time_ms, e.id"
+                ),
+                &[&alert.member_id, &id],
+            )
+            .await
+            .map_err(be)?,
+            row_event,
+        )?;
+        Ok(Some((alert, evidence)))
+    }
+
+    async fn set_alert_status(&self, scope: &Scope, id: Id, status: AlertStatus) -> Result<bool> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let s = p.push(status.as_str());
+        let now = p.push(now_ms());
+        let idp = p.push(id);
+        let cond = scope_sql(scope, &mut p);
+        let sql = format!(
+            "UPDATE alerts SET status = {s}, updated_ms = {now} WHERE id = {idp} AND member_id IN (SELECT m.id FROM members m WHERE {cond})"
+        );
+        Ok(c.execute(&sql, &p.refs()).await.map_err(be)? > 0)
+    }
+
+    async fn set_alert_feedback(&self, scope: &Scope, id: Id, f: FeedbackEntry) -> Result<bool> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(be)?;
+        let mut p = Params::default();
+        let idp = p.push(id);
+        let cond = scope_sql(scope, &mut p);
+        let sql = format!(
+            "SELECT a.member_id, a.kind, a.subject_ip FROM alerts a JOIN members m ON m.id = a.member_id \
+             WHERE a.id = {idp} AND {cond} FOR UPDATE OF a"
+        );
+        let Some(r) = tx.query_opt(&sql, &p.refs()).await.map_err(be)? else {
+            return Ok(false);
+        };
+        let (member_id, kind, subject): (Id, String, String) = (r.get(0), r.get(1), r.get(2));
+        let resolve = f.feedback != Feedback::Confirmed;
+        tx.execute(
+            "UPDATE alerts SET feedback = $1, feedback_note = $2, feedback_by = $3, feedback_ms = $4, \
+             status = CASE WHEN $5 THEN 'resolved' ELSE status END, updated_ms = $4 WHERE member_id = $6 AND id = $7",
+            &[&f.feedback.as_str(), &f.note, &f.by, &f.now_ms, &resolve, &member_id, &id],
+        )
+        .await
+        .map_err(be)?;
+        if resolve {
+            tx.execute(
+                "INSERT INTO suppressions (member_id, kind, subject_ip, until_ms, reason, created_by, created_ms) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (member_id, kind, subject_ip) DO UPDATE SET \
+                 until_ms = excluded.until_ms, reason = excluded.reason, created_by = excluded.created_by",
+                &[
+                    &member_id,
+                    &kind,
+                    &subject,
+                    &f.suppress_until_ms,
+                    &f.feedback.as_str(),
+                    &f.by,
+                    &f.now_ms,
+                ],
+            )
+            .await
+            .map_err(be)?;
+        } else {
+            tx.execute(
+                "DELETE FROM suppressions WHERE member_id = $1 AND kind = $2 AND subject_ip = $3",
+                &[&member_id, &kind, &subject],
+            )
+            .await
+            .map_err(be)?;
+        }
+        tx.commit().await.map_err(be)?;
+        Ok(true)
+    }
+
+    async fn alerts_after(&self, after_id: Id, limit: u32) -> Result<Vec<Alert>> {
+        let c = self.conn().await?;
+        let sql = format!(
+            "SELECT {ALERT_COLS} FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.id > $1 ORDER BY a.id LIMIT $2"
+        );
+        rows(
+            c.query(&sql, &[&after_id, &(limit as i64)])
+                .await
+                .map_err(be)?,
+            row_alert,
+        )
+    }
+
+    async fn alerts_created_between(
+        &self,
+        scope: &Scope,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Alert>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let from = p.push(from_ms);
+        let to = p.push(to_ms);
+        let cond = scope_sql(scope, &mut p);
+        let lim = p.push(limit as i64);
+        let sql = format!(
+            "SELECT {ALERT_COLS} FROM alerts a JOIN members m ON m.id = a.member_id \
+             WHERE a.created_ms >= {from} AND a.created_ms < {to} AND {cond} ORDER BY a.created_ms DESC LIMIT {lim}"
+        );
+        rows(c.query(&sql, &p.refs()).await.map_err(be)?, row_alert)
+    }
+
+    async fn notify_prefs(&self, user_id: Id) -> Result<(bool, bool)> {
+        let c = self.conn().await?;
+        c.query_opt(
+            "SELECT notify_urgent, notify_digest FROM users WHERE id = $1",
+            &[&user_id],
+        )
+        .await
+        .map_err(be)?
+        .map(|r| (r.get(0), r.get(1)))
+        .ok_or_else(|| StoreError::NotFound("user".into()))
+    }
+
+    async fn set_notify_prefs(&self, user_id: Id, urgent: bool, digest: bool) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute(
+            "UPDATE users SET notify_urgent = $1, notify_digest = $2 WHERE id = $3",
+            &[&urgent, &digest, &user_id],
+        )
+        .await
+        .map_err(be)?;
+        Ok(())
+    }
+
+    async fn add_webhook(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        url: &str,
+        secret: &str,
+    ) -> Result<Option<Webhook>> {
+        let c = self.conn().await?;
+        if !member_visible(&**c, scope, member_id).await? {
+            return Ok(None);
+        }
+        let now = now_ms();
+        let r = c
+            .query_one(
+                "INSERT INTO webhooks (member_id, url, secret, created_ms) VALUES ($1,$2,$3,$4) RETURNING id",
+                &[&member_id, &url, &secret, &now],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(Some(Webhook {
+            id: r.get(0),
+            member_id,
+            url: url.to_owned(),
+            secret: secret.to_owned(),
+            created_ms: now,
+        }))
+    }
+
+    async fn list_webhooks(&self, scope: &Scope, member_id: Id) -> Result<Option<Vec<Webhook>>> {
+        let c = self.conn().await?;
+        if !member_visible(&**c, scope, member_id).await? {
+            return Ok(None);
+        }
+        let rs = c
+            .query(
+                "SELECT id, member_id, url, secret, created_ms FROM webhooks WHERE member_id = $1 ORDER BY id",
+                &[&member_id],
+            )
+            .await
+            .map_err(be)?;
+        Ok(Some(rows(rs, |r| {
+            Ok(Webhook {
+                id: r.get(0),
+                member_id: r.get(1),
+                url: r.get(2),
+                secret: r.get(3),
+                created_ms: r.get(4),
+            })
+        })?))
+    }
+
+    async fn delete_webhook(&self, scope: &Scope, member_id: Id, id: Id) -> Result<bool> {
+        let c = self.conn().await?;
+        if !member_visible(&**c, scope, member_id).await? {
+            return Ok(false);
+        }
+        let n = c
+            .execute(
+                "DELETE FROM webhooks WHERE id = $1 AND member_id = $2",
+                &[&id, &member_id],
+            )
+            .await
+            .map_err(be)?;
+        Ok(n == 1)
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<String>> {
+        let c = self.conn().await?;
+        Ok(c.query_opt("SELECT value FROM kv WHERE key = $1", &[&key])
+            .await
+            .map_err(be)?
+            .map(|r| r.get(0)))
+    }
+
+    async fn kv_set(&self, key: &str, value: &str) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO kv (key, value) VALUES ($1,$2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )
+        .await
+        .map_err(be)?;
+        Ok(())
+    }
+
+    async fn disputed_addresses(
+        &self,
+        since_ms: i64,
+        min_members: u32,
+    ) -> Result<Vec<(IpAddr, u32)>> {
+        let c = self.conn().await?;
+        let rs = c
+            .query(
+                "SELECT subject_ip, COUNT(DISTINCT member_id) AS n FROM alerts \
+                 WHERE feedback = 'false_positive' AND feedback_ms >= $1 \
+                 AND kind IN ('listed_source_inbound', 'listed_destination_outbound') \
+                 GROUP BY subject_ip HAVING COUNT(DISTINCT member_id) >= $2 ORDER BY n DESC, subject_ip",
+                &[&since_ms, &(min_members.max(1) as i64)],
+            )
+            .await
+            .map_err(be)?;
+        Ok(rs
+            .iter()
+            .filter_map(|r| {
+                let ip: IpAddr = r.get::<_, &str>(0).parse().ok()?;
+                Some((ip, r.get::<_, i64>(1) as u32))
+            })
+            .collect())
+    }
+
+    async fn daily_counts(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<DayCount>> {
+        let c = self.conn().await?;
+        if !member_visible(&**c, scope, member_id).await? {
+            return Ok(vec![]);
+        }
+        let rs = c
+            .query(
+                "SELECT day, allowed, events FROM rollup_daily WHERE member_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day",
+                &[&member_id, &from_day, &to_day],
+            )
+            .await
+            .map_err(be)?;
+        let mut out: Vec<DayCount> = (from_day..=to_day)
+            .map(|day| DayCount {
+                day,
+                blocked: 0,
+                allowed: 0,
+            })
+            .collect();
+        for r in rs {
+            let (day, allowed, n): (i64, bool, i64) = (r.get(0), r.get(1), r.get(2));
+            if let Some(d) = out.get_mut((day - from_day) as usize) {
+                if allowed {
+                    d.allowed += n as u64;
+                } else {
+                    d.blocked += n as u64;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn top_sources(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        since_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>> {
+        self.top_sources_between(scope, member_id, since_day, i64::MAX, n)
+            .await
+    }
+
+    async fn top_ports(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        since_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>> {
+        self.top_ports_between(scope, member_id, since_day, i64::MAX, n)
+            .await
+    }
+
+    async fn top_sources_between(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        from_day: i64,
+        to_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>> {
+        let c = self.conn().await?;
+        if !member_visible(&**c, scope, member_id).await? {
+            return Ok(vec![]);
+        }
+        let rs = c
+            .query(
+                "SELECT src_ip, SUM(events)::bigint AS n FROM rollup_src WHERE member_id = $1 AND day >= $2 AND day <= $3 \
+                 GROUP BY src_ip ORDER BY n DESC, src_ip LIMIT $4",
+                &[&member_id, &from_day, &to_day, &(n.min(100) as i64)],
+            )
+            .await
+            .map_err(be)?;
+        Ok(top_items(rs))
+    }
+
+    async fn top_ports_between(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        from_day: i64,
+        to_day: i64,
+        n: u32,
+    ) -> Result<Vec<TopItem>> {
+        let c = self.conn().await?;
+        if !member_visible(&**c, scope, member_id).await? {
+            return Ok(vec![]);
+        }
+        let rs = c
+            .query(
+                "SELECT protocol, dst_port, SUM(events)::bigint AS n FROM rollup_port WHERE member_id = $1 AND day >= $2 AND day <= $3 \
+                 GROUP BY protocol, dst_port ORDER BY n DESC, dst_port LIMIT $4",
+                &[&member_id, &from_day, &to_day, &(n.min(100) as i64)],
+            )
+            .await
+            .map_err(be)?;
+        Ok(top_ports(rs))
+    }
+
+    async fn evidence(&self, scope: &Scope, from_ms: i64, to_ms: i64) -> Result<Evidence> {
+        let c = self.conn().await?;
+        let (d0, d1) = (from_ms.div_euclid(DAY_MS), (to_ms - 1).div_euclid(DAY_MS));
+        // Each query: its own parameters ($1, $2 are the range or the days), then the scope's.
+        async fn one(c: &Object, sql: &str, a: Option<(i64, i64)>, scope: &Scope) -> Result<i64> {
+            let mut p = Params::default();
+            let (x, y) = match a {
+                Some((x, y)) => (p.push(x), p.push(y)),
+                None => (String::new(), String::new()),
+            };
+            let cond = scope_sql(scope, &mut p);
+            let sql = sql
+                .replace("{x}", &x)
+                .replace("{y}", &y)
+                .replace("{cond}", &cond);
+            Ok(c.query_one(&sql, &p.refs())
+                .await
+                .map_err(be)?
+                .get::<_, Option<i64>>(0)
+                .unwrap_or(0))
+        }
+        let range = Some((from_ms, to_ms));
+        let days = Some((d0, d1));
+        let mut e = Evidence {
+            members: one(&c, "SELECT COUNT(*) FROM members m WHERE {cond}", None, scope).await? as u64,
+            members_reporting: one(
+                &c,
+                "SELECT COUNT(DISTINCT r.member_id) FROM rollup_daily r JOIN members m ON m.id = r.member_id WHERE r.day >= {x} AND r.day <= {y} AND {cond}",
+                days,
+                scope,
+            )
+            .await? as u64,
+            events: one(
+                &c,
+                "SELECT SUM(r.events)::bigint FROM rollup_daily r JOIN members m ON m.id = r.member_id WHERE r.day >= {x} AND r.day <= {y} AND {cond}",
+                days,
+                scope,
+            )
+            .await? as u64,
+            members_affected: one(
+                &c,
+                "SELECT COUNT(DISTINCT a.member_id) FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.created_ms >= {x} AND a.created_ms < {y} AND {cond}",
+                range,
+                scope,
+            )
+            .await? as u64,
+            alerts_acted_on: one(
+                &c,
+                "SELECT COUNT(*) FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.created_ms >= {x} AND a.created_ms < {y} AND (a.status != 'new' OR a.feedback IS NOT NULL) AND {cond}",
+                range,
+                scope,
+            )
+            .await? as u64,
+            open_urgent: one(
+                &c,
+                "SELECT COUNT(*) FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.status != 'resolved' AND a.severity IN ('high', 'critical') AND {cond}",
+                None,
+                scope,
+            )
+            .await? as u64,
+            ..Evidence::default()
+        };
+        for (col, map) in [
+            ("severity", &mut e.alerts_by_severity),
+            ("kind", &mut e.alerts_by_kind),
+        ] {
+            let mut p = Params::default();
+            let (x, y) = (p.push(from_ms), p.push(to_ms));
+            let cond = scope_sql(scope, &mut p);
+            let sql = format!(
+                "SELECT a.{col}, COUNT(*) FROM alerts a JOIN members m ON m.id = a.member_id WHERE a.created_ms >= {x} AND a.created_ms < {y} AND {cond} GROUP BY a.{col}"
+            );
+            for r in c.query(&sql, &p.refs()).await.map_err(be)? {
+                map.insert(r.get(0), r.get::<_, i64>(1) as u64);
+            }
+        }
+        let mut p = Params::default();
+        let (x, y) = (p.push(from_ms), p.push(to_ms));
+        let cond = scope_sql(scope, &mut p);
+        let sql = format!(
+            "SELECT GREATEST(COALESCE(a.feedback_ms, 0), a.updated_ms) - a.created_ms FROM alerts a JOIN members m ON m.id = a.member_id \
+             WHERE a.created_ms >= {x} AND a.created_ms < {y} AND (a.status != 'new' OR a.feedback IS NOT NULL) AND {cond}"
+        );
+        let mut waits: Vec<i64> = c
+            .query(&sql, &p.refs())
+            .await
+            .map_err(be)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        waits.sort_unstable();
+        e.median_minutes_to_act = waits
+            .get(waits.len() / 2)
+            .map(|ms| (*ms).max(0) as f64 / 60_000.0);
+        Ok(e)
+    }
+
+    async fn member_event_totals(&self, from_day: i64, to_day: i64) -> Result<Vec<(Id, u64)>> {
+        let c = self.conn().await?;
+        let rs = c
+            .query(
+                "SELECT member_id, SUM(events)::bigint FROM rollup_daily WHERE day >= $1 AND day <= $2 GROUP BY member_id ORDER BY member_id",
+                &[&from_day, &to_day],
+            )
+            .await
+            .map_err(be)?;
+        Ok(rs
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+            .collect())
+    }
+
+    async fn add_indicator(&self, i: NewIndicator) -> Result<StoredIndicator> {
+        if i.confidence > 100 {
+            return Err(StoreError::Invalid("confidence is 0–100".into()));
+        }
+        if i.category.len() > 64 || i.description.len() > 4096 {
+            return Err(StoreError::Invalid(
+                "category or description too long".into(),
+            ));
+        }
+        let now = now_ms();
+        let c = self.conn().await?;
+        let r = c
+            .query_one(
+                "INSERT INTO indicators (value, kind, category, confidence, tlp, valid_until_ms, description, \
+                 created_by, created_ms, modified_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$9) RETURNING id",
+                &[
+                    &i.value.to_string(),
+                    &i.value.kind(),
+                    &i.category,
+                    &(i.confidence as i32),
+                    &i.tlp.as_str(),
+                    &i.valid_until_ms,
+                    &i.description,
+                    &i.created_by,
+                    &now,
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(StoredIndicator {
+            id: r.get(0),
+            value: i.value,
+            category: i.category,
+            confidence: i.confidence,
+            tlp: i.tlp,
+            valid_until_ms: i.valid_until_ms,
+            description: i.description,
+            created_by: i.created_by,
+            created_ms: now,
+            modified_ms: now,
+            revoked: false,
+        })
+    }
+
+    async fn list_indicators(&self, include_revoked: bool) -> Result<Vec<StoredIndicator>> {
+        let c = self.conn().await?;
+        let rs = c
+            .query(
+                "SELECT id, value, category, confidence, tlp, valid_until_ms, description, created_by, \
+                 created_ms, modified_ms, revoked FROM indicators WHERE NOT revoked OR $1 ORDER BY id DESC",
+                &[&include_revoked],
+            )
+            .await
+            .map_err(be)?;
+        rows(rs, |r| {
+            let id: Id = r.get(0);
+            let value = IndicatorValue::parse(r.get(1))
+                .map_err(|e| StoreError::Backend(format!("indicator {id}: {e}")))?;
+            Ok(StoredIndicator {
+                id,
+                value,
+                category: r.get(2),
+                confidence: r.get::<_, i32>(3).clamp(0, 100) as u8,
+                tlp: Tlp::from_name(r.get(4)).unwrap_or(Tlp::Red),
+                valid_until_ms: r.get(5),
+                description: r.get(6),
+                created_by: r.get(7),
+                created_ms: r.get(8),
+                modified_ms: r.get(9),
+                revoked: r.get(10),
+            })
+        })
+    }
+
+    async fn revoke_indicator(&self, id: Id, now_ms: i64) -> Result<bool> {
+        let c = self.conn().await?;
+        let n = c
+            .execute(
+                "UPDATE indicators SET revoked = TRUE, modified_ms = GREATEST(modified_ms + 1, $1) WHERE id = $2 AND NOT revoked",
+                &[&now_ms, &id],
+            )
+            .await
+            .map_err(be)?;
+        Ok(n == 1)
+    }
+
+    async fn add_exclusion(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+        cidr: &str,
+        note: &str,
+    ) -> Result<bool> {
+        let c = self.conn().await?;
+        if !member_visible(&**c, scope, member_id).await? {
+            return Ok(false);
+        }
+        c.execute(
+            "INSERT INTO blocklist_exclusions (member_id, cidr, note, created_ms) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (member_id, cidr) DO UPDATE SET note = excluded.note",
+            &[&member_id, &cidr, &note, &now_ms()],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn list_exclusions(
+        &self,
+        scope: &Scope,
+        member_id: Id,
+    ) -> Result<Option<Vec<Exclusion>>> {
+        let c = self.conn().await?;
+        if !member_visible(&**c, scope, member_id).await? {
+            return Ok(None);
+        }
+        let rs = c
+            .query(
+                "SELECT cidr, note, created_ms FROM blocklist_exclusions WHERE member_id = $1 ORDER BY cidr",
+                &[&member_id],
+            )
+            .await
+            .map_err(be)?;
+        Ok(Some(rows(rs, |r| {
+            Ok(Exclusion {
+                cidr: r.get(0),
+                note: r.get(1),
+                created_ms: r.get(2),
+            })
+        })?))
+    }
+
+    async fn delete_exclusion(&self, scope: &Scope, member_id: Id, cidr: &str) -> Result<bool> {
+        let c = self.conn().await?;
+        if !member_visible(&**c, scope, member_id).await? {
+            return Ok(false);
+        }
+        let n = c
+            .execute(
+                "DELETE FROM blocklist_exclusions WHERE member_id = $1 AND cidr = $2",
+                &[&member_id, &cidr],
+            )
+            .await
+            .map_err(be)?;
+        Ok(n == 1)
+    }
+
+    async fn widespread_sources(
+        &self,
+        since_day: i64,
+        min_members: u32,
+        limit: u32,
+    ) -> Result<Vec<SourceSighting>> {
+        let c = self.conn().await?;
+        let rs = c
+            .query(
+                "SELECT src_ip, COUNT(DISTINCT member_id) AS m, SUM(events)::bigint AS e, MIN(day), MAX(day) \
+                 FROM rollup_src WHERE day >= $1 GROUP BY src_ip HAVING COUNT(DISTINCT member_id) >= $2 \
+                 ORDER BY m DESC, e DESC, src_ip LIMIT $3",
+                &[&since_day, &(min_members.max(1) as i64), &(limit as i64)],
+            )
+            .await
+            .map_err(be)?;
+        Ok(rs
+            .iter()
+            .filter_map(|r| {
+                let ip: IpAddr = r.get(0);
+                (!watchhouse_intel::is_non_internet(ip)).then(|| SourceSighting {
+                    ip,
+                    members: r.get::<_, i64>(1) as u32,
+                    events: r.get::<_, i64>(2).max(0) as u64,
+                    first_day: r.get(3),
+                    last_day: r.get(4),
+                })
+            })
+            .collect())
+    }
+
+    async fn list_feed_configs(&self) -> Result<Vec<(String, String)>> {
+        let c = self.conn().await?;
+        Ok(
+            c.query("SELECT name, config FROM feed_configs ORDER BY name", &[])
+                .await
+                .map_err(be)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        )
+    }
+
+    async fn add_feed_config(&self, name: &str, config_json: &str, created_by: &str) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO feed_configs (name, config, created_by, created_ms) VALUES ($1,$2,$3,$4)",
+            &[&name, &config_json, &created_by, &now_ms()],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_feed_config(&self, name: &str) -> Result<bool> {
+        let c = self.conn().await?;
+        Ok(
+            c.execute("DELETE FROM feed_configs WHERE name = $1", &[&name])
+                .await
+                .map_err(be)?
+                == 1,
+        )
+    }
+
+    async fn create_api_token(&self, user_id: Id, token_hash: &str, name: &str) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO api_tokens (token_hash, user_id, name, created_ms) VALUES ($1,$2,$3,$4)",
+            &[&token_hash, &user_id, &name, &now_ms()],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn user_for_api_token(&self, token_hash: &str) -> Result<Option<User>> {
+        let c = self.conn().await?;
+        let uid = c
+            .query_opt(
+                "SELECT t.user_id FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = $1 AND NOT u.disabled",
+                &[&token_hash],
+            )
+            .await
+            .map_err(be)?;
+        match uid {
+            Some(r) => Ok(load_user(&**c, r.get(0)).await?.map(|(u, _)| u)),
+            None => Ok(None),
+        }
+    }
+
+    async fn add_taxii_object(
+        &self,
+        collection: &str,
+        o: TaxiiObject,
+        user_id: Id,
+    ) -> Result<bool> {
+        let c = self.conn().await?;
+        let n = c
+            .execute(
+                "INSERT INTO taxii_objects (collection, id, version, added_ms, added_by, json) VALUES ($1,$2,$3,$4,$5,$6) \
+                 ON CONFLICT (collection, id, version) DO NOTHING",
+                &[&collection, &o.id, &o.version, &o.added_ms, &user_id, &o.json],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
+    async fn taxii_objects(
+        &self,
+        collection: &str,
+        after_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<TaxiiObject>> {
+        let c = self.conn().await?;
+        let rs = c
+            .query(
+                "SELECT id, version, added_ms, json FROM taxii_objects WHERE collection = $1 AND added_ms > $2 \
+                 ORDER BY added_ms, id, version LIMIT $3",
+                &[&collection, &after_ms, &(limit as i64)],
+            )
+            .await
+            .map_err(be)?;
+        rows(rs, |r| {
+            Ok(TaxiiObject {
+                id: r.get(0),
+                version: r.get(1),
+                added_ms: r.get(2),
+                json: r.get(3),
+            })
+        })
+    }
+
+    async fn put_taxii_status(&self, id: &str, user_id: Id, json: &str) -> Result<()> {
+        let c = self.conn().await?;
+        c.execute(
+            "INSERT INTO taxii_status (id, user_id, json, created_ms) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+            &[&id, &user_id, &json, &now_ms()],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn taxii_status(&self, id: &str, user_id: Id) -> Result<Option<String>> {
+        let c = self.conn().await?;
+        Ok(c.query_opt(
+            "SELECT json FROM taxii_status WHERE id = $1 AND user_id = $2",
+            &[&id, &user_id],
+        )
+        .await
+        .map_err(be)?
+        .map(|r| r.get(0)))
+    }
+}
+
+impl PostgresStore {
+    #[allow(clippy::too_many_arguments)]
+    async fn ingest_once(
+        &self,
+        collector: &Collector,
+        batch: &Batch,
+        events: &[Event],
+        observations: &[Observation],
+        dedup_window_ms: i64,
+        now_ms: i64,
+    ) -> Result<IngestOutcome> {
+        let batch_id = batch.batch_id.to_string();
+        let stats = match &batch.stats {
+            Some(s) => Some(serde_json::to_string(s).map_err(be)?),
+            None => None,
+        };
+        let sums = rollups(events);
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(be)?;
+        // A concurrent delivery of the same batch waits here for the first to commit, then
+        // finds the row and stores nothing.
+        let fresh = tx
+            .execute(
+                "INSERT INTO ingest_batches (member_id, collector_id, batch_id, accepted, received_ms) \
+                 VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
+                &[
+                    &collector.member_id,
+                    &collector.id,
+                    &batch_id,
+                    &(events.len() as i64),
+                    &now_ms,
+                ],
+            )
+            .await
+            .map_err(map_err)?
+            == 1;
+        if !fresh {
+            let accepted: i64 = tx
+                .query_one(
+                    "SELECT accepted FROM ingest_batches WHERE member_id = $1 AND collector_id = $2 AND batch_id = $3",
+                    &[&collector.member_id, &collector.id, &batch_id],
+                )
+                .await
+                .map_err(be)?
+                .get(0);
+            tx.execute(
+                "UPDATE collectors SET last_seen_ms = $1 WHERE id = $2",
+                &[&now_ms, &collector.id],
+            )
+            .await
+            .map_err(be)?;
+            tx.commit().await.map_err(be)?;
+            return Ok(IngestOutcome {
+                accepted: accepted as u64,
+                duplicate: true,
+                ..Default::default()
+            });
+        }
+        let block: i64 = tx
+            .query_one("SELECT nextval('event_id_blocks')", &[])
+            .await
+            .map_err(be)?
+            .get(0);
+        let first_id = block * EVENT_ID_BLOCK;
+        if !events.is_empty() {
+            copy_events(&tx, collector, events, first_id).await?;
+        }
+        upsert_rollups(&tx, collector.member_id, &sums).await?;
+        let (alerts_created, alerts_updated) = upsert_alerts(
+            &tx,
+            collector.member_id,
+            events,
+            first_id,
+            observations,
+            dedup_window_ms,
+            now_ms,
+        )
+        .await?;
+        tx.execute(
+            "UPDATE collectors SET last_seen_ms = $1, version = $2, stats = COALESCE($3, stats) WHERE id = $4",
+            &[&now_ms, &batch.collector_version, &stats, &collector.id],
+        )
+        .await
+        .map_err(be)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(IngestOutcome {
+            accepted: events.len() as u64,
+            duplicate: false,
+            alerts_created,
+            alerts_updated,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://wh:secret@db:5432/wh"),
+            "postgres://wh:***@db:5432/wh"
+        );
+        assert_eq!(redact("postgres://wh@db/wh"), "postgres://wh@db/wh");
+    }
+}
