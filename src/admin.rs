@@ -230,7 +230,12 @@ pub async fn run(args: AdminArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<
     }
     let store = watchhouse_store::open(&cfg.database_url())
         .await
-        .with_context(|| format!("cannot open the database {}", cfg.database_url()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                watchhouse_store::postgres::redact(&cfg.database_url())
+            )
+        })?;
     let s: &dyn Store = store.as_ref();
     let all = Scope::All;
     match args.what {

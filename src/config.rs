@@ -126,6 +126,21 @@ weekly_report_weekday = 0
 asn_db = ""
 # Webhooks must use https unless this is set (testing only).
 webhook_allow_http = false
+# Raw events older than this many days are removed (rollups, alerts and reports stay);
+# 0 keeps them for ever.
+event_retention_days = 180
+# Scale-out (docs/scale-out.md). What this process does: "all" (one node), "api" (web UI and
+# API; collectors' batches go onto the queue) or "worker" (takes batches off the queue,
+# detects and stores them). api and worker need database = "postgres://..." and a queue.
+role = "all"
+# The queue between API nodes and workers: empty stores batches in the request (one node);
+# nats://HOST:PORT uses NATS JetStream.
+queue = ""
+queue_stream = "WATCHHOUSE_INGEST"
+# A batch a worker took but did not finish within this many seconds is delivered again.
+queue_ack_wait_secs = 60
+# Larger (compressed) batches travel through the file store, only a reference on the queue.
+queue_inline_max_bytes = 786432
 # Repeats of the same alert within this many seconds grow the open alert instead of opening another.
 dedup_window_secs = 86400
 # How often collectors ship, in milliseconds (pushed to every collector).

@@ -63,6 +63,16 @@ struct HubArgs {
     /// An intelligence feed, as NAME=PATH-OR-URL (repeatable; adds to hub.feeds with defaults).
     #[arg(long = "feed", value_name = "NAME=PATH")]
     feeds: Vec<String>,
+    /// What this process does: all (one node), api (web UI and API; batches go onto the
+    /// queue) or worker (takes batches off the queue and stores them; serves only /healthz
+    /// and /metrics). api and worker need --database postgres://… and --queue (overrides
+    /// hub.role).
+    #[arg(long, value_parser = ["all", "api", "worker"])]
+    role: Option<String>,
+    /// The queue between API nodes and workers, e.g. nats://127.0.0.1:4222 (overrides
+    /// hub.queue).
+    #[arg(long)]
+    queue: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,7 +166,12 @@ pub async fn hub_state(
         .map_err(|e| anyhow::anyhow!("hub.feeds: {e}"))?;
     let store = watchhouse_store::open(&cfg.database_url())
         .await
-        .with_context(|| format!("cannot open the database {}", cfg.database_url()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                watchhouse_store::postgres::redact(&cfg.database_url())
+            )
+        })?;
     let files = cfg
         .open_files()
         .with_context(|| format!("cannot open the file store {}", cfg.files_url()))?;
@@ -173,13 +188,37 @@ pub async fn hub_state(
 }
 
 async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
+    cfg.check_role().map_err(anyhow::Error::msg)?;
     let (state, feeds) = hub_state(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is another hub running?)", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let watcher = tokio::spawn(watchhouse_hub::intel::feeds::run(state.clone(), feeds));
-    let notifier = tokio::spawn(watchhouse_hub::notify::run(state.clone()));
+    let mut tasks = vec![tokio::spawn(watchhouse_hub::intel::feeds::run(
+        state.clone(),
+        feeds,
+    ))];
+    if !cfg.queue.is_empty() {
+        let queue = watchhouse_hub::worker::open_queue(&cfg)
+            .await
+            .with_context(|| format!("cannot open the queue {}", cfg.queue))?;
+        if cfg.role.serves_api() {
+            let _ = state.queue.set(queue.clone());
+        }
+        if cfg.role.works() {
+            tasks.push(tokio::spawn(watchhouse_hub::worker::run(
+                state.clone(),
+                queue,
+            )));
+        }
+    }
+    if cfg.role.works() {
+        tasks.push(tokio::spawn(watchhouse_hub::notify::run(state.clone())));
+        tasks.push(tokio::spawn(watchhouse_hub::worker::housekeeping(
+            state.clone(),
+        )));
+    }
+    let role = format!("{:?}", cfg.role).to_lowercase();
     if cfg.tls_enabled() {
         let tls = watchhouse_hub::tls::server_config(
             std::path::Path::new(&cfg.tls_cert),
@@ -187,14 +226,15 @@ async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
         )
         .map_err(anyhow::Error::msg)?;
         let listener = watchhouse_hub::tls::TlsListener::new(listener, tls)?;
-        tracing::info!(listen = %addr, database = %cfg.database_url(), "hub running (https)");
+        tracing::info!(listen = %addr, %role, database = %watchhouse_store::postgres::redact(&cfg.database_url()), "hub running (https)");
         watchhouse_hub::serve(listener, state, shutdown_signal()).await?;
     } else {
-        tracing::info!(listen = %addr, database = %cfg.database_url(), "hub running (http)");
+        tracing::info!(listen = %addr, %role, database = %watchhouse_store::postgres::redact(&cfg.database_url()), "hub running (http)");
         watchhouse_hub::serve(listener, state, shutdown_signal()).await?;
     }
-    watcher.abort();
-    notifier.abort();
+    for t in tasks {
+        t.abort();
+    }
     tracing::info!("hub stopped");
     Ok(())
 }
@@ -236,6 +276,16 @@ fn main() -> Result<()> {
             }
             if let Some(d) = a.database {
                 cfg.hub.database = d;
+            }
+            if let Some(r) = a
+                .role
+                .as_deref()
+                .and_then(watchhouse_hub::config::HubRole::from_name)
+            {
+                cfg.hub.role = r;
+            }
+            if let Some(q) = a.queue {
+                cfg.hub.queue = q;
             }
             for f in &a.feeds {
                 cfg.hub.feeds.push(parse_feed(f)?);

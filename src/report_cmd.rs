@@ -41,7 +41,12 @@ pub async fn run(a: ReportArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<()
     };
     let store = watchhouse_store::open(&cfg.database_url())
         .await
-        .with_context(|| format!("cannot open the database {}", cfg.database_url()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                watchhouse_store::postgres::redact(&cfg.database_url())
+            )
+        })?;
     // The matcher, for what intelligence says of the top sources.
     let files = cfg
         .open_files()

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use watchhouse_detect::{describe, detect, AlertFacts};
+use watchhouse_detect::{describe, AlertFacts};
 use watchhouse_event::{Direction, Event};
 use watchhouse_proto::{
     Batch, CollectorSettings, EnrolRequest, EnrolResponse, IngestResponse, IDEMPOTENCY_HEADER,
@@ -353,56 +353,50 @@ pub async fn ingest(
         })
         .cloned()
         .collect();
-    let intel = st.intel();
-    let mut observations = detect(&events, &intel.matcher);
-    observations.extend(st.engine.lock().unwrap_or_else(|p| p.into_inner()).observe(
-        collector.member_id,
-        collector.id,
-        &batch.batch_id.to_string(),
-        &events,
-    ));
-    let out = st
-        .store
-        .ingest(
-            &collector,
-            &batch,
-            &events,
-            &observations,
-            st.config.dedup_window_secs as i64 * 1000,
-            now,
-        )
-        .await?;
     let rejected_total: u64 = rejected.values().sum();
-    if out.duplicate {
-        st.metrics.batch("duplicate");
-        tracing::info!(collector = collector.id, batch = %batch.batch_id, "duplicate batch acknowledged, nothing stored");
-    } else {
-        st.metrics.batch("stored");
-        // Events represented: an aggregated record stands for `count` firewall events.
-        let represented: u64 = events.iter().map(|e| e.count.max(1) as u64).sum();
-        st.metrics
-            .events_ingested
-            .fetch_add(represented, Ordering::Relaxed);
-        for (reason, n) in &rejected {
-            st.metrics.rejected(reason, *n);
-        }
-        for k in &out.alerts_created {
-            st.metrics.alert(*k);
-        }
-        if rejected_total > 0 {
-            tracing::warn!(
-                collector = collector.id,
-                ?rejected,
-                "events refused at ingest"
-            );
-        }
-        tracing::debug!(
+    for (reason, n) in &rejected {
+        st.metrics.rejected(reason, *n);
+    }
+    if rejected_total > 0 {
+        tracing::warn!(
             collector = collector.id,
-            accepted = out.accepted,
-            alerts = out.alerts_created.len(),
-            "batch stored"
+            ?rejected,
+            "events refused at ingest"
         );
     }
+    let out =
+        match st.queue.get() {
+            // Scale-out: answer once the queue holds the batch durably; a worker stores it.
+            Some(queue) => {
+                let accepted = events.len() as u64;
+                let q = crate::worker::QueuedBatch {
+                    collector: collector.clone(),
+                    batch: Batch {
+                        version: batch.version,
+                        batch_id: batch.batch_id,
+                        collector_version: batch.collector_version.clone(),
+                        sealed_at_ms: batch.sealed_at_ms,
+                        events,
+                        stats: batch.stats.clone(),
+                    },
+                    received_ms: now,
+                };
+                let fresh = crate::worker::enqueue(&st, &**queue, &q).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot queue a batch; the collector will retry");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "queue_unavailable",
+                    "The hub cannot take batches just now; keep the batch and retry.",
+                )
+            })?;
+                watchhouse_store::IngestOutcome {
+                    accepted,
+                    duplicate: !fresh,
+                    ..Default::default()
+                }
+            }
+            None => crate::worker::store_batch(&st, &collector, &batch, &events, now).await?,
+        };
     Ok(Json(IngestResponse {
         batch_id: batch.batch_id,
         accepted: out.accepted,

@@ -206,6 +206,25 @@ pub struct HubConfig {
     pub asn_db: String,
     /// Allow `http://` webhooks (for testing; production webhooks must use https).
     pub webhook_allow_http: bool,
+    /// What this process does: `all` (one node: web, API, ingest and background work),
+    /// `api` (web, API; collectors' batches go onto the queue) or `worker` (takes batches off
+    /// the queue, detects and stores them; runs notifications and retention when it holds the
+    /// lease). `api` and `worker` need a shared database and `queue`.
+    pub role: HubRole,
+    /// The queue between API nodes and workers: empty stores batches in the request (one
+    /// node), `nats://HOST:PORT` uses NATS JetStream (scale-out).
+    pub queue: String,
+    /// The JetStream stream (and subject prefix) for batches.
+    pub queue_stream: String,
+    /// A batch taken by a worker and not acknowledged within this many seconds (the worker
+    /// died) is delivered again.
+    pub queue_ack_wait_secs: u64,
+    /// Batches whose compressed body is larger than this go through the file store, with only
+    /// a reference on the queue (NATS refuses messages over its max_payload, 1 MiB by default).
+    pub queue_inline_max_bytes: usize,
+    /// Raw events older than this many days are removed (rollups, alerts and reports stay);
+    /// 0 keeps them for ever.
+    pub event_retention_days: u64,
     /// Detection thresholds: the `[detect]` section, copied here at start.
     #[serde(skip)]
     pub detect: watchhouse_detect::Thresholds,
@@ -253,12 +272,76 @@ impl Default for HubConfig {
             asn_db: String::new(),
             webhook_allow_http: false,
             dispute_min_members: 3,
+            role: HubRole::All,
+            queue: String::new(),
+            queue_stream: "WATCHHOUSE_INGEST".into(),
+            queue_ack_wait_secs: 60,
+            queue_inline_max_bytes: 768 * 1024,
+            event_retention_days: 180,
             detect: watchhouse_detect::Thresholds::default(),
         }
     }
 }
 
+/// What a hub process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HubRole {
+    /// Everything in one process (the embedded default).
+    #[default]
+    All,
+    /// Web UI and API; batches go onto the queue.
+    Api,
+    /// Takes batches off the queue and stores them; background tasks.
+    Worker,
+}
+
+impl HubRole {
+    /// Parses `all`, `api` or `worker`.
+    pub fn from_name(s: &str) -> Option<HubRole> {
+        Some(match s {
+            "all" => HubRole::All,
+            "api" => HubRole::Api,
+            "worker" => HubRole::Worker,
+            _ => return None,
+        })
+    }
+
+    /// Serves the web UI and API.
+    pub fn serves_api(self) -> bool {
+        self != HubRole::Worker
+    }
+
+    /// Takes batches off the queue and runs background work.
+    pub fn works(self) -> bool {
+        self != HubRole::Api
+    }
+}
+
 impl HubConfig {
+    /// Checks that the role, queue and database fit together.
+    pub fn check_role(&self) -> Result<(), String> {
+        if self.role != HubRole::All && self.queue.is_empty() {
+            return Err(format!(
+                "role `{}` needs a queue shared with the other hub processes: set hub.queue = \"nats://HOST:4222\" (or --queue)",
+                if self.role == HubRole::Api { "api" } else { "worker" }
+            ));
+        }
+        if !self.queue.is_empty() && !self.database_url().starts_with("postgres") {
+            return Err(
+                "a queue between hub processes needs a database they share: set hub.database = \"postgres://USER@HOST/DB\" (or --database)"
+                    .into(),
+            );
+        }
+        if !self.queue.is_empty() && !self.queue.starts_with("nats://") {
+            return Err(format!(
+                "hub.queue `{}` is not understood: use nats://HOST:PORT, or leave it empty for one process",
+                self.queue
+            ));
+        }
+        Ok(())
+    }
+
     /// True when the hub serves HTTPS itself.
     pub fn tls_enabled(&self) -> bool {
         !self.tls_cert.is_empty()

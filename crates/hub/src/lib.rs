@@ -32,6 +32,7 @@ pub mod report;
 pub mod share;
 pub mod taxii;
 pub mod tls;
+pub mod worker;
 
 pub use config::{CookieSecurity, FeedConfig, HubConfig};
 
@@ -42,6 +43,9 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// The setting that changes whenever analysts' or partners' intelligence changes.
+pub const INTEL_GENERATION: &str = "intel_generation";
 
 /// Shared state behind every handler.
 pub struct Inner {
@@ -78,6 +82,10 @@ pub struct Inner {
     asn: RwLock<Option<Arc<watchhouse_intel::asn::AsnTable>>>,
     /// The stateful detections' memory (scans, brute force, campaigns, volume).
     pub engine: std::sync::Mutex<watchhouse_detect::Engine>,
+    /// The queue to workers (API nodes in scale-out); unset: batches are stored in the request.
+    pub queue: std::sync::OnceLock<Arc<dyn watchhouse_queue::Queue>>,
+    /// This process's name in leases (notifier, retention): only one process runs each.
+    pub node_id: String,
 }
 
 /// Cheaply clonable handle to [`Inner`].
@@ -133,6 +141,8 @@ impl AppState {
             share_cache: std::sync::Mutex::new(Default::default()),
             engine: std::sync::Mutex::new(watchhouse_detect::Engine::new(thresholds)),
             asn: RwLock::new(None),
+            queue: std::sync::OnceLock::new(),
+            node_id: uuid::Uuid::new_v4().to_string(),
         }))
     }
 
@@ -166,11 +176,20 @@ impl AppState {
         *self.feed_views.write().unwrap_or_else(|p| p.into_inner()) = v;
     }
 
-    /// Asks the feed task to rebuild the intelligence soon (after an analyst or partner change).
+    /// Asks the feed task to rebuild the intelligence soon (after an analyst or partner change),
+    /// here at once and, through the shared `intel_generation` setting, in every other hub
+    /// process at its next feed check.
     pub fn request_intel_rebuild(&self) {
         self.rebuild_requested
             .store(true, std::sync::atomic::Ordering::Release);
         self.rebuild_wanted.notify_one();
+        let store = self.store.clone();
+        let generation = uuid::Uuid::new_v4().to_string();
+        tokio::spawn(async move {
+            if let Err(e) = store.kv_set(INTEL_GENERATION, &generation).await {
+                tracing::warn!(error = %e, "other hub processes will see the change only at their next feed refresh");
+            }
+        });
     }
 
     /// Swaps in new intelligence; lookups in flight finish on the old one.
@@ -231,6 +250,15 @@ async fn security_headers(
 
 /// Every route.
 pub fn router(state: AppState) -> Router {
+    if !state.config.role.serves_api() {
+        // A worker answers only its operators: health and metrics.
+        return Router::new()
+            .route("/healthz", get(api::healthz))
+            .route("/metrics", get(api::metrics))
+            .fallback(pages::not_found)
+            .layer(axum::middleware::from_fn(security_headers))
+            .with_state(state);
+    }
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))

@@ -34,6 +34,13 @@ pub struct Metrics {
     pub notifications_failed: AtomicU64,
     /// Urgent notifications held back by the per-recipient rate limit (they go in the digest).
     pub notifications_held: AtomicU64,
+    /// Queued batches a worker received again (the previous worker died or failed).
+    pub queue_redelivered: AtomicU64,
+    /// Queued batches a worker could not store this time (given back to the queue).
+    pub queue_retried: AtomicU64,
+    /// Queued messages that could not be read at all (kept in the file store under
+    /// `dead-letters/`, acknowledged so they do not block the queue).
+    pub queue_dead_letters: AtomicU64,
 }
 
 fn bump(m: &Mutex<BTreeMap<&'static str, u64>>, k: &'static str, n: u64) {
@@ -50,7 +57,7 @@ impl Metrics {
         for k in AlertKind::ALL {
             bump(&m.alerts, k.as_str(), 0);
         }
-        for r in ["stored", "duplicate", "rejected"] {
+        for r in ["stored", "duplicate", "rejected", "queued"] {
             bump(&m.batches, r, 0);
         }
         for c in ["email", "webhook", "digest"] {
@@ -121,6 +128,24 @@ impl Metrics {
             "Events refused at ingest, by reason.",
             "reason",
             &self.events_rejected,
+        );
+        counter(
+            &mut s,
+            "watchhouse_queue_redelivered_total",
+            "Queued batches a worker received again after another worker died or failed.",
+            self.queue_redelivered.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "watchhouse_queue_retried_total",
+            "Queued batches a worker could not store this time and gave back to the queue.",
+            self.queue_retried.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut s,
+            "watchhouse_queue_dead_letters_total",
+            "Queued messages that could not be read; kept in the file store under dead-letters/.",
+            self.queue_dead_letters.load(Ordering::Relaxed),
         );
         counter(
             &mut s,

@@ -510,6 +510,20 @@ pub async fn run(st: AppState) {
     let every = Duration::from_secs(st.config.notify_interval_secs.max(1));
     loop {
         tokio::time::sleep(every).await;
+        // One notifier per deployment: the process holding the lease.
+        let lease = (every.as_millis() as i64).saturating_mul(3).max(15_000);
+        match st
+            .store
+            .try_lease("notifier", &st.node_id, crate::now_ms(), lease)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "notifier lease unavailable; will retry");
+                continue;
+            }
+        }
         if let Err(e) = round(&st, mailer.as_ref(), &client, &mut limiter).await {
             tracing::error!(error = %e, "notification round failed; will retry");
         }

@@ -750,6 +750,10 @@ pub trait Store: Send + Sync + 'static {
     async fn kv_get(&self, key: &str) -> Result<Option<String>>;
     /// Sets a durable setting of a hub task.
     async fn kv_set(&self, key: &str, value: &str) -> Result<()>;
+    /// Takes or renews the lease `name` for `holder` until `now_ms + ttl_ms`; false while another
+    /// holder's lease is unexpired. Background tasks that must run once per deployment
+    /// (notifications, retention) run only in the process holding their lease.
+    async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
     /// Addresses that at least `min_members` members called a false alarm (on alerts about
     /// listed addresses) since `since_ms`, with how many members did.
     async fn disputed_addresses(

@@ -275,7 +275,8 @@ impl PostgresStore {
     pub async fn open(url: &str) -> Result<PostgresStore> {
         let cfg = tokio_postgres::Config::from_str(url).map_err(|e| {
             StoreError::Invalid(format!(
-                "`{url}` is not a PostgreSQL URL ({e}); use postgres://USER@HOST:PORT/DATABASE"
+                "`{}` is not a PostgreSQL URL ({e}); use postgres://USER@HOST:PORT/DATABASE",
+                redact(url)
             ))
         })?;
         let mgr = Manager::from_config(
@@ -412,7 +413,7 @@ impl PostgresStore {
 }
 
 /// The URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -1472,6 +1473,20 @@ impl Store for PostgresStore {
         .await
         .map_err(be)?;
         Ok(())
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let c = self.conn().await?;
+        let n = c
+            .execute(
+                "INSERT INTO leases (name, holder, until_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms \
+                 WHERE leases.holder = excluded.holder OR leases.until_ms <= $4",
+                &[&name, &holder, &now_ms.saturating_add(ttl_ms), &now_ms],
+            )
+            .await
+            .map_err(be)?;
+        Ok(n == 1)
     }
 
     async fn disputed_addresses(

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_feedback.sql"),
     include_str!("../migrations/sqlite/0005_notify.sql"),
     include_str!("../migrations/sqlite/0006_host_url.sql"),
+    include_str!("../migrations/sqlite/0007_leases.sql"),
 ];
 
 /// SQLite-backed [`Store`].
@@ -1414,6 +1415,22 @@ impl Store for SqliteStore {
             )
             .map_err(be)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let (n, h) = (name.to_owned(), holder.to_owned());
+        self.write(move |c| {
+            let changed = c
+                .execute(
+                    "INSERT INTO leases (name, holder, until_ms) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms \
+                     WHERE leases.holder = excluded.holder OR leases.until_ms <= ?4",
+                    params![n, h, now_ms.saturating_add(ttl_ms), now_ms],
+                )
+                .map_err(be)?;
+            Ok(changed == 1)
         })
         .await
     }

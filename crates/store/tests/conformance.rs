@@ -138,6 +138,42 @@ async fn suite(store: Arc<dyn Store>) {
     report_queries_take_a_period(&w).await;
     evidence_is_scoped(&w).await;
     retention_keeps_rollups(&w).await;
+    leases_have_one_holder(&w).await;
+}
+
+async fn leases_have_one_holder(w: &World) {
+    let s = &w.store;
+    assert!(s.try_lease("notifier", "node-a", T0, 30_000).await.unwrap());
+    assert!(!s
+        .try_lease("notifier", "node-b", T0 + 1, 30_000)
+        .await
+        .unwrap());
+    assert!(
+        s.try_lease("notifier", "node-a", T0 + 10_000, 30_000)
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(!s
+        .try_lease("notifier", "node-b", T0 + 39_999, 30_000)
+        .await
+        .unwrap());
+    assert!(
+        s.try_lease("retention", "node-b", T0, 30_000)
+            .await
+            .unwrap(),
+        "leases are per name"
+    );
+    assert!(
+        s.try_lease("notifier", "node-b", T0 + 40_000, 30_000)
+            .await
+            .unwrap(),
+        "expired: taken over"
+    );
+    assert!(!s
+        .try_lease("notifier", "node-a", T0 + 40_001, 30_000)
+        .await
+        .unwrap());
 }
 
 /// Two handles on one database (two hub processes) deliver the same batches at once, and

@@ -1067,6 +1067,11 @@ pub async fn run(state: AppState, mut feeds: Vec<FeedState>) {
     let client = client_with(&state.config.feed_ca_file);
     let tick = Duration::from_secs(state.config.feed_check_secs.max(1));
     let mut expired: Vec<bool> = feeds.iter().map(|f| f.expired(now_ms())).collect();
+    let generation = |st: &AppState| {
+        let store = st.store.clone();
+        async move { store.kv_get(crate::INTEL_GENERATION).await.ok().flatten() }
+    };
+    let mut seen = generation(&state).await;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
@@ -1076,6 +1081,12 @@ pub async fn run(state: AppState, mut feeds: Vec<FeedState>) {
         let mut changed = state
             .rebuild_requested
             .swap(false, std::sync::atomic::Ordering::AcqRel);
+        // Another hub process changed analysts' or partners' intelligence.
+        let now_generation = generation(&state).await;
+        if now_generation != seen {
+            seen = now_generation;
+            changed = true;
+        }
         if reconcile(&state, &mut feeds).await {
             changed = true;
             expired = feeds.iter().map(|f| f.expired(now)).collect();

@@ -1,0 +1,438 @@
+//! Ingest across processes: API nodes put collectors' batches on the queue, workers take them
+//! off, detect and store them.
+//!
+//! ```text
+//! collector ─POST─▶ API node: authenticate, validate ─▶ Queue::publish (id = collector:batch)
+//!                                                           │  JetStream: durable, deduplicated
+//! worker ◀─fetch────────────────────────────────────────────┘
+//!   └─▶ detect ─▶ Store::ingest (exactly once per collector and batch id) ─▶ ack
+//! ```
+//!
+//! **Invariant: a batch is acknowledged to the queue only after the store committed it** (or
+//! found it already stored). A worker killed at any point leaves the message unacknowledged;
+//! the queue delivers it again after `queue_ack_wait_secs`, and the store's batch id makes the
+//! second delivery store nothing if the first had committed. The collector is answered only
+//! after the queue acknowledged the publish, so nothing it deletes from its spool is held only
+//! in memory.
+//!
+//! Large batches (compressed size above `queue_inline_max_bytes`) go into the file store and
+//! only their key travels on the queue; the worker deletes the file after acknowledging.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use watchhouse_detect::detect;
+use watchhouse_event::Event;
+use watchhouse_proto::Batch;
+use watchhouse_queue::{Delivery, Queue};
+use watchhouse_store::{Collector, IngestOutcome, StoreError};
+
+use crate::AppState;
+
+/// A validated batch on its way from an API node to a worker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QueuedBatch {
+    /// The authenticated collector (its member decides where the events go).
+    pub collector: Collector,
+    /// The batch, its events already validated by the API node.
+    pub batch: Batch,
+    /// When the API node accepted it.
+    pub received_ms: i64,
+}
+
+const INLINE: u8 = b'I';
+const IN_FILES: u8 = b'F';
+
+/// Opens the queue named by `hub.queue`.
+pub async fn open_queue(cfg: &crate::HubConfig) -> anyhow::Result<Arc<dyn Queue>> {
+    let q = watchhouse_queue::nats::NatsQueue::connect(
+        &cfg.queue,
+        &cfg.queue_stream,
+        Duration::from_secs(cfg.queue_ack_wait_secs.max(1)),
+        // Collectors retry a batch for hours during an outage; the store's batch ids catch
+        // repeats older than this window.
+        Duration::from_secs(2 * 3600),
+    )
+    .await?;
+    Ok(Arc::new(q))
+}
+
+/// Detects and stores one batch: the work of the embedded hub in the request, and of a
+/// worker per queued batch.
+pub async fn store_batch(
+    st: &AppState,
+    collector: &Collector,
+    batch: &Batch,
+    events: &[Event],
+    now: i64,
+) -> Result<IngestOutcome, StoreError> {
+    let intel = st.intel();
+    let mut observations = detect(events, &intel.matcher);
+    observations.extend(st.engine.lock().unwrap_or_else(|p| p.into_inner()).observe(
+        collector.member_id,
+        collector.id,
+        &batch.batch_id.to_string(),
+        events,
+    ));
+    let out = st
+        .store
+        .ingest(
+            collector,
+            batch,
+            events,
+            &observations,
+            st.config.dedup_window_secs as i64 * 1000,
+            now,
+        )
+        .await?;
+    if out.duplicate {
+        st.metrics.batch("duplicate");
+        tracing::info!(collector = collector.id, batch = %batch.batch_id, "duplicate batch acknowledged, nothing stored");
+    } else {
+        st.metrics.batch("stored");
+        // Events represented: an aggregated record stands for `count` firewall events.
+        let represented: u64 = events.iter().map(|e| e.count.max(1) as u64).sum();
+        st.metrics
+            .events_ingested
+            .fetch_add(represented, Ordering::Relaxed);
+        for k in &out.alerts_created {
+            st.metrics.alert(*k);
+        }
+        tracing::debug!(
+            collector = collector.id,
+            accepted = out.accepted,
+            alerts = out.alerts_created.len(),
+            "batch stored"
+        );
+    }
+    Ok(out)
+}
+
+/// Puts a validated batch on the queue. `Ok(false)`: the queue already had it.
+pub async fn enqueue(st: &AppState, queue: &dyn Queue, q: &QueuedBatch) -> anyhow::Result<bool> {
+    let json = serde_json::to_vec(q)?;
+    let packed = zstd::bulk::compress(&json, 3)?;
+    let id = format!("{}:{}", q.collector.id, q.batch.batch_id);
+    let payload = if packed.len() + 1 <= st.config.queue_inline_max_bytes {
+        let mut p = Vec::with_capacity(packed.len() + 1);
+        p.push(INLINE);
+        p.extend_from_slice(&packed);
+        p
+    } else {
+        let key = format!("queue/{}/{}.json.zst", q.collector.id, q.batch.batch_id);
+        st.files.put(&key, packed).await?;
+        let mut p = vec![IN_FILES];
+        p.extend_from_slice(key.as_bytes());
+        p
+    };
+    let fresh = queue.publish(&id, &payload).await?;
+    if fresh {
+        st.metrics.batch("queued");
+    }
+    Ok(fresh)
+}
+
+/// Why a delivery could not be handled.
+enum Failure {
+    /// Try again later (the database or file store is down).
+    Retry(String),
+    /// It will never be readable.
+    Poison(String),
+}
+
+async fn decode(st: &AppState, payload: &[u8]) -> Result<(QueuedBatch, Option<String>), Failure> {
+    let (tag, rest) = payload
+        .split_first()
+        .ok_or_else(|| Failure::Poison("empty message".into()))?;
+    let (packed, key) = match *tag {
+        INLINE => (rest.to_vec(), None),
+        IN_FILES => {
+            let key = std::str::from_utf8(rest)
+                .map_err(|_| Failure::Poison("file key is not UTF-8".into()))?
+                .to_owned();
+            match st.files.get(&key).await {
+                Ok(Some(b)) => (b, Some(key)),
+                Ok(None) => return Err(Failure::Poison(format!("{key} is not in the file store"))),
+                Err(e) => return Err(Failure::Retry(format!("file store: {e}"))),
+            }
+        }
+        t => return Err(Failure::Poison(format!("unknown message kind {t}"))),
+    };
+    let json = zstd::bulk::decompress(&packed, watchhouse_proto::MAX_BATCH_BYTES * 2)
+        .map_err(|e| Failure::Poison(format!("not zstd: {e}")))?;
+    let q: QueuedBatch =
+        serde_json::from_slice(&json).map_err(|e| Failure::Poison(format!("not a batch: {e}")))?;
+    Ok((q, key))
+}
+
+/// Handles one delivery: store, then acknowledge. `pause` holds the worker between the two
+/// (a failure-injection point for tests that kill workers in that window).
+async fn handle(st: &AppState, queue: &dyn Queue, d: Delivery, pause: Duration) {
+    if d.attempt > 1 {
+        st.metrics.queue_redelivered.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(id = %d.id, attempt = d.attempt, "batch delivered again");
+    }
+    let result = match decode(st, &d.payload).await {
+        Ok((q, key)) => {
+            match store_batch(st, &q.collector, &q.batch, &q.batch.events, q.received_ms).await {
+                Ok(_) => Ok(key),
+                Err(e @ StoreError::Backend(_)) => Err(Failure::Retry(e.to_string())),
+                // The member or collector went away, or the data breaks a rule: storing it
+                // again will not help.
+                Err(e) => Err(Failure::Poison(e.to_string())),
+            }
+        }
+        Err(f) => Err(f),
+    };
+    match result {
+        Ok(key) => {
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            if let Err(e) = queue.ack(d).await {
+                // Delivered again later; the store will recognise it.
+                tracing::warn!(error = %e, "acknowledgement lost; the batch will come back as a duplicate");
+                return;
+            }
+            if let Some(key) = key {
+                if let Err(e) = st.files.delete(&key).await {
+                    tracing::warn!(%key, error = %e, "stored batch's file not deleted");
+                }
+            }
+        }
+        Err(Failure::Retry(why)) => {
+            st.metrics.queue_retried.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(id = %d.id, attempt = d.attempt, error = %why, "batch not stored; it goes back to the queue");
+            if let Err(e) = queue.nack(d).await {
+                tracing::warn!(error = %e, "negative acknowledgement lost; the queue redelivers after the ack wait");
+            }
+        }
+        Err(Failure::Poison(why)) => {
+            st.metrics
+                .queue_dead_letters
+                .fetch_add(1, Ordering::Relaxed);
+            let key = format!(
+                "dead-letters/{}.bin",
+                d.id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+            );
+            tracing::error!(id = %d.id, error = %why, %key, "queued message cannot be stored; kept as a dead letter");
+            match st.files.put(&key, d.payload.clone()).await {
+                Ok(()) => {
+                    let _ = queue.ack(d).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "dead letter not saved; leaving the message on the queue");
+                    let _ = queue.nack(d).await;
+                }
+            }
+        }
+    }
+}
+
+/// A worker: takes batches off the queue until the process ends.
+pub async fn run(st: AppState, queue: Arc<dyn Queue>) {
+    // Failure injection for the kill-a-worker test: hold each stored batch this long before
+    // acknowledging it, so a kill lands between commit and acknowledgement.
+    let pause = std::env::var("WATCHHOUSE_FAILPOINT_WORKER_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or_default();
+    if !pause.is_zero() {
+        tracing::warn!(
+            ?pause,
+            "failure injection: pausing between storing and acknowledging"
+        );
+    }
+    tracing::info!("worker taking batches off the queue");
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match queue.fetch(8, Duration::from_secs(2)).await {
+            Ok(ds) => {
+                backoff = Duration::from_millis(200);
+                for d in ds {
+                    handle(&st, &*queue, d, pause).await;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "queue unavailable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Retention: once an hour, in the process holding the `retention` lease, raw events older than
+/// `event_retention_days` are removed (rollups, alerts and reports stay).
+pub async fn housekeeping(st: AppState) {
+    if st.config.event_retention_days == 0 {
+        return;
+    }
+    let every = Duration::from_secs(3600);
+    loop {
+        let now = crate::now_ms();
+        match st
+            .store
+            .try_lease("retention", &st.node_id, now, 2 * every.as_millis() as i64)
+            .await
+        {
+            Ok(true) => {
+                let before = watchhouse_store::day_of(now) - st.config.event_retention_days as i64;
+                match st.store.expire_events(before).await {
+                    Ok(()) => {
+                        tracing::info!(before_day = before, "raw events past retention removed")
+                    }
+                    Err(e) => tracing::error!(error = %e, "retention failed; will retry"),
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "retention lease unavailable; will retry"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::now_ms;
+    use watchhouse_queue::memory::MemoryQueue;
+    use watchhouse_store::{Scope, Store};
+
+    async fn state(dir: &std::path::Path, inline_max: usize) -> (AppState, Collector) {
+        let store = watchhouse_store::open(&format!("sqlite://{}", dir.join("db").display()))
+            .await
+            .unwrap();
+        let f = store.create_force("F", "R").await.unwrap();
+        let m = store.create_member(f.id, "M", &[], false).await.unwrap();
+        store
+            .create_enrolment_token(m.id, "t", 0, i64::MAX)
+            .await
+            .unwrap();
+        let c = store
+            .redeem_enrolment_token("t", "c", "cred", 1)
+            .await
+            .unwrap()
+            .unwrap();
+        let cfg = crate::HubConfig {
+            queue_inline_max_bytes: inline_max,
+            data_dir: dir.to_owned(),
+            ..Default::default()
+        };
+        let files = cfg.open_files().unwrap();
+        let st = AppState::new(store, files, cfg, crate::intel::Intel::empty());
+        (st, c)
+    }
+
+    fn batch(n: usize) -> Batch {
+        let now = now_ms();
+        Batch {
+            version: watchhouse_proto::WIRE_VERSION,
+            batch_id: uuid::Uuid::new_v4(),
+            collector_version: "t".into(),
+            sealed_at_ms: now,
+            events: (0..n)
+                .map(|i| Event {
+                    time_ms: now,
+                    last_ms: now,
+                    action: watchhouse_event::Action::Drop,
+                    protocol: watchhouse_event::IpProto::TCP,
+                    src_ip: format!("192.0.2.{}", i % 200 + 1).parse().unwrap(),
+                    src_port: Some(40000),
+                    dst_ip: "198.51.100.1".parse().unwrap(),
+                    dst_port: Some((i % 1000 + 1) as u16),
+                    direction: watchhouse_event::Direction::Inbound,
+                    in_iface: Some("eth0".into()),
+                    out_iface: None,
+                    rule: None,
+                    device: None,
+                    format: watchhouse_event::Format::Netfilter,
+                    bytes: None,
+                    packets: None,
+                    count: 1,
+                    raw: format!("line {i}"),
+                    nat: None,
+                    product: None,
+                    host: None,
+                    url: None,
+                })
+                .collect(),
+            stats: None,
+        }
+    }
+
+    async fn drain(st: &AppState, q: &MemoryQueue) {
+        loop {
+            let ds = q.fetch(8, Duration::from_millis(50)).await.unwrap();
+            if ds.is_empty() {
+                return;
+            }
+            for d in ds {
+                handle(st, q, d, Duration::ZERO).await;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_batches_are_stored_once_inline_or_through_files() {
+        for inline_max in [usize::MAX, 64] {
+            let dir = tempfile::tempdir().unwrap();
+            let (st, c) = state(dir.path(), inline_max).await;
+            let q = MemoryQueue::new(Duration::from_secs(30), Duration::from_secs(60));
+            let b = batch(500);
+            let qb = QueuedBatch {
+                collector: c.clone(),
+                batch: b.clone(),
+                received_ms: now_ms(),
+            };
+            assert!(enqueue(&st, &q, &qb).await.unwrap());
+            assert!(!enqueue(&st, &q, &qb).await.unwrap(), "deduplicated by id");
+            // The same batch published again after the window, as a collector retrying
+            // after hours would: the store still stores it once.
+            let q2 = MemoryQueue::new(Duration::from_secs(30), Duration::from_secs(60));
+            assert!(enqueue(&st, &q2, &qb).await.unwrap());
+            drain(&st, &q).await;
+            drain(&st, &q2).await;
+            let n = st
+                .store
+                .event_total(&Scope::All, c.member_id)
+                .await
+                .unwrap();
+            assert_eq!(n, 500, "inline_max {inline_max}");
+            assert_eq!(
+                st.files.list("queue").await.unwrap(),
+                Vec::<String>::new(),
+                "files of stored batches are deleted"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unreadable_messages_become_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let (st, _) = state(dir.path(), usize::MAX).await;
+        let q = MemoryQueue::new(Duration::from_secs(30), Duration::from_secs(60));
+        q.publish("junk", b"Inot zstd").await.unwrap();
+        q.publish("missing", b"Fqueue/1/none.json.zst")
+            .await
+            .unwrap();
+        drain(&st, &q).await;
+        assert_eq!(st.metrics.queue_dead_letters.load(Ordering::Relaxed), 2);
+        let mut kept = st.files.list("dead-letters").await.unwrap();
+        kept.sort();
+        assert_eq!(
+            kept,
+            vec!["dead-letters/junk.bin", "dead-letters/missing.bin"]
+        );
+        assert!(
+            q.fetch(8, Duration::from_millis(50))
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing left blocking the queue"
+        );
+    }
+}
