@@ -548,3 +548,57 @@ pub fn python_with(module: &str, package: &str) -> PathBuf {
     }
     py
 }
+
+/// A fresh PostgreSQL database for one test, on the server named by `WATCHHOUSE_TEST_POSTGRES`
+/// (default `postgres://postgres@127.0.0.1:5432/postgres`); [`PgDb::drop_db`] removes it.
+pub struct PgDb {
+    admin: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    pub async fn new() -> Result<PgDb> {
+        let admin = std::env::var("WATCHHOUSE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("wh_test_{}", uuid::Uuid::new_v4().simple());
+        let client = PgDb::connect(&admin).await?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+        let base = admin
+            .rsplit_once('/')
+            .context("database URL without a path")?
+            .0;
+        Ok(PgDb {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        })
+    }
+
+    /// A connection to `url` (its driver task runs in the background).
+    pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .with_context(|| {
+                format!("PostgreSQL at {url} is needed for this test; .ci/run starts it")
+            })?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
+    /// One number from a query on the test database.
+    pub async fn count(&self, sql: &str) -> Result<i64> {
+        let c = PgDb::connect(&self.url).await?;
+        Ok(c.query_one(sql, &[]).await?.get(0))
+    }
+
+    pub async fn drop_db(self) -> Result<()> {
+        let client = PgDb::connect(&self.admin).await?;
+        client
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await?;
+        Ok(())
+    }
+}

@@ -292,6 +292,43 @@ pub fn check_event(
     Ok(())
 }
 
+/// Puts a validated batch on the queue for a worker.
+async fn queue_batch(
+    st: &AppState,
+    queue: &dyn watchhouse_queue::Queue,
+    collector: &Collector,
+    batch: &Batch,
+    events: Vec<Event>,
+    now: i64,
+) -> Result<watchhouse_store::IngestOutcome, ApiError> {
+    let accepted = events.len() as u64;
+    let q = crate::worker::QueuedBatch {
+        collector: collector.clone(),
+        batch: Batch {
+            version: batch.version,
+            batch_id: batch.batch_id,
+            collector_version: batch.collector_version.clone(),
+            sealed_at_ms: batch.sealed_at_ms,
+            events,
+            stats: batch.stats.clone(),
+        },
+        received_ms: now,
+    };
+    let fresh = crate::worker::enqueue(st, queue, &q).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot queue a batch; the collector will retry");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            "The hub cannot take batches just now; keep the batch and retry.",
+        )
+    })?;
+    Ok(watchhouse_store::IngestOutcome {
+        accepted,
+        duplicate: !fresh,
+        ..Default::default()
+    })
+}
+
 /// `POST /api/v1/ingest`: a batch from an enrolled collector, stored exactly once.
 pub async fn ingest(
     State(st): State<AppState>,
@@ -354,49 +391,22 @@ pub async fn ingest(
         .cloned()
         .collect();
     let rejected_total: u64 = rejected.values().sum();
-    for (reason, n) in &rejected {
-        st.metrics.rejected(reason, *n);
-    }
-    if rejected_total > 0 {
+    let out = match st.queue.get() {
+        // Scale-out: answer once the queue holds the batch durably; a worker stores it.
+        Some(queue) => queue_batch(&st, &**queue, &collector, &batch, events, now).await?,
+        None => crate::worker::store_batch(&st, &collector, &batch, &events, now).await?,
+    };
+    // Counted once per batch, not again on a collector's retry.
+    if !out.duplicate && rejected_total > 0 {
+        for (reason, n) in &rejected {
+            st.metrics.rejected(reason, *n);
+        }
         tracing::warn!(
             collector = collector.id,
             ?rejected,
             "events refused at ingest"
         );
     }
-    let out =
-        match st.queue.get() {
-            // Scale-out: answer once the queue holds the batch durably; a worker stores it.
-            Some(queue) => {
-                let accepted = events.len() as u64;
-                let q = crate::worker::QueuedBatch {
-                    collector: collector.clone(),
-                    batch: Batch {
-                        version: batch.version,
-                        batch_id: batch.batch_id,
-                        collector_version: batch.collector_version.clone(),
-                        sealed_at_ms: batch.sealed_at_ms,
-                        events,
-                        stats: batch.stats.clone(),
-                    },
-                    received_ms: now,
-                };
-                let fresh = crate::worker::enqueue(&st, &**queue, &q).await.map_err(|e| {
-                tracing::error!(error = %e, "cannot queue a batch; the collector will retry");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "queue_unavailable",
-                    "The hub cannot take batches just now; keep the batch and retry.",
-                )
-            })?;
-                watchhouse_store::IngestOutcome {
-                    accepted,
-                    duplicate: !fresh,
-                    ..Default::default()
-                }
-            }
-            None => crate::worker::store_batch(&st, &collector, &batch, &events, now).await?,
-        };
     Ok(Json(IngestResponse {
         batch_id: batch.batch_id,
         accepted: out.accepted,

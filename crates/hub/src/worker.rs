@@ -115,7 +115,7 @@ pub async fn enqueue(st: &AppState, queue: &dyn Queue, q: &QueuedBatch) -> anyho
     let json = serde_json::to_vec(q)?;
     let packed = zstd::bulk::compress(&json, 3)?;
     let id = format!("{}:{}", q.collector.id, q.batch.batch_id);
-    let payload = if packed.len() + 1 <= st.config.queue_inline_max_bytes {
+    let payload = if packed.len() < st.config.queue_inline_max_bytes {
         let mut p = Vec::with_capacity(packed.len() + 1);
         p.push(INLINE);
         p.extend_from_slice(&packed);

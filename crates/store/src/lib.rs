@@ -832,7 +832,143 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     )))
 }
 
+/// One alert's share of a batch: the batch's observations with one deduplication key, folded,
+/// so a backend touches each alert once per batch instead of once per event.
+#[derive(Debug, Clone)]
+pub struct AlertDelta<'a> {
+    /// The first observation (kind, severity, key and subject of the alert).
+    pub first: &'a Observation,
+    /// Lists that matched.
+    pub lists: std::collections::BTreeSet<String>,
+    /// Why they list it.
+    pub labels: Vec<ObservedLabel>,
+    /// Distinct destination ports, in order of appearance, at most [`MAX_ALERT_PORTS`].
+    pub ports: Vec<u16>,
+    /// Firewall events behind it (sum of counts).
+    pub events: i64,
+    /// Earliest event time.
+    pub first_ms: i64,
+    /// Latest event time (`last_ms` of aggregated records).
+    pub last_ms: i64,
+    /// Events to link as evidence, at most [`MAX_ALERT_EVIDENCE`].
+    pub event_indices: Vec<usize>,
+    /// Observations folded in.
+    pub observations: u64,
+}
+
+/// Folds observations by deduplication key, in order of first appearance.
+pub fn fold_observations<'a>(
+    events: &[Event],
+    observations: impl IntoIterator<Item = &'a Observation>,
+) -> Result<Vec<AlertDelta<'a>>> {
+    let mut out: Vec<AlertDelta<'a>> = Vec::new();
+    let mut index: std::collections::HashMap<&'a str, usize> = std::collections::HashMap::new();
+    for o in observations {
+        let e = events
+            .get(o.event_index)
+            .ok_or_else(|| StoreError::Invalid("observation refers to no event".into()))?;
+        let i = *index.entry(o.dedup_key.as_str()).or_insert_with(|| {
+            out.push(AlertDelta {
+                first: o,
+                lists: Default::default(),
+                labels: Vec::new(),
+                ports: Vec::new(),
+                events: 0,
+                first_ms: e.time_ms,
+                last_ms: e.time_ms,
+                event_indices: Vec::new(),
+                observations: 0,
+            });
+            out.len() - 1
+        });
+        let d = &mut out[i];
+        d.lists.extend(o.lists.iter().cloned());
+        watchhouse_detect::merge_labels(&mut d.labels, &o.labels);
+        if let Some(p) = e.dst_port {
+            if d.ports.len() < MAX_ALERT_PORTS && !d.ports.contains(&p) {
+                d.ports.push(p);
+            }
+        }
+        d.events += e.count.max(1) as i64;
+        d.first_ms = d.first_ms.min(e.time_ms);
+        d.last_ms = d.last_ms.max(e.last_ms.max(e.time_ms));
+        if d.event_indices.len() < MAX_ALERT_EVIDENCE && !d.event_indices.contains(&o.event_index) {
+            d.event_indices.push(o.event_index);
+        }
+        d.observations += 1;
+    }
+    Ok(out)
+}
+
 /// Days since the epoch for a millisecond timestamp (UTC).
 pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(86_400_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use watchhouse_detect::{AlertKind, Severity};
+    use watchhouse_event::{Action, Direction, Format, IpProto};
+
+    fn ev(t: i64, port: u16, count: u32) -> Event {
+        Event {
+            time_ms: t,
+            last_ms: t + 5,
+            action: Action::Drop,
+            protocol: IpProto::TCP,
+            src_ip: "192.0.2.1".parse().unwrap(),
+            src_port: None,
+            dst_ip: "198.51.100.1".parse().unwrap(),
+            dst_port: Some(port),
+            direction: Direction::Inbound,
+            in_iface: None,
+            out_iface: None,
+            rule: None,
+            device: None,
+            format: Format::Netfilter,
+            bytes: None,
+            packets: None,
+            count,
+            raw: String::new(),
+            nat: None,
+            product: None,
+            host: None,
+            url: None,
+        }
+    }
+
+    fn obs(key: &str, i: usize, list: &str) -> Observation {
+        Observation {
+            kind: AlertKind::PortScan,
+            severity: Severity::Medium,
+            dedup_key: key.into(),
+            subject_ip: "192.0.2.1".parse().unwrap(),
+            lists: vec![list.into()],
+            labels: vec![],
+            event_index: i,
+        }
+    }
+
+    #[test]
+    fn observations_fold_per_key_with_bounds() {
+        let events: Vec<Event> = (0..100).map(|i| ev(1000 + i, (i % 40) as u16, 2)).collect();
+        let mut o: Vec<Observation> = (0..100).map(|i| obs("a", i, "x")).collect();
+        o.push(obs("b", 7, "y"));
+        o.push(obs("a", 3, "z"));
+        let d = fold_observations(&events, &o).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].first.dedup_key, "a");
+        assert_eq!(d[0].observations, 101);
+        assert_eq!(d[0].events, 202, "counts are summed per observation");
+        assert_eq!((d[0].first_ms, d[0].last_ms), (1000, 1104));
+        assert_eq!(d[0].ports.len(), MAX_ALERT_PORTS);
+        assert_eq!(d[0].event_indices.len(), MAX_ALERT_EVIDENCE);
+        assert_eq!(
+            d[0].lists.iter().cloned().collect::<Vec<_>>(),
+            vec!["x", "z"]
+        );
+        assert_eq!((d[1].events, d[1].event_indices.clone()), (2, vec![7]));
+        assert!(fold_observations(&events, &[obs("c", 100, "x")]).is_err());
+    }
 }

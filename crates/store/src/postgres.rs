@@ -589,7 +589,8 @@ async fn upsert_rollups(
     Ok(())
 }
 
-/// Folds observations into alerts (new, or grown within the deduplication window).
+/// Folds observations into alerts (new, or grown within the deduplication window): one
+/// lookup and one write per alert per batch ([`fold_observations`]).
 #[allow(clippy::too_many_arguments)]
 async fn upsert_alerts(
     tx: &tokio_postgres::Transaction<'_>,
@@ -602,6 +603,7 @@ async fn upsert_alerts(
 ) -> Result<(Vec<AlertKind>, u64)> {
     let (mut created, mut updated) = (Vec::new(), 0);
     let mut suppressed: HashMap<(AlertKind, IpAddr), Option<i64>> = HashMap::new();
+    let mut live = Vec::with_capacity(observations.len());
     for o in observations {
         let Some(e) = events.get(o.event_index) else {
             return Err(StoreError::Invalid("observation refers to no event".into()));
@@ -624,12 +626,15 @@ async fn upsert_alerts(
         if until.is_some_and(|u| e.time_ms < u) {
             continue;
         }
-        let event_id = first_id + o.event_index as i64;
+        live.push(o);
+    }
+    for d in fold_observations(events, live)? {
+        let o = d.first;
         let existing = tx
             .query_opt(
                 "SELECT id, ports, lists, labels FROM alerts WHERE member_id = $1 AND dedup_key = $2 \
                  AND status != 'resolved' AND last_seen_ms >= $3 ORDER BY last_seen_ms DESC LIMIT 1 FOR UPDATE",
-                &[&member_id, &o.dedup_key, &(e.time_ms - window_ms)],
+                &[&member_id, &o.dedup_key, &(d.first_ms - window_ms)],
             )
             .await
             .map_err(be)?;
@@ -638,24 +643,24 @@ async fn upsert_alerts(
                 let id: Id = r.get(0);
                 let mut labels: Vec<ObservedLabel> =
                     serde_json::from_str(r.get(3)).unwrap_or_default();
-                watchhouse_detect::merge_labels(&mut labels, &o.labels);
+                watchhouse_detect::merge_labels(&mut labels, &d.labels);
                 let mut ports: BTreeSet<u16> = serde_json::from_str(r.get(1)).unwrap_or_default();
-                if let Some(p) = e.dst_port {
+                for p in &d.ports {
                     if ports.len() < MAX_ALERT_PORTS {
-                        ports.insert(p);
+                        ports.insert(*p);
                     }
                 }
                 let mut lists: BTreeSet<String> =
                     serde_json::from_str(r.get(2)).unwrap_or_default();
-                lists.extend(o.lists.iter().cloned());
+                lists.extend(d.lists.iter().cloned());
                 tx.execute(
                     "UPDATE alerts SET event_count = event_count + $1, last_seen_ms = GREATEST(last_seen_ms, $2), \
                      first_seen_ms = LEAST(first_seen_ms, $3), ports = $4, lists = $5, labels = $6, updated_ms = $7 \
                      WHERE member_id = $8 AND id = $9",
                     &[
-                        &(e.count.max(1) as i64),
-                        &e.last_ms.max(e.time_ms),
-                        &e.time_ms,
+                        &d.events,
+                        &d.last_ms,
+                        &d.first_ms,
                         &serde_json::to_string(&ports).map_err(be)?,
                         &serde_json::to_string(&lists).map_err(be)?,
                         &serde_json::to_string(&labels).map_err(be)?,
@@ -666,11 +671,10 @@ async fn upsert_alerts(
                 )
                 .await
                 .map_err(be)?;
-                updated += 1;
+                updated += d.observations;
                 id
             }
             None => {
-                let ports: Vec<u16> = e.dst_port.into_iter().collect();
                 let r = tx
                     .query_one(
                         "INSERT INTO alerts (member_id, kind, severity, dedup_key, subject_ip, lists, ports, \
@@ -682,18 +686,19 @@ async fn upsert_alerts(
                             &o.severity.as_str(),
                             &o.dedup_key,
                             &o.subject_ip.to_string(),
-                            &serde_json::to_string(&o.lists).map_err(be)?,
-                            &serde_json::to_string(&ports).map_err(be)?,
-                            &(e.count.max(1) as i64),
-                            &e.time_ms,
-                            &e.last_ms.max(e.time_ms),
+                            &serde_json::to_string(&d.lists).map_err(be)?,
+                            &serde_json::to_string(&d.ports).map_err(be)?,
+                            &d.events,
+                            &d.first_ms,
+                            &d.last_ms,
                             &now,
-                            &serde_json::to_string(&o.labels).map_err(be)?,
+                            &serde_json::to_string(&d.labels).map_err(be)?,
                         ],
                     )
                     .await
                     .map_err(map_err)?;
                 created.push(o.kind);
+                updated += d.observations - 1;
                 r.get(0)
             }
         };
@@ -705,11 +710,18 @@ async fn upsert_alerts(
             .await
             .map_err(be)?
             .get(0);
-        if (linked as usize) < MAX_ALERT_EVIDENCE {
+        let room = MAX_ALERT_EVIDENCE.saturating_sub(linked.max(0) as usize);
+        let (ids, times): (Vec<i64>, Vec<i64>) = d
+            .event_indices
+            .iter()
+            .take(room)
+            .map(|i| (first_id + *i as i64, events[*i].time_ms))
+            .unzip();
+        if !ids.is_empty() {
             tx.execute(
-                "INSERT INTO alert_events (member_id, alert_id, event_id, event_time_ms) VALUES ($1,$2,$3,$4) \
-                 ON CONFLICT DO NOTHING",
-                &[&member_id, &alert_id, &event_id, &e.time_ms],
+                "INSERT INTO alert_events (member_id, alert_id, event_id, event_time_ms) \
+                 SELECT $1, $2, i, t FROM unnest($3::bigint[], $4::bigint[]) AS u(i, t) ON CONFLICT DO NOTHING",
+                &[&member_id, &alert_id, &ids, &times],
             )
             .await
             .map_err(be)?;

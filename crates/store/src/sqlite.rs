@@ -460,7 +460,8 @@ fn insert_events(tx: &Transaction<'_>, collector: &Collector, events: &[Event]) 
     Ok(ids)
 }
 
-/// Folds observations into alerts (new, or grown within the deduplication window).
+/// Folds observations into alerts (new, or grown within the deduplication window): one
+/// lookup and one write per alert per batch ([`fold_observations`]).
 fn upsert_alerts(
     tx: &Transaction<'_>,
     member_id: Id,
@@ -472,6 +473,7 @@ fn upsert_alerts(
 ) -> Result<(Vec<AlertKind>, u64)> {
     let (mut created, mut updated) = (Vec::new(), 0);
     let mut suppressed: HashMap<(AlertKind, IpAddr), Option<i64>> = HashMap::new();
+    let mut live = Vec::with_capacity(observations.len());
     for o in observations {
         let Some(e) = events.get(o.event_index) else {
             return Err(StoreError::Invalid("observation refers to no event".into()));
@@ -495,14 +497,17 @@ fn upsert_alerts(
         if until.is_some_and(|u| e.time_ms < u) {
             continue;
         }
-        let event_id = event_ids[o.event_index];
+        live.push(o);
+    }
+    for d in fold_observations(events, live)? {
+        let o = d.first;
         let existing: Option<(Id, String, String, String)> = tx
             .prepare_cached(
                 "SELECT id, ports, lists, labels FROM alerts WHERE member_id = ? AND dedup_key = ? \
                  AND status != 'resolved' AND last_seen_ms >= ? ORDER BY last_seen_ms DESC LIMIT 1",
             )
             .map_err(be)?
-            .query_row(params![member_id, o.dedup_key, e.time_ms - window_ms], |r| {
+            .query_row(params![member_id, o.dedup_key, d.first_ms - window_ms], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()
@@ -511,24 +516,24 @@ fn upsert_alerts(
             Some((id, ports, lists, labels)) => {
                 let mut labels: Vec<ObservedLabel> =
                     serde_json::from_str(&labels).unwrap_or_default();
-                watchhouse_detect::merge_labels(&mut labels, &o.labels);
+                watchhouse_detect::merge_labels(&mut labels, &d.labels);
                 let mut ports: BTreeSet<u16> = serde_json::from_str(&ports).unwrap_or_default();
-                if let Some(p) = e.dst_port {
+                for p in &d.ports {
                     if ports.len() < MAX_ALERT_PORTS {
-                        ports.insert(p);
+                        ports.insert(*p);
                     }
                 }
                 let mut lists: BTreeSet<String> = serde_json::from_str(&lists).unwrap_or_default();
-                lists.extend(o.lists.iter().cloned());
+                lists.extend(d.lists.iter().cloned());
                 tx.prepare_cached(
                     "UPDATE alerts SET event_count = event_count + ?, last_seen_ms = MAX(last_seen_ms, ?), \
                      first_seen_ms = MIN(first_seen_ms, ?), ports = ?, lists = ?, labels = ?, updated_ms = ? WHERE id = ?",
                 )
                 .map_err(be)?
                 .execute(params![
-                    e.count.max(1) as i64,
-                    e.last_ms.max(e.time_ms),
-                    e.time_ms,
+                    d.events,
+                    d.last_ms,
+                    d.first_ms,
                     serde_json::to_string(&ports).map_err(be)?,
                     serde_json::to_string(&lists).map_err(be)?,
                     serde_json::to_string(&labels).map_err(be)?,
@@ -536,11 +541,10 @@ fn upsert_alerts(
                     id
                 ])
                 .map_err(be)?;
-                updated += 1;
+                updated += d.observations;
                 id
             }
             None => {
-                let ports: Vec<u16> = e.dst_port.into_iter().collect();
                 tx.prepare_cached(
                     "INSERT INTO alerts (member_id, kind, severity, dedup_key, subject_ip, lists, ports, \
                      event_count, first_seen_ms, last_seen_ms, status, created_ms, updated_ms, labels) \
@@ -553,17 +557,18 @@ fn upsert_alerts(
                     o.severity.as_str(),
                     o.dedup_key,
                     o.subject_ip.to_string(),
-                    serde_json::to_string(&o.lists).map_err(be)?,
-                    serde_json::to_string(&ports).map_err(be)?,
-                    e.count.max(1) as i64,
-                    e.time_ms,
-                    e.last_ms.max(e.time_ms),
+                    serde_json::to_string(&d.lists).map_err(be)?,
+                    serde_json::to_string(&d.ports).map_err(be)?,
+                    d.events,
+                    d.first_ms,
+                    d.last_ms,
                     now,
                     now,
-                    serde_json::to_string(&o.labels).map_err(be)?
+                    serde_json::to_string(&d.labels).map_err(be)?
                 ])
                 .map_err(be)?;
                 created.push(o.kind);
+                updated += d.observations - 1;
                 tx.last_insert_rowid()
             }
         };
@@ -572,12 +577,13 @@ fn upsert_alerts(
             .map_err(be)?
             .query_row([alert_id], |r| r.get(0))
             .map_err(be)?;
-        if (linked as usize) < MAX_ALERT_EVIDENCE {
+        let room = MAX_ALERT_EVIDENCE.saturating_sub(linked.max(0) as usize);
+        for i in d.event_indices.iter().take(room) {
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO alert_events (alert_id, event_id) VALUES (?, ?)",
             )
             .map_err(be)?
-            .execute(params![alert_id, event_id])
+            .execute(params![alert_id, event_ids[*i]])
             .map_err(be)?;
         }
     }

@@ -1,0 +1,295 @@
+//! Scale-out, black box: one API node and two workers (real `watchhouse hub` processes) sharing
+//! PostgreSQL and NATS JetStream. Workers are killed with SIGKILL while they hold batches,
+//! between storing and acknowledging; every event must end up stored exactly once.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use common::*;
+use watchhouse_event::{Action, Direction, Event, Format, IpProto};
+use watchhouse_proto::Batch;
+
+const NATS: &str = "nats://127.0.0.1:4222";
+const BATCHES: usize = 40;
+const PER_BATCH: usize = 2_500;
+
+fn batch(b: usize, now: i64) -> Batch {
+    Batch {
+        version: watchhouse_proto::WIRE_VERSION,
+        batch_id: uuid::Uuid::new_v4(),
+        collector_version: "scale-out-test".into(),
+        sealed_at_ms: now,
+        events: (0..PER_BATCH)
+            .map(|i| Event {
+                time_ms: now - (i as i64 % 1000),
+                last_ms: 0,
+                action: Action::Drop,
+                protocol: IpProto::TCP,
+                src_ip: format!("192.0.2.{}", i % 250 + 1).parse().unwrap(),
+                src_port: Some(40_000 + (i % 1000) as u16),
+                dst_ip: "198.51.100.1".parse().unwrap(),
+                dst_port: Some(1 + (b % 100) as u16),
+                direction: Direction::Inbound,
+                in_iface: Some("wan".into()),
+                out_iface: None,
+                rule: None,
+                device: Some("fw".into()),
+                format: Format::Netfilter,
+                bytes: Some(60),
+                packets: Some(1),
+                count: 1,
+                // Unique per event, so a duplicate would show as a repeated line.
+                raw: format!("batch {b} event {i}"),
+                nat: None,
+                product: None,
+                host: None,
+                url: None,
+            })
+            .collect(),
+        stats: None,
+    }
+}
+
+/// The sum of one counter over the workers' /metrics.
+async fn metric(urls: &[String], name: &str) -> Result<u64> {
+    let mut total = 0;
+    for u in urls {
+        let text = reqwest::get(format!("{u}/metrics")).await?.text().await?;
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
+}
+
+fn kill9(p: &mut Proc) {
+    // Child::kill sends SIGKILL: no shutdown code runs.
+    p.child.kill().expect("kill worker");
+    p.child.wait().expect("reap worker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> {
+    let db = PgDb::new().await?;
+    let dir = tempfile::tempdir()?;
+    let stream = format!("WH_TEST_{}", uuid::Uuid::new_v4().simple()).to_uppercase();
+    let admin = |args: &[&str], stdin: Option<&str>| {
+        let mut all = vec!["admin", "--database", db.url.as_str()];
+        all.extend_from_slice(args);
+        run(&all, stdin)
+    };
+    admin(&["force", "add", "--name", "F", "--region", "R"], None)?;
+    admin(&["member", "add", "--force", "1", "--name", "M"], None)?;
+    admin(
+        &[
+            "user",
+            "add",
+            "--email",
+            "a@t.example",
+            "--name",
+            "A",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some(&format!("{SITE_PASSWORD}\n")),
+    )?;
+    let token = admin(&["token", "create", "--member", "1"], None)?
+        .trim()
+        .to_owned();
+
+    let envs = [
+        ("WATCHHOUSE__HUB__QUEUE_STREAM", stream.as_str()),
+        ("WATCHHOUSE__HUB__QUEUE_ACK_WAIT_SECS", "2"),
+        ("WATCHHOUSE_FAILPOINT_WORKER_PAUSE_MS", "150"),
+    ];
+    let start = |name: &str, role: &str| -> Result<(Proc, String)> {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let data = dir.path().join(name);
+        let p = spawn(
+            dir.path(),
+            name,
+            &[
+                "hub",
+                "--role",
+                role,
+                "--database",
+                &db.url,
+                "--queue",
+                NATS,
+                "--listen",
+                &addr,
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            &envs,
+        )?;
+        Ok((p, format!("http://{addr}")))
+    };
+    let (api, api_url) = start("api", "api")?;
+    let (mut w1, w1_url) = start("worker1", "worker")?;
+    let (mut w2, w2_url) = start("worker2", "worker")?;
+    for u in [&api_url, &w1_url, &w2_url] {
+        wait_healthy(u).await?;
+    }
+    // A worker serves only health and metrics.
+    let r = reqwest::get(format!("{w1_url}/login")).await?;
+    ensure!(r.status() == 404, "worker served {}", r.status());
+
+    let http = reqwest::Client::new();
+    let enrol: serde_json::Value = http
+        .post(format!("{api_url}/api/v1/enrol"))
+        .json(&serde_json::json!({"token": token, "name": "fw", "version": "test"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let credential = enrol["credential"]
+        .as_str()
+        .context("credential")?
+        .to_owned();
+
+    let t0 = std::time::Instant::now();
+    let now = watchhouse_hub::now_ms();
+    let batches: Vec<Batch> = (0..BATCHES).map(|b| batch(b, now)).collect();
+    let mut restarted = Vec::new();
+    for (b, body) in batches.iter().enumerate() {
+        let res = http
+            .post(format!("{api_url}/api/v1/ingest"))
+            .bearer_auth(&credential)
+            .json(body)
+            .send()
+            .await?;
+        ensure!(res.status().is_success(), "batch {b}: {}", res.status());
+        let v: serde_json::Value = res.json().await?;
+        ensure!(v["accepted"] == PER_BATCH as u64, "batch {b}: {v}");
+        // A collector that lost the answer sends the batch again.
+        if b % 10 == 3 {
+            let again: serde_json::Value = http
+                .post(format!("{api_url}/api/v1/ingest"))
+                .bearer_auth(&credential)
+                .json(body)
+                .send()
+                .await?
+                .json()
+                .await?;
+            ensure!(again["duplicate"] == true, "resent batch {b}: {again}");
+        }
+        if b == 12 {
+            kill9(&mut w1);
+            let (p, u) = start("worker1b", "worker")?;
+            restarted.push((p, u));
+        }
+        if b == 26 {
+            kill9(&mut w2);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("{BATCHES} batches accepted in {:?}", t0.elapsed());
+    // Worker 2 stays dead for a while: worker 1b carries on alone, then a new one joins.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (p, u) = start("worker2b", "worker")?;
+    restarted.push((p, u));
+    let urls: Vec<String> = restarted.iter().map(|(_, u)| u.clone()).collect();
+    for u in &urls {
+        wait_healthy(u).await?;
+    }
+
+    let want = (BATCHES * PER_BATCH) as i64;
+    eventually(Duration::from_secs(120), "every batch stored", || async {
+        let n = db.count("SELECT COUNT(*) FROM ingest_batches").await?;
+        Ok((n == BATCHES as i64).then_some(()))
+    })
+    .await?;
+    eprintln!(
+        "all stored after {:?}; {} alerts, {} evidence links",
+        t0.elapsed(),
+        db.count("SELECT COUNT(*) FROM alerts").await?,
+        db.count("SELECT COUNT(*) FROM alert_events").await?
+    );
+    // Redeliveries still in flight would show as extra rows: wait past the ack wait.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rows = db.count("SELECT COUNT(*) FROM events").await?;
+    let distinct = db
+        .count("SELECT COUNT(*) FROM (SELECT DISTINCT raw FROM events) d")
+        .await?;
+    let rolled = db
+        .count("SELECT SUM(events)::bigint FROM rollup_daily")
+        .await?;
+    assert_eq!(rows, want, "every event stored");
+    assert_eq!(distinct, want, "no event stored twice");
+    assert_eq!(rolled, want, "rollups count each event once");
+
+    // The kills happened while batches were held: some came back to the survivors, and at
+    // least one of them had been stored before the kill (caught by the batch id).
+    let redelivered = metric(&urls, "watchhouse_queue_redelivered_total").await?;
+    let duplicates = metric(
+        &urls,
+        "watchhouse_ingest_batches_total{result=\"duplicate\"}",
+    )
+    .await?;
+    assert!(
+        redelivered > 0,
+        "no batch was redelivered: the kills missed"
+    );
+    assert!(
+        duplicates > 0,
+        "no batch was stored before a kill and delivered again ({redelivered} redeliveries)"
+    );
+    eprintln!("redelivered {redelivered}, already stored {duplicates}");
+
+    // The API node reads the same data.
+    let mut c = Client::new(&api_url);
+    c.login("a@t.example", SITE_PASSWORD).await?;
+    let (_, v) = c.get_json("/api/v1/members/1/summary").await?;
+    assert_eq!(v["total_events"].as_u64(), Some(want as u64), "{v}");
+
+    drop(api);
+    drop(restarted);
+    let q = watchhouse_queue::nats::NatsQueue::connect(
+        NATS,
+        &stream,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    )
+    .await?;
+    q.delete(&stream).await?;
+    db.drop_db().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn roles_without_a_queue_or_shared_database_are_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("hub");
+    let out = std::process::Command::new(bin())
+        .args([
+            "hub",
+            "--role",
+            "worker",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "a worker without a queue started");
+    ensure!(err.contains("hub.queue"), "{err}");
+    let out = std::process::Command::new(bin())
+        .args([
+            "hub",
+            "--role",
+            "api",
+            "--queue",
+            NATS,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "an API node on SQLite started");
+    ensure!(err.contains("postgres://"), "{err}");
+    Ok(())
+}
