@@ -1,19 +1,37 @@
-//! Sustained ingest into the embedded store (SQLite, WAL), one writer: batches of firewall
-//! events as collectors send them (varied sources, ports and actions), with the rollups the
-//! reports use, no alerts. Prints events/s per round, the median, and bytes on disk per event.
+//! Sustained ingest into a store, then the reports' queries over what was loaded.
 //!
-//! `cargo run --release -p watchhouse-store --example ingest_throughput [EVENTS] [BATCH]`
+//! Batches of firewall events as collectors send them (varied sources, ports and actions,
+//! spread over members and four weeks), stored with the rollups the reports use; no alerts
+//! (detection is measured elsewhere). With `--writers 2` two tasks ingest at once, as two hub
+//! workers would. On PostgreSQL, `--copy-baseline` first runs a raw binary COPY of the same
+//! events into a plain table of the same shape (same writers), the floor our ingest is
+//! compared with.
+//!
+//! ```text
+//! cargo run --release -p watchhouse-store --example ingest_throughput -- \
+//!     [--database sqlite://PATH|postgres://…] [--events N] [--batch N] [--members N] \
+//!     [--writers N] [--copy-baseline]
+//! ```
+//!
+//! Without `--database`, a temporary SQLite file. Prints events/s, bytes stored per event and
+//! the median time of each report query (5 runs).
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use watchhouse_event::{Action, Direction, Event, Format, IpProto};
 use watchhouse_proto::Batch;
+use watchhouse_store::{day_of, Collector, Scope, Store};
+
+const DAY: i64 = 86_400_000;
 
 fn event(i: u64, t: i64) -> Event {
-    let src = IpAddr::V4(Ipv4Addr::from(
-        0x2d21_0000u32 + (i.wrapping_mul(2_654_435_761) % 60_000) as u32,
-    ));
+    // A skewed source population: a few busy scanners, a long tail.
+    let h = i.wrapping_mul(2_654_435_761);
+    let pool = if h % 4 == 0 { 200 } else { 100_000 };
+    let src = IpAddr::V4(Ipv4Addr::from(0x2d21_0000u32 + ((h >> 8) % pool) as u32));
+    let port = [22, 23, 80, 443, 445, 3389, 8080, 5060, 1433, 3306][(h % 10) as usize];
     Event {
         time_ms: t,
         last_ms: t,
@@ -22,7 +40,7 @@ fn event(i: u64, t: i64) -> Event {
         src_ip: src,
         src_port: Some(1024 + (i % 60_000) as u16),
         dst_ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)),
-        dst_port: Some([22, 23, 80, 443, 445, 3389, 8080, 5060][(i % 8) as usize]),
+        dst_port: Some(port),
         direction: Direction::Inbound,
         in_iface: Some("eth0".into()),
         out_iface: None,
@@ -32,7 +50,7 @@ fn event(i: u64, t: i64) -> Event {
         bytes: Some(44),
         packets: Some(1),
         count: 1,
-        raw: format!("Nov 21 06:00:00 fw kernel: [UFW BLOCK] IN=eth0 OUT= SRC={src} DST=198.51.100.10 LEN=44 PROTO=TCP SPT={} DPT=22 ID={i}", 1024 + i % 60_000),
+        raw: format!("Nov 21 06:00:00 fw kernel: [UFW BLOCK] IN=eth0 OUT= SRC={src} DST=198.51.100.10 LEN=44 PROTO=TCP SPT={} DPT={port} ID={i}", 1024 + i % 60_000),
         nat: None,
         product: None,
         host: None,
@@ -40,74 +58,338 @@ fn event(i: u64, t: i64) -> Event {
     }
 }
 
+struct Args {
+    database: Option<String>,
+    events: u64,
+    batch: u64,
+    members: u64,
+    writers: u64,
+    copy_baseline: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        database: None,
+        events: 2_000_000,
+        batch: 10_000,
+        members: 20,
+        writers: 1,
+        copy_baseline: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut num = |what: &str| -> u64 {
+            it.next()
+                .and_then(|v| v.replace('_', "").parse().ok())
+                .unwrap_or_else(|| panic!("{what} needs a number"))
+        };
+        match k.as_str() {
+            "--events" => a.events = num("--events"),
+            "--batch" => a.batch = num("--batch").min(20_000),
+            "--members" => a.members = num("--members").max(1),
+            "--writers" => a.writers = num("--writers").max(1),
+            "--database" => a.database = it.next(),
+            "--copy-baseline" => a.copy_baseline = true,
+            "--help" | "-h" => {
+                println!("ingest_throughput [--database URL] [--events N] [--batch N] [--members N] [--writers N] [--copy-baseline]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}; try --help"),
+        }
+    }
+    a
+}
+
+/// The batches: batch `b` belongs to member `b % members` and to day `b % 28` before `now`.
+fn batch_events(a: &Args, b: u64, now: i64) -> Vec<Event> {
+    let day0 = now - (b % 28) as i64 * DAY - DAY / 2;
+    (b * a.batch..(b + 1) * a.batch)
+        .map(|k| event(k, day0 + (k % a.batch) as i64 * 3))
+        .collect()
+}
+
+async fn copy_baseline(url: &str, a: &Args, now: i64) -> f64 {
+    use tokio_postgres::types::Type;
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c.batch_execute(
+        "DROP TABLE IF EXISTS copy_baseline; CREATE TABLE copy_baseline (LIKE events INCLUDING DEFAULTS); \
+         ALTER TABLE copy_baseline ADD PRIMARY KEY (member_id, time_ms, id)",
+    )
+    .await
+    .unwrap();
+    let batches = a.events / a.batch;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..a.writers {
+        let url = url.to_owned();
+        let (per, writers) = (a.batch, a.writers);
+        let members = a.members;
+        tasks.push(tokio::spawn(async move {
+            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let types = [
+                Type::INT8,
+                Type::INT8,
+                Type::INT8,
+                Type::INT8,
+                Type::INT8,
+                Type::TEXT,
+                Type::INT2,
+                Type::INET,
+                Type::INT4,
+                Type::INET,
+                Type::INT4,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::INT8,
+                Type::TEXT,
+            ];
+            let a = Args {
+                database: None,
+                events: 0,
+                batch: per,
+                members,
+                writers,
+                copy_baseline: true,
+            };
+            for b in (w..batches).step_by(writers as usize) {
+                let events = batch_events(&a, b, now);
+                let sink = c
+                    .copy_in(
+                        "COPY copy_baseline (id, member_id, collector_id, time_ms, last_ms, action, protocol, src_ip, \
+                         src_port, dst_ip, dst_port, direction, in_iface, device, format, count, raw) FROM STDIN (FORMAT binary)",
+                    )
+                    .await
+                    .unwrap();
+                let wr = tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+                let mut wr = std::pin::pin!(wr);
+                for (i, e) in events.iter().enumerate() {
+                    let id = (b * per + i as u64) as i64;
+                    let member = (b % members) as i64 + 1;
+                    wr.as_mut()
+                        .write(&[
+                            &id,
+                            &member,
+                            &member,
+                            &e.time_ms,
+                            &e.last_ms,
+                            &e.action.as_str(),
+                            &(e.protocol.0 as i16),
+                            &e.src_ip,
+                            &e.src_port.map(i32::from),
+                            &e.dst_ip,
+                            &e.dst_port.map(i32::from),
+                            &e.direction.as_str(),
+                            &e.in_iface,
+                            &e.device,
+                            &e.format.as_str(),
+                            &(e.count as i64),
+                            &e.raw,
+                        ])
+                        .await
+                        .unwrap();
+                }
+                wr.finish().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rate = (batches * a.batch) as f64 / started.elapsed().as_secs_f64();
+    let size: i64 = c
+        .query_one("SELECT pg_total_relation_size('copy_baseline')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    println!(
+        "raw COPY baseline: {} events, {:.0} events/s, {:.0} bytes per event",
+        batches * a.batch,
+        rate,
+        size as f64 / (batches * a.batch) as f64
+    );
+    c.batch_execute("DROP TABLE copy_baseline").await.unwrap();
+    rate
+}
+
+async fn bytes_stored(url: &str, dir: Option<&std::path::Path>) -> u64 {
+    if let Some(d) = dir {
+        return std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+    }
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let n: i64 = c
+        .query_one(
+            "SELECT (SELECT COALESCE(SUM(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits \
+             WHERE inhparent = 'events'::regclass)::bigint \
+             + pg_total_relation_size('rollup_daily') + pg_total_relation_size('rollup_src') \
+             + pg_total_relation_size('rollup_port') + pg_total_relation_size('ingest_batches')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    n as u64
+}
+
+async fn time<F, Fut, T>(name: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut ms: Vec<f64> = (0..5)
+        .map(|_| 0.0)
+        .collect::<Vec<_>>();
+    for m in ms.iter_mut() {
+        let t = Instant::now();
+        std::hint::black_box(f().await);
+        *m = t.elapsed().as_secs_f64() * 1000.0;
+    }
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("  {name:<46} median {:>8.2} ms (min {:.2}, max {:.2})", ms[2], ms[0], ms[4]);
+}
+
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let total: u64 = args
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(2_000_000);
-    let per_batch: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("bench.db");
-    let store = watchhouse_store::open(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let f = store.create_force("F", "R").await.unwrap();
-    let m = store
-        .create_member(f.id, "M", &["198.51.100.0/24".into()], false)
-        .await
-        .unwrap();
+    let a = args();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = a.database.clone().unwrap_or_else(|| {
+        format!("sqlite://{}", tmp.path().join("bench.db").display())
+    });
+    let sqlite_dir = url
+        .strip_prefix("sqlite://")
+        .map(|p| std::path::Path::new(p).parent().unwrap().to_owned());
     let now = 1_763_700_000_000i64;
-    store
-        .create_enrolment_token(m.id, "t", now, now + 86_400_000)
-        .await
-        .unwrap();
-    let col = store
-        .redeem_enrolment_token("t", "fw", "c", now)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut rates = Vec::new();
-    let mut i = 0u64;
-    let started = Instant::now();
-    while i < total {
-        let events: Vec<Event> = (i..i + per_batch)
-            .map(|k| event(k, now + k as i64))
-            .collect();
-        let batch = Batch {
-            version: watchhouse_proto::WIRE_VERSION,
-            batch_id: uuid::Uuid::new_v4(),
-            collector_version: "bench".into(),
-            sealed_at_ms: now,
-            events: events.clone(),
-            stats: None,
-        };
-        let t = Instant::now();
-        store
-            .ingest(&col, &batch, &events, &[], 86_400_000, now)
+    let store = watchhouse_store::open(&url).await.unwrap();
+    if a.copy_baseline && url.starts_with("postgres") {
+        copy_baseline(&url, &a, now).await;
+    }
+    let f = store.create_force("Bench", "R").await.unwrap();
+    let mut collectors: Vec<Collector> = Vec::new();
+    for m in 0..a.members {
+        let mem = store
+            .create_member(f.id, &format!("Member {m}"), &["198.51.100.0/24".into()], false)
             .await
             .unwrap();
-        rates.push(per_batch as f64 / t.elapsed().as_secs_f64());
-        i += per_batch;
+        let tok = format!("bench-{}-{m}", uuid::Uuid::new_v4());
+        store
+            .create_enrolment_token(mem.id, &tok, now, now + DAY)
+            .await
+            .unwrap();
+        collectors.push(
+            store
+                .redeem_enrolment_token(&tok, "fw", &tok, now)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let collectors = Arc::new(collectors);
+    let batches = a.events / a.batch;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..a.writers {
+        let (store, collectors) = (store.clone(), collectors.clone());
+        let (per, writers, members) = (a.batch, a.writers, a.members);
+        tasks.push(tokio::spawn(async move {
+            let a = Args {
+                database: None,
+                events: 0,
+                batch: per,
+                members,
+                writers,
+                copy_baseline: false,
+            };
+            let mut rates = Vec::new();
+            for b in (w..batches).step_by(writers as usize) {
+                let events = batch_events(&a, b, now);
+                let col = &collectors[(b % members) as usize];
+                let batch = Batch {
+                    version: watchhouse_proto::WIRE_VERSION,
+                    batch_id: uuid::Uuid::new_v4(),
+                    collector_version: "bench".into(),
+                    sealed_at_ms: now,
+                    events: Vec::new(),
+                    stats: None,
+                };
+                let t = Instant::now();
+                store
+                    .ingest(col, &batch, &events, &[], DAY, now)
+                    .await
+                    .unwrap();
+                rates.push(per as f64 / t.elapsed().as_secs_f64());
+            }
+            rates
+        }));
+    }
+    let mut rates = Vec::new();
+    for t in tasks {
+        rates.extend(t.await.unwrap());
     }
     let secs = started.elapsed().as_secs_f64();
+    let total = batches * a.batch;
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let size: u64 = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok()?.metadata().ok())
-        .map(|m| m.len())
-        .sum();
-    println!("events: {total} in batches of {per_batch}, {secs:.1} s");
+    let backend = if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
     println!(
-        "events/s per batch: min {:.0}, median {:.0}, max {:.0}; overall {:.0}",
-        rates[0],
+        "{backend}: {total} events, {} members, batches of {}, {} writer(s): {secs:.1} s",
+        a.members, a.batch, a.writers
+    );
+    println!(
+        "  events/s per batch: median {:.0}; overall {:.0} events/s",
         rates[rates.len() / 2],
-        rates[rates.len() - 1],
         total as f64 / secs
     );
+    let bytes = bytes_stored(&url, sqlite_dir.as_deref()).await;
     println!(
-        "bytes on disk per event (database + WAL): {:.0}",
-        size as f64 / total as f64
+        "  bytes stored per event (events, indexes, rollups): {:.0}",
+        bytes as f64 / total as f64
     );
+
+    // The reports' queries, over everything loaded: one member's month, the area view, the
+    // national sightings.
+    println!("report queries over {total} events (median of 5):");
+    let all = Scope::All;
+    let member = collectors[0].member_id;
+    let d1 = day_of(now);
+    let d0 = d1 - 30;
+    let s: &Arc<dyn Store> = &store;
+    time("member: daily counts, 31 days", || s.daily_counts(&all, member, d0, d1)).await;
+    time("member: top 10 sources, 31 days", || {
+        s.top_sources_between(&all, member, d0, d1, 10)
+    })
+    .await;
+    time("member: top 10 ports, 31 days", || {
+        s.top_ports_between(&all, member, d0, d1, 10)
+    })
+    .await;
+    time("member: total events", || s.event_total(&all, member)).await;
+    time("member: 50 most recent events", || {
+        s.recent_events(&all, member, 50)
+    })
+    .await;
+    time("peers: event totals of every member, 31 days", || {
+        s.member_event_totals(d0, d1)
+    })
+    .await;
+    time("area: evidence of need, 31 days, all members", || {
+        s.evidence(&all, d0 * DAY, (d1 + 1) * DAY)
+    })
+    .await;
+    time("national: sources seen at 3+ members, 7 days", || {
+        s.widespread_sources(d1 - 7, 3, 100)
+    })
+    .await;
 }
