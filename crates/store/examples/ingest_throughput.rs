@@ -262,7 +262,7 @@ where
     println!("  {name:<46} median {:>8.2} ms (min {:.2}, max {:.2})", ms[2], ms[0], ms[4]);
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let a = args();
     let tmp = tempfile::tempdir().unwrap();
@@ -299,23 +299,39 @@ async fn main() {
     }
     let collectors = Arc::new(collectors);
     let batches = a.events / a.batch;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..a.writers {
-        let (store, collectors) = (store.clone(), collectors.clone());
-        let (per, writers, members) = (a.batch, a.writers, a.members);
-        tasks.push(tokio::spawn(async move {
+    // Events are made by a separate task (as request decoding would run beside the writer),
+    // a few batches ahead; only the writers' time is the store's.
+    let (tx, rx) = tokio::sync::mpsc::channel::<(u64, Vec<Event>)>(4);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    {
+        let (per, members) = (a.batch, a.members);
+        tokio::task::spawn_blocking(move || {
             let a = Args {
                 database: None,
                 events: 0,
                 batch: per,
                 members,
-                writers,
+                writers: 1,
                 copy_baseline: false,
             };
+            for b in 0..batches {
+                if tx.blocking_send((b, batch_events(&a, b, now))).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..a.writers {
+        let (store, collectors, rx) = (store.clone(), collectors.clone(), rx.clone());
+        let (per, members) = (a.batch, a.members);
+        tasks.push(tokio::spawn(async move {
             let mut rates = Vec::new();
-            for b in (w..batches).step_by(writers as usize) {
-                let events = batch_events(&a, b, now);
+            loop {
+                let Some((b, events)) = rx.lock().await.recv().await else {
+                    return rates;
+                };
                 let col = &collectors[(b % members) as usize];
                 let batch = Batch {
                     version: watchhouse_proto::WIRE_VERSION,
@@ -332,7 +348,6 @@ async fn main() {
                     .unwrap();
                 rates.push(per as f64 / t.elapsed().as_secs_f64());
             }
-            rates
         }));
     }
     let mut rates = Vec::new();

@@ -69,7 +69,8 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -32000;",
+         PRAGMA cache_size = -65536;
+         PRAGMA wal_autocheckpoint = 16384;",
     )
 }
 
