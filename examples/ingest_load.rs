@@ -1,0 +1,234 @@
+//! Load generator for the hub's ingest over HTTP, as many collectors would send: gzip-compressed
+//! batches with idempotency keys, several in flight. Used by `bench/scale-out.sh`.
+//!
+//! It enrols one collector per token, prepares every batch body before the clock starts, posts
+//! them with `--concurrency` requests in flight, then waits until the processes that store
+//! (`--metrics URL`, repeatable: the embedded hub, or the workers) have counted every event in
+//! `watchhouse_events_ingested_total`. Prints the accepted and the stored (sustained) rate.
+//!
+//! ```text
+//! cargo run --release --example ingest_load -- --hub URL --tokens FILE --metrics URL \
+//!     [--metrics URL…] [--events N] [--batch N] [--concurrency N]
+//! ```
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use watchhouse_event::{Action, Direction, Event, Format, IpProto};
+use watchhouse_proto::{Batch, EnrolResponse};
+
+struct Args {
+    hub: String,
+    tokens: String,
+    metrics: Vec<String>,
+    events: u64,
+    batch: u64,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        hub: String::new(),
+        tokens: String::new(),
+        metrics: Vec::new(),
+        events: 2_000_000,
+        batch: 5_000,
+        concurrency: 4,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().unwrap_or_else(|| panic!("{k} needs a value"));
+        match k.as_str() {
+            "--hub" => a.hub = v(),
+            "--tokens" => a.tokens = v(),
+            "--metrics" => a.metrics.push(v()),
+            "--events" => a.events = v().replace('_', "").parse().expect("--events N"),
+            "--batch" => a.batch = v().parse().expect("--batch N"),
+            "--concurrency" => a.concurrency = v().parse().expect("--concurrency N"),
+            "--help" | "-h" => {
+                println!("ingest_load --hub URL --tokens FILE --metrics URL [--metrics URL…] [--events N] [--batch N] [--concurrency N]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}; try --help"),
+        }
+    }
+    assert!(!a.hub.is_empty() && !a.tokens.is_empty() && !a.metrics.is_empty(), "--hub, --tokens and --metrics are required");
+    a
+}
+
+fn event(i: u64, t: i64) -> Event {
+    let h = i.wrapping_mul(2_654_435_761);
+    let pool = if h % 4 == 0 { 200 } else { 100_000 };
+    let src = std::net::Ipv4Addr::from(0x2d21_0000u32 + ((h >> 8) % pool) as u32);
+    let port = [22, 23, 80, 443, 445, 3389, 8080, 5060, 1433, 3306][(h % 10) as usize];
+    Event {
+        time_ms: t,
+        last_ms: t,
+        action: if i % 10 == 0 { Action::Allow } else { Action::Deny },
+        protocol: IpProto::TCP,
+        src_ip: src.into(),
+        src_port: Some(1024 + (i % 60_000) as u16),
+        dst_ip: "198.51.100.10".parse().unwrap(),
+        dst_port: Some(port),
+        direction: Direction::Inbound,
+        in_iface: Some("eth0".into()),
+        out_iface: None,
+        rule: None,
+        device: Some("fw".into()),
+        format: Format::Netfilter,
+        bytes: Some(44),
+        packets: Some(1),
+        count: 1,
+        raw: format!("Nov 21 06:00:00 fw kernel: [UFW BLOCK] IN=eth0 OUT= SRC={src} DST=198.51.100.10 LEN=44 PROTO=TCP SPT={} DPT={port} ID={i}", 1024 + i % 60_000),
+        nat: None,
+        product: None,
+        host: None,
+        url: None,
+    }
+}
+
+async fn stored(http: &reqwest::Client, urls: &[String]) -> u64 {
+    let mut total = 0;
+    for u in urls {
+        if let Ok(r) = http.get(format!("{u}/metrics")).send().await {
+            if let Ok(t) = r.text().await {
+                total += t
+                    .lines()
+                    .find_map(|l| l.strip_prefix("watchhouse_events_ingested_total ")?.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let tokens: Vec<String> = std::fs::read_to_string(&a.tokens)
+        .expect("tokens file")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut creds = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let r: EnrolResponse = http
+            .post(format!("{}/api/v1/enrol", a.hub))
+            .json(&serde_json::json!({"token": t, "name": format!("load-{i}"), "version": "bench"}))
+            .send()
+            .await
+            .expect("enrol")
+            .error_for_status()
+            .expect("enrolment refused")
+            .json()
+            .await
+            .expect("enrol response");
+        creds.push(r.credential);
+    }
+    let now = watchhouse_hub::now_ms();
+    let batches = a.events / a.batch;
+    eprint!("preparing {batches} batches of {} events", a.batch);
+    let bodies: Vec<(usize, String, Vec<u8>)> = (0..batches)
+        .map(|b| {
+            if b % 50 == 0 {
+                eprint!(".");
+            }
+            // Batch b: collector b % K, one day of the last four weeks.
+            let day0 = now - (b % 27) as i64 * 86_400_000 - 3_600_000;
+            let batch = Batch {
+                version: watchhouse_proto::WIRE_VERSION,
+                batch_id: uuid::Uuid::new_v4(),
+                collector_version: "bench".into(),
+                sealed_at_ms: now,
+                events: (b * a.batch..(b + 1) * a.batch)
+                    .map(|k| event(k, day0 + (k % a.batch) as i64))
+                    .collect(),
+                stats: None,
+            };
+            let json = serde_json::to_vec(&batch).unwrap();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&json).unwrap();
+            (
+                (b as usize) % creds.len(),
+                batch.batch_id.to_string(),
+                gz.finish().unwrap(),
+            )
+        })
+        .collect();
+    let wire: usize = bodies.iter().map(|b| b.2.len()).sum();
+    eprintln!(" {:.1} MB compressed", wire as f64 / 1e6);
+    let before = stored(&http, &a.metrics).await;
+    let bodies = Arc::new(bodies);
+    let creds = Arc::new(creds);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..a.concurrency {
+        let (bodies, creds, next, http, hub) = (
+            bodies.clone(),
+            creds.clone(),
+            next.clone(),
+            http.clone(),
+            a.hub.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((c, id, body)) = bodies.get(i) else {
+                    return;
+                };
+                loop {
+                    let r = http
+                        .post(format!("{hub}/api/v1/ingest"))
+                        .bearer_auth(&creds[*c])
+                        .header("Content-Type", "application/json")
+                        .header("Content-Encoding", "gzip")
+                        .header("Idempotency-Key", id.as_str())
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status().is_success() => break,
+                        Ok(r) => eprintln!("batch {i}: {} (retrying)", r.status()),
+                        Err(e) => eprintln!("batch {i}: {e} (retrying)"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let accepted_s = started.elapsed().as_secs_f64();
+    let total = batches * a.batch;
+    loop {
+        let n = stored(&http, &a.metrics).await.saturating_sub(before);
+        if n >= total {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            panic!("only {n} of {total} events stored after 30 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored_s = started.elapsed().as_secs_f64();
+    println!(
+        "events {total} in {batches} batches of {}, {} collectors, {} in flight",
+        a.batch,
+        creds.len(),
+        a.concurrency
+    );
+    println!(
+        "accepted over HTTP in {accepted_s:.1} s ({:.0} events/s); all stored after {stored_s:.1} s: {:.0} events/s sustained",
+        total as f64 / accepted_s,
+        total as f64 / stored_s
+    );
+}
