@@ -53,7 +53,10 @@ fn args() -> Args {
             other => panic!("unknown argument {other}; try --help"),
         }
     }
-    assert!(!a.hub.is_empty() && !a.tokens.is_empty() && !a.metrics.is_empty(), "--hub, --tokens and --metrics are required");
+    assert!(
+        !a.hub.is_empty() && !a.tokens.is_empty() && !a.metrics.is_empty(),
+        "--hub, --tokens and --metrics are required"
+    );
     a
 }
 
@@ -95,7 +98,12 @@ async fn stored(http: &reqwest::Client, urls: &[String]) -> u64 {
             if let Ok(t) = r.text().await {
                 total += t
                     .lines()
-                    .find_map(|l| l.strip_prefix("watchhouse_events_ingested_total ")?.trim().parse::<u64>().ok())
+                    .find_map(|l| {
+                        l.strip_prefix("watchhouse_events_ingested_total ")?
+                            .trim()
+                            .parse::<u64>()
+                            .ok()
+                    })
                     .unwrap_or(0);
             }
         }

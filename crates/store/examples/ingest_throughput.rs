@@ -250,25 +250,27 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    let mut ms: Vec<f64> = (0..5)
-        .map(|_| 0.0)
-        .collect::<Vec<_>>();
+    let mut ms: Vec<f64> = (0..5).map(|_| 0.0).collect::<Vec<_>>();
     for m in ms.iter_mut() {
         let t = Instant::now();
         std::hint::black_box(f().await);
         *m = t.elapsed().as_secs_f64() * 1000.0;
     }
     ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("  {name:<46} median {:>8.2} ms (min {:.2}, max {:.2})", ms[2], ms[0], ms[4]);
+    println!(
+        "  {name:<46} median {:>8.2} ms (min {:.2}, max {:.2})",
+        ms[2], ms[0], ms[4]
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let a = args();
     let tmp = tempfile::tempdir().unwrap();
-    let url = a.database.clone().unwrap_or_else(|| {
-        format!("sqlite://{}", tmp.path().join("bench.db").display())
-    });
+    let url = a
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", tmp.path().join("bench.db").display()));
     let sqlite_dir = url
         .strip_prefix("sqlite://")
         .map(|p| std::path::Path::new(p).parent().unwrap().to_owned());
@@ -281,7 +283,12 @@ async fn main() {
     let mut collectors: Vec<Collector> = Vec::new();
     for m in 0..a.members {
         let mem = store
-            .create_member(f.id, &format!("Member {m}"), &["198.51.100.0/24".into()], false)
+            .create_member(
+                f.id,
+                &format!("Member {m}"),
+                &["198.51.100.0/24".into()],
+                false,
+            )
             .await
             .unwrap();
         let tok = format!("bench-{}-{m}", uuid::Uuid::new_v4());
@@ -357,7 +364,11 @@ async fn main() {
     let secs = started.elapsed().as_secs_f64();
     let total = batches * a.batch;
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let backend = if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
+    let backend = if url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     println!(
         "{backend}: {total} events, {} members, batches of {}, {} writer(s): {secs:.1} s",
         a.members, a.batch, a.writers
@@ -381,7 +392,10 @@ async fn main() {
     let d1 = day_of(now);
     let d0 = d1 - 30;
     let s: &Arc<dyn Store> = &store;
-    time("member: daily counts, 31 days", || s.daily_counts(&all, member, d0, d1)).await;
+    time("member: daily counts, 31 days", || {
+        s.daily_counts(&all, member, d0, d1)
+    })
+    .await;
     time("member: top 10 sources, 31 days", || {
         s.top_sources_between(&all, member, d0, d1, 10)
     })

@@ -589,8 +589,9 @@ async fn upsert_rollups(
     Ok(())
 }
 
-/// Folds observations into alerts (new, or grown within the deduplication window): one
-/// lookup and one write per alert per batch ([`fold_observations`]).
+/// Folds observations into alerts (new, or grown within the deduplication window), set-based:
+/// a handful of statements per batch whatever the number of alerts ([`fold_observations`]),
+/// so a worker's batch costs round trips per batch, not per alert.
 #[allow(clippy::too_many_arguments)]
 async fn upsert_alerts(
     tx: &tokio_postgres::Transaction<'_>,
@@ -601,131 +602,199 @@ async fn upsert_alerts(
     window_ms: i64,
     now: i64,
 ) -> Result<(Vec<AlertKind>, u64)> {
-    let (mut created, mut updated) = (Vec::new(), 0);
-    let mut suppressed: HashMap<(AlertKind, IpAddr), Option<i64>> = HashMap::new();
+    if observations.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    // Held back by the member's feedback: the event is stored, the alert is not grown.
+    let subjects: Vec<String> = observations
+        .iter()
+        .map(|o| o.subject_ip.to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut until: HashMap<(String, String), i64> = HashMap::new();
+    for r in tx
+        .query(
+            "SELECT kind, subject_ip, until_ms FROM suppressions WHERE member_id = $1 AND subject_ip = ANY($2)",
+            &[&member_id, &subjects],
+        )
+        .await
+        .map_err(be)?
+    {
+        until.insert((r.get(0), r.get(1)), r.get(2));
+    }
     let mut live = Vec::with_capacity(observations.len());
     for o in observations {
-        let Some(e) = events.get(o.event_index) else {
-            return Err(StoreError::Invalid("observation refers to no event".into()));
-        };
-        let until = match suppressed.get(&(o.kind, o.subject_ip)) {
-            Some(u) => *u,
-            None => {
-                let u: Option<i64> = tx
-                    .query_opt(
-                        "SELECT until_ms FROM suppressions WHERE member_id = $1 AND kind = $2 AND subject_ip = $3",
-                        &[&member_id, &o.kind.as_str(), &o.subject_ip.to_string()],
-                    )
-                    .await
-                    .map_err(be)?
-                    .map(|r| r.get(0));
-                suppressed.insert((o.kind, o.subject_ip), u);
-                u
-            }
-        };
-        if until.is_some_and(|u| e.time_ms < u) {
-            continue;
+        let e = events
+            .get(o.event_index)
+            .ok_or_else(|| StoreError::Invalid("observation refers to no event".into()))?;
+        let held = until
+            .get(&(o.kind.as_str().to_owned(), o.subject_ip.to_string()))
+            .is_some_and(|u| e.time_ms < *u);
+        if !held {
+            live.push(o);
         }
-        live.push(o);
     }
-    for d in fold_observations(events, live)? {
-        let o = d.first;
-        let existing = tx
-            .query_opt(
-                "SELECT id, ports, lists, labels FROM alerts WHERE member_id = $1 AND dedup_key = $2 \
-                 AND status != 'resolved' AND last_seen_ms >= $3 ORDER BY last_seen_ms DESC LIMIT 1 FOR UPDATE",
-                &[&member_id, &o.dedup_key, &(d.first_ms - window_ms)],
-            )
-            .await
-            .map_err(be)?;
-        let alert_id: Id = match existing {
-            Some(r) => {
-                let id: Id = r.get(0);
+    let deltas = fold_observations(events, live)?;
+    if deltas.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+
+    // Open alerts these keys may grow, locked in id order (two workers never deadlock here).
+    let keys: Vec<&str> = deltas.iter().map(|d| d.first.dedup_key.as_str()).collect();
+    let oldest = deltas.iter().map(|d| d.first_ms).min().unwrap_or(0) - window_ms;
+    let mut open: HashMap<String, (Id, i64, String, String, String)> = HashMap::new();
+    for r in tx
+        .query(
+            "SELECT id, dedup_key, last_seen_ms, ports, lists, labels FROM alerts WHERE member_id = $1 \
+             AND dedup_key = ANY($2) AND status != 'resolved' AND last_seen_ms >= $3 ORDER BY id FOR UPDATE",
+            &[&member_id, &keys, &oldest],
+        )
+        .await
+        .map_err(be)?
+    {
+        let key: String = r.get(1);
+        let last: i64 = r.get(2);
+        if open.get(&key).is_none_or(|o| last > o.1) {
+            open.insert(key, (r.get(0), last, r.get(3), r.get(4), r.get(5)));
+        }
+    }
+
+    let (mut created, mut updated) = (Vec::new(), 0u64);
+    // Grown alerts, one UPDATE; new alerts, one INSERT.
+    let mut up = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut new_rows: Vec<usize> = Vec::new();
+    let mut alert_of: Vec<Id> = vec![0; deltas.len()];
+    for (i, d) in deltas.iter().enumerate() {
+        match open
+            .get(d.first.dedup_key.as_str())
+            .filter(|o| o.1 >= d.first_ms - window_ms)
+        {
+            Some((id, _, ports, lists, labels)) => {
                 let mut labels: Vec<ObservedLabel> =
-                    serde_json::from_str(r.get(3)).unwrap_or_default();
+                    serde_json::from_str(labels).unwrap_or_default();
                 watchhouse_detect::merge_labels(&mut labels, &d.labels);
-                let mut ports: BTreeSet<u16> = serde_json::from_str(r.get(1)).unwrap_or_default();
+                let mut ports: BTreeSet<u16> = serde_json::from_str(ports).unwrap_or_default();
                 for p in &d.ports {
                     if ports.len() < MAX_ALERT_PORTS {
                         ports.insert(*p);
                     }
                 }
-                let mut lists: BTreeSet<String> =
-                    serde_json::from_str(r.get(2)).unwrap_or_default();
+                let mut lists: BTreeSet<String> = serde_json::from_str(lists).unwrap_or_default();
                 lists.extend(d.lists.iter().cloned());
-                tx.execute(
-                    "UPDATE alerts SET event_count = event_count + $1, last_seen_ms = GREATEST(last_seen_ms, $2), \
-                     first_seen_ms = LEAST(first_seen_ms, $3), ports = $4, lists = $5, labels = $6, updated_ms = $7 \
-                     WHERE member_id = $8 AND id = $9",
-                    &[
-                        &d.events,
-                        &d.last_ms,
-                        &d.first_ms,
-                        &serde_json::to_string(&ports).map_err(be)?,
-                        &serde_json::to_string(&lists).map_err(be)?,
-                        &serde_json::to_string(&labels).map_err(be)?,
-                        &now,
-                        &member_id,
-                        &id,
-                    ],
-                )
-                .await
-                .map_err(be)?;
+                up.0.push(*id);
+                up.1.push(d.events);
+                up.2.push(d.last_ms);
+                up.3.push(d.first_ms);
+                up.4.push(serde_json::to_string(&ports).map_err(be)?);
+                up.5.push(serde_json::to_string(&lists).map_err(be)?);
+                up.6.push(serde_json::to_string(&labels).map_err(be)?);
+                alert_of[i] = *id;
                 updated += d.observations;
-                id
             }
             None => {
-                let r = tx
-                    .query_one(
-                        "INSERT INTO alerts (member_id, kind, severity, dedup_key, subject_ip, lists, ports, \
-                         event_count, first_seen_ms, last_seen_ms, status, created_ms, updated_ms, labels) \
-                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'new',$11,$11,$12) RETURNING id",
-                        &[
-                            &member_id,
-                            &o.kind.as_str(),
-                            &o.severity.as_str(),
-                            &o.dedup_key,
-                            &o.subject_ip.to_string(),
-                            &serde_json::to_string(&d.lists).map_err(be)?,
-                            &serde_json::to_string(&d.ports).map_err(be)?,
-                            &d.events,
-                            &d.first_ms,
-                            &d.last_ms,
-                            &now,
-                            &serde_json::to_string(&d.labels).map_err(be)?,
-                        ],
-                    )
-                    .await
-                    .map_err(map_err)?;
-                created.push(o.kind);
+                new_rows.push(i);
+                created.push(d.first.kind);
                 updated += d.observations - 1;
-                r.get(0)
             }
-        };
-        let linked: i64 = tx
-            .query_one(
-                "SELECT COUNT(*) FROM alert_events WHERE member_id = $1 AND alert_id = $2",
-                &[&member_id, &alert_id],
+        }
+    }
+    if !up.0.is_empty() {
+        tx.execute(
+            "UPDATE alerts a SET event_count = a.event_count + u.n, last_seen_ms = GREATEST(a.last_seen_ms, u.l), \
+             first_seen_ms = LEAST(a.first_seen_ms, u.f), ports = u.p, lists = u.li, labels = u.la, updated_ms = $9 \
+             FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[]) \
+             AS u(id, n, l, f, p, li, la) WHERE a.member_id = $1 AND a.id = u.id",
+            &[&member_id, &up.0, &up.1, &up.2, &up.3, &up.4, &up.5, &up.6, &now],
+        )
+        .await
+        .map_err(be)?;
+    }
+    if !new_rows.is_empty() {
+        let mut cols = (
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+        );
+        for (ord, &i) in new_rows.iter().enumerate() {
+            let d = &deltas[i];
+            cols.0.push(ord as i64);
+            cols.1.push(d.first.kind.as_str());
+            cols.2.push(d.first.severity.as_str());
+            cols.3.push(d.first.dedup_key.as_str());
+            cols.4.push(d.first.subject_ip.to_string());
+            cols.5.push(serde_json::to_string(&d.lists).map_err(be)?);
+            cols.6.push(serde_json::to_string(&d.ports).map_err(be)?);
+            cols.7.push(d.events);
+            cols.8.push(d.first_ms);
+            cols.9.push(d.last_ms);
+            cols.10.push(serde_json::to_string(&d.labels).map_err(be)?);
+        }
+        let rows = tx
+            .query(
+                "WITH v AS (SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                 $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[]) \
+                 AS v(ord, kind, severity, dedup_key, subject_ip, lists, ports, n, f, l, labels)), \
+                 ins AS (INSERT INTO alerts (member_id, kind, severity, dedup_key, subject_ip, lists, ports, \
+                 event_count, first_seen_ms, last_seen_ms, status, created_ms, updated_ms, labels) \
+                 SELECT $1, kind, severity, dedup_key, subject_ip, lists, ports, n, f, l, 'new', $13, $13, labels \
+                 FROM v ORDER BY ord RETURNING id, dedup_key) SELECT id, dedup_key FROM ins",
+                &[
+                    &member_id, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6,
+                    &cols.7, &cols.8, &cols.9, &cols.10, &now,
+                ],
             )
             .await
-            .map_err(be)?
-            .get(0);
-        let room = MAX_ALERT_EVIDENCE.saturating_sub(linked.max(0) as usize);
-        let (ids, times): (Vec<i64>, Vec<i64>) = d
+            .map_err(map_err)?;
+        let ids: HashMap<String, Id> = rows.iter().map(|r| (r.get(1), r.get(0))).collect();
+        for &i in &new_rows {
+            alert_of[i] = *ids
+                .get(deltas[i].first.dedup_key.as_str())
+                .ok_or_else(|| StoreError::Backend("inserted alert not returned".into()))?;
+        }
+    }
+
+    // Evidence: at most MAX_ALERT_EVIDENCE events per alert, one INSERT.
+    let mut linked: HashMap<Id, i64> = HashMap::new();
+    for r in tx
+        .query(
+            "SELECT alert_id, COUNT(*) FROM alert_events WHERE member_id = $1 AND alert_id = ANY($2) GROUP BY alert_id",
+            &[&member_id, &alert_of],
+        )
+        .await
+        .map_err(be)?
+    {
+        linked.insert(r.get(0), r.get(1));
+    }
+    let (mut a_ids, mut e_ids, mut times) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, d) in deltas.iter().enumerate() {
+        let have = linked.get(&alert_of[i]).copied().unwrap_or(0).max(0) as usize;
+        for ix in d
             .event_indices
             .iter()
-            .take(room)
-            .map(|i| (first_id + *i as i64, events[*i].time_ms))
-            .unzip();
-        if !ids.is_empty() {
-            tx.execute(
-                "INSERT INTO alert_events (member_id, alert_id, event_id, event_time_ms) \
-                 SELECT $1, $2, i, t FROM unnest($3::bigint[], $4::bigint[]) AS u(i, t) ON CONFLICT DO NOTHING",
-                &[&member_id, &alert_id, &ids, &times],
-            )
-            .await
-            .map_err(be)?;
+            .take(MAX_ALERT_EVIDENCE.saturating_sub(have))
+        {
+            a_ids.push(alert_of[i]);
+            e_ids.push(first_id + *ix as i64);
+            times.push(events[*ix].time_ms);
         }
+    }
+    if !a_ids.is_empty() {
+        tx.execute(
+            "INSERT INTO alert_events (member_id, alert_id, event_id, event_time_ms) \
+             SELECT $1, a, e, t FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS u(a, e, t) ON CONFLICT DO NOTHING",
+            &[&member_id, &a_ids, &e_ids, &times],
+        )
+        .await
+        .map_err(be)?;
     }
     Ok((created, updated))
 }
