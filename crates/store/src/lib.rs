@@ -154,6 +154,21 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// Whether a user account is visible in this scope (user lists for administrators, force
+    /// officers, regional analysts and member administrators).
+    pub fn sees_user(&self, u: &User) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Force(f) => u.force_id == Some(*f),
+            Scope::Region(r) => u.region.as_deref() == Some(r.as_str()),
+            Scope::Members(ms) => {
+                !u.member_ids.is_empty() && u.member_ids.iter().all(|m| ms.contains(m))
+            }
+        }
+    }
+}
+
 /// A police force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Force {
@@ -898,6 +913,28 @@ pub fn fold_observations<'a>(
         d.observations += 1;
     }
     Ok(out)
+}
+
+/// Checks a new user's email and that the role has what it needs.
+pub(crate) fn validate_new_user(u: &NewUser) -> Result<()> {
+    let email = u.email.trim();
+    if email.is_empty() || !email.contains('@') || email.len() > 254 {
+        return Err(StoreError::Invalid(format!(
+            "`{email}` is not an email address"
+        )));
+    }
+    match u.role {
+        Role::MemberViewer | Role::MemberAdmin if u.member_ids.len() != 1 => Err(
+            StoreError::Invalid("a member user belongs to exactly one member".into()),
+        ),
+        Role::Msp if u.member_ids.is_empty() => Err(StoreError::Invalid(
+            "a managed service provider needs at least one member".into(),
+        )),
+        Role::ForceOfficer if u.force_id.is_none() => {
+            Err(StoreError::Invalid("a force officer needs a force".into()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Days since the epoch for a millisecond timestamp (UTC).

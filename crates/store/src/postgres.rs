@@ -266,10 +266,6 @@ async fn select_members<C: GenericClient>(
     })
 }
 
-fn validate_new_user(u: &NewUser) -> Result<()> {
-    crate::sqlite::validate_new_user(u)
-}
-
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db`), applies migrations.
     pub async fn open(url: &str) -> Result<PostgresStore> {
@@ -993,15 +989,7 @@ impl Store for PostgresStore {
         let mut out = Vec::new();
         for id in ids {
             if let Some((u, _)) = load_user(&**c, id).await? {
-                let visible = match scope {
-                    Scope::All => true,
-                    Scope::Force(f) => u.force_id == Some(*f),
-                    Scope::Region(r) => u.region.as_deref() == Some(r.as_str()),
-                    Scope::Members(ms) => {
-                        !u.member_ids.is_empty() && u.member_ids.iter().all(|m| ms.contains(m))
-                    }
-                };
-                if visible {
+                if scope.sees_user(&u) {
                     out.push(u);
                 }
             }

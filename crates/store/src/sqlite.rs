@@ -776,15 +776,7 @@ impl Store for SqliteStore {
             let mut out = Vec::new();
             for id in ids {
                 if let Some((u, _)) = load_user(c, id).map_err(be)? {
-                    let visible = match &scope {
-                        Scope::All => true,
-                        Scope::Force(f) => u.force_id == Some(*f),
-                        Scope::Region(r) => u.region.as_deref() == Some(r.as_str()),
-                        Scope::Members(ms) => {
-                            !u.member_ids.is_empty() && u.member_ids.iter().all(|m| ms.contains(m))
-                        }
-                    };
-                    if visible {
+                    if scope.sees_user(&u) {
                         out.push(u);
                     }
                 }
@@ -2113,26 +2105,5 @@ impl Store for SqliteStore {
             .map_err(be)
         })
         .await
-    }
-}
-
-pub(crate) fn validate_new_user(u: &NewUser) -> Result<()> {
-    let email = u.email.trim();
-    if email.is_empty() || !email.contains('@') || email.len() > 254 {
-        return Err(StoreError::Invalid(format!(
-            "`{email}` is not an email address"
-        )));
-    }
-    match u.role {
-        Role::MemberViewer | Role::MemberAdmin if u.member_ids.len() != 1 => Err(
-            StoreError::Invalid("a member user belongs to exactly one member".into()),
-        ),
-        Role::Msp if u.member_ids.is_empty() => Err(StoreError::Invalid(
-            "a managed service provider needs at least one member".into(),
-        )),
-        Role::ForceOfficer if u.force_id.is_none() => {
-            Err(StoreError::Invalid("a force officer needs a force".into()))
-        }
-        _ => Ok(()),
     }
 }
