@@ -337,7 +337,7 @@ pub async fn ingest(
 ) -> Result<Json<IngestResponse>, ApiError> {
     let collector = collector_auth(&st, &headers).await?;
     let body = decode_body(&headers, body).inspect_err(|_| st.metrics.batch("rejected"))?;
-    let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
+    let mut batch: Batch = serde_json::from_slice(&body).map_err(|e| {
         st.metrics.batch("rejected");
         ApiError::bad_request(
             "invalid_batch",
@@ -378,9 +378,9 @@ pub async fn ingest(
     let max_age = st.config.max_event_age_days as i64 * 86_400_000;
     let max_future = st.config.max_event_future_secs as i64 * 1000;
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let events: Vec<Event> = batch
-        .events
-        .iter()
+    // The accepted events move out of the batch (no copies); the batch keeps its id and health.
+    let events: Vec<Event> = std::mem::take(&mut batch.events)
+        .into_iter()
         .filter(|e| match check_event(e, now, max_age, max_future) {
             Ok(()) => true,
             Err(reason) => {
@@ -388,7 +388,6 @@ pub async fn ingest(
                 false
             }
         })
-        .cloned()
         .collect();
     let rejected_total: u64 = rejected.values().sum();
     let out = match st.queue.get() {
