@@ -198,6 +198,8 @@ async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
         state.clone(),
         feeds,
     ))];
+    let (stop_worker, stop_rx) = tokio::sync::watch::channel(false);
+    let mut worker = None;
     if !cfg.queue.is_empty() {
         let queue = watchhouse_hub::worker::open_queue(&cfg)
             .await
@@ -206,9 +208,10 @@ async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
             let _ = state.queue.set(queue.clone());
         }
         if cfg.role.works() {
-            tasks.push(tokio::spawn(watchhouse_hub::worker::run(
+            worker = Some(tokio::spawn(watchhouse_hub::worker::run(
                 state.clone(),
                 queue,
+                stop_rx,
             )));
         }
     }
@@ -231,6 +234,20 @@ async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
     } else {
         tracing::info!(listen = %addr, %role, database = %watchhouse_store::postgres::redact(&cfg.database_url()), "hub running (http)");
         watchhouse_hub::serve(listener, state, shutdown_signal()).await?;
+    }
+    // A worker finishes the batch in hand and gives back the others it fetched.
+    let _ = stop_worker.send(true);
+    if let Some(w) = worker {
+        let abort = w.abort_handle();
+        if tokio::time::timeout(std::time::Duration::from_secs(30), w)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "worker did not stop within 30 s; its batches come back after the ack wait"
+            );
+            abort.abort();
+        }
     }
     for t in tasks {
         t.abort();

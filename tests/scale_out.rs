@@ -1,10 +1,11 @@
 //! Scale-out, black box: one API node and two workers (real `watchhouse hub` processes) sharing
 //! PostgreSQL and NATS JetStream. Workers are killed with SIGKILL while they hold batches,
-//! between storing and acknowledging; every event must end up stored exactly once.
+//! between storing and acknowledging, and one is stopped in order (SIGINT); every event must end
+//! up stored exactly once.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use common::*;
@@ -152,7 +153,7 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
         .context("credential")?
         .to_owned();
 
-    let t0 = std::time::Instant::now();
+    let t0 = Instant::now();
     let now = watchhouse_hub::now_ms();
     let batches: Vec<Batch> = (0..BATCHES).map(|b| batch(b, now)).collect();
     let mut restarted = Vec::new();
@@ -186,6 +187,20 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
         if b == 26 {
             kill9(&mut w2);
         }
+        if b == 33 {
+            // An orderly stop: the batch in hand is finished, the others go back at once.
+            let stopped = Instant::now();
+            let status = restarted[0].0.interrupt(Duration::from_secs(20))?;
+            ensure!(status.success(), "worker1b exited with {status}");
+            ensure!(
+                restarted[0].0.log().contains("worker stopped"),
+                "{}",
+                restarted[0].0.log()
+            );
+            eprintln!("worker1b stopped in {:?}", stopped.elapsed());
+            let (p, u) = start("worker1c", "worker")?;
+            restarted.push((p, u));
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("{BATCHES} batches accepted in {:?}", t0.elapsed());
@@ -193,7 +208,8 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (p, u) = start("worker2b", "worker")?;
     restarted.push((p, u));
-    let urls: Vec<String> = restarted.iter().map(|(_, u)| u.clone()).collect();
+    // The survivors (worker1b was stopped in order; its counters are gone with it).
+    let urls: Vec<String> = restarted[1..].iter().map(|(_, u)| u.clone()).collect();
     for u in &urls {
         wait_healthy(u).await?;
     }

@@ -231,8 +231,14 @@ async fn handle(st: &AppState, queue: &dyn Queue, d: Delivery, pause: Duration) 
     }
 }
 
-/// A worker: takes batches off the queue until the process ends.
-pub async fn run(st: AppState, queue: Arc<dyn Queue>) {
+/// A worker: takes batches off the queue until `stop` turns true; then it finishes the batch in
+/// hand, gives the rest it fetched back to the queue at once (no wait for the ack timeout) and
+/// returns.
+pub async fn run(
+    st: AppState,
+    queue: Arc<dyn Queue>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     // Failure injection for the kill-a-worker test: hold each stored batch this long before
     // acknowledging it, so a kill lands between commit and acknowledgement.
     let pause = std::env::var("WATCHHOUSE_FAILPOINT_WORKER_PAUSE_MS")
@@ -248,12 +254,30 @@ pub async fn run(st: AppState, queue: Arc<dyn Queue>) {
     }
     tracing::info!("worker taking batches off the queue");
     let mut backoff = Duration::from_millis(200);
-    loop {
-        match queue.fetch(8, Duration::from_secs(2)).await {
+    while !*stop.borrow() {
+        let fetched = tokio::select! {
+            r = queue.fetch(8, Duration::from_secs(2)) => r,
+            _ = stop.changed() => break,
+        };
+        match fetched {
             Ok(ds) => {
                 backoff = Duration::from_millis(200);
-                for d in ds {
+                let mut ds = ds.into_iter();
+                for d in ds.by_ref() {
                     handle(&st, &*queue, d, pause).await;
+                    if *stop.borrow() {
+                        break;
+                    }
+                }
+                let rest: Vec<Delivery> = ds.collect();
+                if !rest.is_empty() {
+                    tracing::info!(
+                        batches = rest.len(),
+                        "stopping: giving fetched batches back to the queue"
+                    );
+                }
+                for d in rest {
+                    let _ = queue.nack(d).await;
                 }
             }
             Err(e) => {
@@ -263,6 +287,7 @@ pub async fn run(st: AppState, queue: Arc<dyn Queue>) {
             }
         }
     }
+    tracing::info!("worker stopped");
 }
 
 /// Retention: once an hour, in the process holding the `retention` lease, raw events older than
