@@ -25,12 +25,18 @@ pub struct ReportArgs {
     /// Data directory of the hub (overrides hub.data_dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Database URL, e.g. postgres://wh@db/watchhouse in scale-out mode (overrides hub.database).
+    #[arg(long)]
+    database: Option<String>,
 }
 
 /// Runs `watchhouse report`.
 pub async fn run(a: ReportArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<()> {
     if let Some(d) = a.data_dir {
         cfg.data_dir = d;
+    }
+    if let Some(d) = a.database {
+        cfg.database = d;
     }
     if !matches!(a.format.as_str(), "pdf" | "html" | "json") {
         bail!("--format {}: use pdf, html or json", a.format);

@@ -263,6 +263,31 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
     let (_, v) = c.get_json("/api/v1/members/1/summary").await?;
     assert_eq!(v["total_events"].as_u64(), Some(want as u64), "{v}");
 
+    // Reports read the same rollups from the command line.
+    let today = jiff::Timestamp::from_millisecond(now)?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let period = format!("{}..{}", today.yesterday()?, today);
+    let out = dir.path().join("report.json");
+    run(
+        &[
+            "report",
+            "--database",
+            &db.url,
+            "--member",
+            "1",
+            "--period",
+            &period,
+            "--format",
+            "json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    )?;
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)?;
+    assert_eq!(j["totals"]["events"].as_u64(), Some(want as u64), "{j}");
+
     drop(api);
     drop(restarted);
     let q = watchhouse_queue::nats::NatsQueue::connect(
