@@ -1,5 +1,5 @@
-//! NATS JetStream: a file-backed stream with a deduplication window (`Nats-Msg-Id`) and one
-//! durable pull consumer shared by every worker, with explicit acknowledgements.
+//! NATS JetStream: a file-backed stream with a deduplication window (`Nats-Msg-Id`), one subject
+//! and one durable pull consumer per partition, with explicit acknowledgements.
 
 use std::time::Duration;
 
@@ -22,47 +22,70 @@ fn err(e: impl std::fmt::Display) -> QueueError {
 
 impl NatsQueue {
     /// Connects to `url` and uses (creating if needed) stream `name` with subject
-    /// `<name>.batches` and the durable consumer `workers`.
+    /// `<name>.batches.0` and the durable consumer `workers-0`: one partition.
     pub async fn connect(
         url: &str,
         name: &str,
         ack_wait: Duration,
         dedup_window: Duration,
     ) -> Result<NatsQueue> {
+        let mut v = Self::connect_partitions(url, name, 1, ack_wait, dedup_window).await?;
+        Ok(v.remove(0))
+    }
+
+    /// Connects to `url` and uses (creating or updating) stream `name` with `partitions`
+    /// subjects `<name>.batches.<p>`, each with its own durable consumer `workers-<p>`: a
+    /// queue per partition, so all of one key's messages can go to one consumer.
+    pub async fn connect_partitions(
+        url: &str,
+        name: &str,
+        partitions: u32,
+        ack_wait: Duration,
+        dedup_window: Duration,
+    ) -> Result<Vec<NatsQueue>> {
         let client = async_nats::connect(url)
             .await
             .map_err(|e| QueueError::Broker(format!("cannot reach NATS at {url}: {e}")))?;
         let js = jetstream::new(client);
-        let subject = format!("{name}.batches");
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: name.to_owned(),
-                subjects: vec![subject.clone()],
-                storage: stream::StorageType::File,
-                retention: stream::RetentionPolicy::WorkQueue,
-                duplicate_window: dedup_window,
-                ..Default::default()
-            })
-            .await
-            .map_err(err)?;
-        let consumer = stream
-            .get_or_create_consumer(
-                "workers",
-                pull::Config {
-                    durable_name: Some("workers".into()),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait,
-                    max_ack_pending: 10_000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(err)?;
-        Ok(NatsQueue {
-            js,
-            subject,
-            consumer,
-        })
+        let config = stream::Config {
+            name: name.to_owned(),
+            subjects: vec![format!("{name}.batches.*")],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::WorkQueue,
+            duplicate_window: dedup_window,
+            ..Default::default()
+        };
+        let mut stream = js.get_or_create_stream(config.clone()).await.map_err(err)?;
+        if stream.info().await.map_err(err)?.config.subjects != config.subjects {
+            // A stream from an older layout: take the partitioned subjects.
+            js.update_stream(config).await.map_err(err)?;
+            stream = js.get_stream(name).await.map_err(err)?;
+        }
+        let mut out = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions.max(1) {
+            let subject = format!("{name}.batches.{p}");
+            let durable = format!("workers-{p}");
+            let consumer = stream
+                .get_or_create_consumer(
+                    &durable,
+                    pull::Config {
+                        durable_name: Some(durable.clone()),
+                        filter_subject: subject.clone(),
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ack_wait,
+                        max_ack_pending: 10_000,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            out.push(NatsQueue {
+                js: js.clone(),
+                subject,
+                consumer,
+            });
+        }
+        Ok(out)
     }
 
     /// Deletes the stream (tests).

@@ -139,3 +139,36 @@ async fn nats_jetstream_conforms() {
         q.delete(&name).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_partitions_keep_their_messages_apart() {
+    let url = std::env::var("WATCHHOUSE_TEST_NATS").unwrap_or_else(|_| "127.0.0.1:4222".into());
+    let name = format!("WH_TEST_{}", uuid::Uuid::new_v4().simple());
+    let mut parts =
+        NatsQueue::connect_partitions(&url, &name, 3, ACK_WAIT, Duration::from_secs(120))
+            .await
+            .unwrap();
+    for i in 0..30 {
+        parts[i % 3]
+            .publish(&format!("m{i}"), format!("{}", i % 3).as_bytes())
+            .await
+            .unwrap();
+    }
+    // The same id on another partition is still a duplicate: one stream, one window.
+    assert!(!parts[1].publish("m0", b"0").await.unwrap());
+    for (p, q) in parts.iter().enumerate() {
+        let ids = until_empty(q).await;
+        assert_eq!(ids.len(), 10, "partition {p}: {ids:?}");
+        assert!(ids
+            .iter()
+            .all(|id| id[1..].parse::<usize>().unwrap() % 3 == p));
+    }
+    // Reconnecting (another process) finds the same layout.
+    let again = NatsQueue::connect_partitions(&url, &name, 3, ACK_WAIT, Duration::from_secs(120))
+        .await
+        .unwrap();
+    again[2].publish("late", b"2").await.unwrap();
+    assert_eq!(until_empty(&parts[2]).await, vec!["late".to_owned()]);
+    drop(again);
+    parts.remove(0).delete(&name).await.unwrap();
+}

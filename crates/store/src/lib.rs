@@ -769,6 +769,8 @@ pub trait Store: Send + Sync + 'static {
     /// holder's lease is unexpired. Background tasks that must run once per deployment
     /// (notifications, retention) run only in the process holding their lease.
     async fn try_lease(&self, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
+    /// Unexpired leases whose name starts with `prefix`: (name, holder), by name.
+    async fn live_leases(&self, prefix: &str, now_ms: i64) -> Result<Vec<(String, String)>>;
     /// Addresses that at least `min_members` members called a false alarm (on alerts about
     /// listed addresses) since `since_ms`, with how many members did.
     async fn disputed_addresses(

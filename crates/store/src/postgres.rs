@@ -1558,6 +1558,20 @@ impl Store for PostgresStore {
         Ok(n == 1)
     }
 
+    async fn live_leases(&self, prefix: &str, now_ms: i64) -> Result<Vec<(String, String)>> {
+        let c = self.conn().await?;
+        Ok(c
+            .query(
+                "SELECT name, holder FROM leases WHERE left(name, length($1)) = $1 AND until_ms > $2 ORDER BY name",
+                &[&prefix, &now_ms],
+            )
+            .await
+            .map_err(be)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
     async fn disputed_addresses(
         &self,
         since_ms: i64,

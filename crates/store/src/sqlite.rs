@@ -1434,6 +1434,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn live_leases(&self, prefix: &str, now_ms: i64) -> Result<Vec<(String, String)>> {
+        let prefix = prefix.to_owned();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT name, holder FROM leases WHERE substr(name, 1, length(?1)) = ?1 AND until_ms > ?2 ORDER BY name",
+                )
+                .map_err(be)?;
+            let v = st
+                .query_map(params![prefix, now_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(v)
+        })
+        .await
+    }
+
     async fn disputed_addresses(
         &self,
         since_ms: i64,
