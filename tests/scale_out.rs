@@ -15,6 +15,7 @@ use watchhouse_proto::Batch;
 const NATS: &str = "nats://127.0.0.1:4222";
 const BATCHES: usize = 40;
 const PER_BATCH: usize = 2_500;
+const MEMBERS: usize = 4;
 
 fn batch(b: usize, now: i64) -> Batch {
     Batch {
@@ -66,6 +67,19 @@ async fn metric(urls: &[String], name: &str) -> Result<u64> {
     Ok(total)
 }
 
+/// Waits until the worker at `url` has stored one more batch than it had, then returns at once:
+/// the failure-injection pause means the worker now holds a committed, unacknowledged batch.
+async fn just_stored(url: &str) -> Result<()> {
+    const STORED: &str = "watchhouse_ingest_batches_total{result=\"stored\"}";
+    let before = metric(&[url.to_owned()], STORED).await?;
+    eventually(
+        Duration::from_secs(60),
+        "the worker to store a batch",
+        || async { Ok((metric(&[url.to_owned()], STORED).await? > before).then_some(())) },
+    )
+    .await
+}
+
 fn kill9(p: &mut Proc) {
     // Child::kill sends SIGKILL: no shutdown code runs.
     p.child.kill().expect("kill worker");
@@ -83,7 +97,20 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
         run(&all, stdin)
     };
     admin(&["force", "add", "--name", "F", "--region", "R"], None)?;
-    admin(&["member", "add", "--force", "1", "--name", "M"], None)?;
+    // Four members, one collector each: with four partitions, each member has its own, and the
+    // two workers hold two each.
+    let mut tokens = Vec::new();
+    for m in 1..=MEMBERS {
+        admin(
+            &["member", "add", "--force", "1", "--name", &format!("M{m}")],
+            None,
+        )?;
+        tokens.push(
+            admin(&["token", "create", "--member", &m.to_string()], None)?
+                .trim()
+                .to_owned(),
+        );
+    }
     admin(
         &[
             "user",
@@ -98,14 +125,12 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
         ],
         Some(&format!("{SITE_PASSWORD}\n")),
     )?;
-    let token = admin(&["token", "create", "--member", "1"], None)?
-        .trim()
-        .to_owned();
 
     let envs = [
         ("WATCHHOUSE__HUB__QUEUE_STREAM", stream.as_str()),
         ("WATCHHOUSE__HUB__QUEUE_ACK_WAIT_SECS", "2"),
-        ("WATCHHOUSE_FAILPOINT_WORKER_PAUSE_MS", "150"),
+        ("WATCHHOUSE__HUB__QUEUE_PARTITIONS", "4"),
+        ("WATCHHOUSE_FAILPOINT_WORKER_PAUSE_MS", "400"),
     ];
     let start = |name: &str, role: &str| -> Result<(Proc, String)> {
         let addr = format!("127.0.0.1:{}", free_port());
@@ -141,26 +166,33 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
     ensure!(r.status() == 404, "worker served {}", r.status());
 
     let http = reqwest::Client::new();
-    let enrol: serde_json::Value = http
-        .post(format!("{api_url}/api/v1/enrol"))
-        .json(&serde_json::json!({"token": token, "name": "fw", "version": "test"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let credential = enrol["credential"]
-        .as_str()
-        .context("credential")?
-        .to_owned();
+    let mut credentials = Vec::new();
+    for token in &tokens {
+        let enrol: serde_json::Value = http
+            .post(format!("{api_url}/api/v1/enrol"))
+            .json(&serde_json::json!({"token": token, "name": "fw", "version": "test"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        credentials.push(
+            enrol["credential"]
+                .as_str()
+                .context("credential")?
+                .to_owned(),
+        );
+    }
 
     let t0 = Instant::now();
     let now = watchhouse_hub::now_ms();
     let batches: Vec<Batch> = (0..BATCHES).map(|b| batch(b, now)).collect();
     let mut restarted = Vec::new();
+    let (mut redelivered_before_stop, mut duplicates_before_stop) = (0, 0);
     for (b, body) in batches.iter().enumerate() {
+        let credential = &credentials[b % MEMBERS];
         let res = http
             .post(format!("{api_url}/api/v1/ingest"))
-            .bearer_auth(&credential)
+            .bearer_auth(credential)
             .json(body)
             .send()
             .await?;
@@ -171,7 +203,7 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
         if b % 10 == 3 {
             let again: serde_json::Value = http
                 .post(format!("{api_url}/api/v1/ingest"))
-                .bearer_auth(&credential)
+                .bearer_auth(credential)
                 .json(body)
                 .send()
                 .await?
@@ -180,15 +212,24 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
             ensure!(again["duplicate"] == true, "resent batch {b}: {again}");
         }
         if b == 12 {
+            just_stored(&w1_url).await?;
             kill9(&mut w1);
             let (p, u) = start("worker1b", "worker")?;
             restarted.push((p, u));
         }
         if b == 26 {
+            just_stored(&w2_url).await?;
             kill9(&mut w2);
         }
         if b == 33 {
             // An orderly stop: the batch in hand is finished, the others go back at once.
+            let w1b = [restarted[0].1.clone()];
+            redelivered_before_stop = metric(&w1b, "watchhouse_queue_redelivered_total").await?;
+            duplicates_before_stop = metric(
+                &w1b,
+                "watchhouse_ingest_batches_total{result=\"duplicate\"}",
+            )
+            .await?;
             let stopped = Instant::now();
             let status = restarted[0].0.interrupt(Duration::from_secs(20))?;
             ensure!(status.success(), "worker1b exited with {status}");
@@ -241,12 +282,14 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
 
     // The kills happened while batches were held: some came back to the survivors, and at
     // least one of them had been stored before the kill (caught by the batch id).
-    let redelivered = metric(&urls, "watchhouse_queue_redelivered_total").await?;
+    let redelivered =
+        metric(&urls, "watchhouse_queue_redelivered_total").await? + redelivered_before_stop;
     let duplicates = metric(
         &urls,
         "watchhouse_ingest_batches_total{result=\"duplicate\"}",
     )
-    .await?;
+    .await?
+        + duplicates_before_stop;
     assert!(
         redelivered > 0,
         "no batch was redelivered: the kills missed"
@@ -260,8 +303,12 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
     // The API node reads the same data.
     let mut c = Client::new(&api_url);
     c.login("a@t.example", SITE_PASSWORD).await?;
-    let (_, v) = c.get_json("/api/v1/members/1/summary").await?;
-    assert_eq!(v["total_events"].as_u64(), Some(want as u64), "{v}");
+    let mut total = 0;
+    for m in 1..=MEMBERS {
+        let (_, v) = c.get_json(&format!("/api/v1/members/{m}/summary")).await?;
+        total += v["total_events"].as_u64().context("total_events")?;
+    }
+    assert_eq!(total, want as u64);
 
     // Reports read the same rollups from the command line.
     let today = jiff::Timestamp::from_millisecond(now)?
@@ -286,7 +333,10 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
         None,
     )?;
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)?;
-    assert_eq!(j["totals"]["events"].as_u64(), Some(want as u64), "{j}");
+    let member1 = db
+        .count("SELECT COUNT(*) FROM events WHERE member_id = 1")
+        .await?;
+    assert_eq!(j["totals"]["events"].as_i64(), Some(member1), "{j}");
 
     drop(api);
     drop(restarted);

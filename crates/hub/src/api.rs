@@ -391,9 +391,13 @@ pub async fn ingest(
         .collect();
     let rejected_total: u64 = rejected.values().sum();
     let out = match st.queue.get() {
-        // Scale-out: answer once the queue holds the batch durably; a worker stores it.
-        Some(queue) => queue_batch(&st, &**queue, &collector, &batch, events, now).await?,
-        None => crate::worker::store_batch(&st, &collector, &batch, &events, now).await?,
+        // Scale-out: answer once the queue holds the batch durably; the worker holding the
+        // member's partition stores it.
+        Some(parts) if !parts.is_empty() => {
+            let p = crate::worker::partition_of(collector.member_id, parts.len());
+            queue_batch(&st, &*parts[p], &collector, &batch, events, now).await?
+        }
+        _ => crate::worker::store_batch(&st, &collector, &batch, &events, now).await?,
     };
     // Counted once per batch, not again on a collector's retry.
     if !out.duplicate && rejected_total > 0 {

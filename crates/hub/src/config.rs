@@ -219,6 +219,10 @@ pub struct HubConfig {
     /// A batch taken by a worker and not acknowledged within this many seconds (the worker
     /// died) is delivered again.
     pub queue_ack_wait_secs: u64,
+    /// Partitions of the queue. A member's batches always go to the same partition, and each
+    /// partition to one worker at a time (leases), so the stateful detections see all of a
+    /// member's traffic. More partitions than workers; the same on every process.
+    pub queue_partitions: u32,
     /// Batches whose compressed body is larger than this go through the file store, with only
     /// a reference on the queue (NATS refuses messages over its max_payload, 1 MiB by default).
     pub queue_inline_max_bytes: usize,
@@ -276,6 +280,7 @@ impl Default for HubConfig {
             queue: String::new(),
             queue_stream: "WATCHHOUSE_INGEST".into(),
             queue_ack_wait_secs: 60,
+            queue_partitions: 16,
             queue_inline_max_bytes: 768 * 1024,
             event_retention_days: 180,
             detect: watchhouse_detect::Thresholds::default(),

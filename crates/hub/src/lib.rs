@@ -82,8 +82,9 @@ pub struct Inner {
     asn: RwLock<Option<Arc<watchhouse_intel::asn::AsnTable>>>,
     /// The stateful detections' memory (scans, brute force, campaigns, volume).
     pub engine: std::sync::Mutex<watchhouse_detect::Engine>,
-    /// The queue to workers (API nodes in scale-out); unset: batches are stored in the request.
-    pub queue: std::sync::OnceLock<Arc<dyn watchhouse_queue::Queue>>,
+    /// The queue to workers, one per partition (API nodes in scale-out); a member's batches
+    /// always go to partition `member_id % partitions`. Unset: batches are stored in the request.
+    pub queue: std::sync::OnceLock<Vec<Arc<dyn watchhouse_queue::Queue>>>,
     /// This process's name in leases (notifier, retention): only one process runs each.
     pub node_id: String,
 }

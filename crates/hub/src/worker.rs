@@ -45,18 +45,125 @@ pub struct QueuedBatch {
 const INLINE: u8 = b'I';
 const IN_FILES: u8 = b'F';
 
-/// Opens the queue named by `hub.queue`.
-pub async fn open_queue(cfg: &crate::HubConfig) -> anyhow::Result<Arc<dyn Queue>> {
-    let q = watchhouse_queue::nats::NatsQueue::connect(
+/// Opens the queue named by `hub.queue`: one queue per partition.
+pub async fn open_queue(cfg: &crate::HubConfig) -> anyhow::Result<Vec<Arc<dyn Queue>>> {
+    let parts = watchhouse_queue::nats::NatsQueue::connect_partitions(
         &cfg.queue,
         &cfg.queue_stream,
+        cfg.queue_partitions.max(1),
         Duration::from_secs(cfg.queue_ack_wait_secs.max(1)),
         // Collectors retry a batch for hours during an outage; the store's batch ids catch
         // repeats older than this window.
         Duration::from_secs(2 * 3600),
     )
     .await?;
-    Ok(Arc::new(q))
+    Ok(parts
+        .into_iter()
+        .map(|q| Arc::new(q) as Arc<dyn Queue>)
+        .collect())
+}
+
+/// The partition a member's batches go to.
+pub fn partition_of(member_id: watchhouse_store::Id, partitions: usize) -> usize {
+    member_id.rem_euclid(partitions.max(1) as i64) as usize
+}
+
+/// What a worker should do with the partitions, given how many workers are alive and who holds
+/// which partition: keep some of its own, take free ones, give up the rest, so that each
+/// worker ends with at most `ceil(partitions / workers)`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Its partitions to renew.
+    pub keep: Vec<u32>,
+    /// Free partitions to try to take.
+    pub take: Vec<u32>,
+    /// Its partitions to give up (another worker is owed them).
+    pub release: Vec<u32>,
+}
+
+/// Plans a worker's partitions (pure).
+pub fn plan(
+    partitions: u32,
+    me: &str,
+    workers: usize,
+    holders: &std::collections::BTreeMap<u32, String>,
+) -> Plan {
+    let target = (partitions as usize).div_ceil(workers.max(1));
+    let mine: Vec<u32> = holders
+        .iter()
+        .filter(|(p, h)| h.as_str() == me && **p < partitions)
+        .map(|(p, _)| *p)
+        .collect();
+    if mine.len() > target {
+        return Plan {
+            keep: mine[..target].to_vec(),
+            take: vec![],
+            release: mine[target..].to_vec(),
+        };
+    }
+    Plan {
+        take: (0..partitions)
+            .filter(|p| !holders.contains_key(p))
+            .take(target - mine.len())
+            .collect(),
+        keep: mine,
+        release: vec![],
+    }
+}
+
+/// How long a worker's leases last without renewal: a dead worker's partitions go to others
+/// after this (and its unacknowledged batches after the ack wait).
+const LEASE_MS: i64 = 10_000;
+const WORKER_LEASE: &str = "worker:";
+const PARTITION_LEASE: &str = "partition:";
+
+/// Renews this worker's membership and partitions, takes and gives up partitions per [`plan`].
+async fn balance(
+    st: &AppState,
+    partitions: u32,
+    owned: &std::collections::BTreeSet<u32>,
+) -> std::collections::BTreeSet<u32> {
+    let me = st.node_id.as_str();
+    let now = crate::now_ms();
+    let store = &st.store;
+    let listed = async {
+        store
+            .try_lease(&format!("{WORKER_LEASE}{me}"), me, now, LEASE_MS)
+            .await?;
+        let workers = store.live_leases(WORKER_LEASE, now).await?.len();
+        let holders: std::collections::BTreeMap<u32, String> = store
+            .live_leases(PARTITION_LEASE, now)
+            .await?
+            .into_iter()
+            .filter_map(|(n, h)| Some((n.strip_prefix(PARTITION_LEASE)?.parse().ok()?, h)))
+            .collect();
+        Ok::<_, StoreError>((workers, holders))
+    };
+    let (workers, holders) = match listed.await {
+        Ok(v) => v,
+        Err(e) => {
+            // Keep working on what we hold; the leases run out if this goes on.
+            tracing::error!(error = %e, "partition leases unavailable; keeping what this worker holds");
+            return owned.clone();
+        }
+    };
+    let plan = plan(partitions, me, workers, &holders);
+    let mut mine = std::collections::BTreeSet::new();
+    for p in plan.keep.iter().chain(&plan.take) {
+        let name = format!("{PARTITION_LEASE}{p}");
+        if let Ok(true) = store.try_lease(&name, me, now, LEASE_MS).await {
+            mine.insert(*p);
+        }
+    }
+    for p in &plan.release {
+        let _ = store
+            .try_lease(&format!("{PARTITION_LEASE}{p}"), me, now, 0)
+            .await;
+    }
+    if mine != *owned {
+        tracing::info!(workers, partitions = ?mine, "worker's partitions");
+    }
+    mine
 }
 
 /// Detects and stores one batch: the work of the embedded hub in the request, and of a
@@ -231,12 +338,13 @@ async fn handle(st: &AppState, queue: &dyn Queue, d: Delivery, pause: Duration) 
     }
 }
 
-/// A worker: takes batches off the queue until `stop` turns true; then it finishes the batch in
-/// hand, gives the rest it fetched back to the queue at once (no wait for the ack timeout) and
-/// returns.
+/// A worker: holds some of the queue's partitions (leases in the store, rebalanced every two
+/// seconds as workers come and go) and takes batches off them, until `stop` turns true; then it
+/// finishes the batch in hand, gives the rest it fetched back to the queue at once, releases its
+/// partitions and returns.
 pub async fn run(
     st: AppState,
-    queue: Arc<dyn Queue>,
+    parts: Vec<Arc<dyn Queue>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     // Failure injection for the kill-a-worker test: hold each stored batch this long before
@@ -252,11 +360,32 @@ pub async fn run(
             "failure injection: pausing between storing and acknowledging"
         );
     }
-    tracing::info!("worker taking batches off the queue");
+    tracing::info!(
+        partitions = parts.len(),
+        "worker taking batches off the queue"
+    );
+    let count = parts.len() as u32;
+    let mut owned = std::collections::BTreeSet::new();
+    let mut balanced: Option<std::time::Instant> = None;
+    let mut turn = 0usize;
     let mut backoff = Duration::from_millis(200);
     while !*stop.borrow() {
+        if balanced.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+            owned = balance(&st, count, &owned).await;
+            balanced = Some(std::time::Instant::now());
+        }
+        let Some(&p) = owned.iter().nth(turn % owned.len().max(1)) else {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        };
+        turn = turn.wrapping_add(1);
+        let queue = &parts[p as usize];
+        let wait = Duration::from_millis((1000 / owned.len() as u64).clamp(50, 500));
         let fetched = tokio::select! {
-            r = queue.fetch(8, Duration::from_secs(2)) => r,
+            r = queue.fetch(8, wait) => r,
             _ = stop.changed() => break,
         };
         match fetched {
@@ -264,7 +393,7 @@ pub async fn run(
                 backoff = Duration::from_millis(200);
                 let mut ds = ds.into_iter();
                 for d in ds.by_ref() {
-                    handle(&st, &*queue, d, pause).await;
+                    handle(&st, &**queue, d, pause).await;
                     if *stop.borrow() {
                         break;
                     }
@@ -287,6 +416,19 @@ pub async fn run(
             }
         }
     }
+    // Give the partitions up at once rather than after the lease runs out.
+    let now = crate::now_ms();
+    let me = st.node_id.as_str();
+    for p in &owned {
+        let _ = st
+            .store
+            .try_lease(&format!("{PARTITION_LEASE}{p}"), me, now, 0)
+            .await;
+    }
+    let _ = st
+        .store
+        .try_lease(&format!("{WORKER_LEASE}{me}"), me, now, 0)
+        .await;
     tracing::info!("worker stopped");
 }
 
@@ -433,6 +575,30 @@ mod tests {
                 "files of stored batches are deleted"
             );
         }
+    }
+
+    #[test]
+    fn partitions_spread_over_workers_and_follow_them() {
+        use std::collections::BTreeMap;
+        let none = BTreeMap::new();
+        // Alone: everything.
+        let p = plan(16, "a", 1, &none);
+        assert_eq!((p.take.len(), p.keep.len(), p.release.len()), (16, 0, 0));
+        let all_a: BTreeMap<u32, String> = (0..16).map(|p| (p, "a".to_owned())).collect();
+        // A second worker joins: the first gives half up, the second takes them once free.
+        let p = plan(16, "a", 2, &all_a);
+        assert_eq!(p.keep, (0..8).collect::<Vec<_>>());
+        assert_eq!(p.release, (8..16).collect::<Vec<_>>());
+        assert!(plan(16, "b", 2, &all_a).take.is_empty(), "nothing free yet");
+        let half: BTreeMap<u32, String> = (0..8).map(|p| (p, "a".to_owned())).collect();
+        assert_eq!(plan(16, "b", 2, &half).take, (8..16).collect::<Vec<_>>());
+        // The second dies: its leases run out, so its partitions are free again.
+        let p = plan(16, "a", 1, &half);
+        assert_eq!((p.keep.len(), p.take.len()), (8, 8));
+        // Uneven: 3 workers, 16 partitions: at most 6 each.
+        assert_eq!(plan(16, "c", 3, &none).take.len(), 6);
+        assert_eq!(partition_of(17, 16), 1);
+        assert_eq!(partition_of(-1, 16), 15);
     }
 
     #[tokio::test]
