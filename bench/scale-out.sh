@@ -8,7 +8,7 @@
 #      (the floor), then the reports' queries timed over what was loaded.
 # Bytes stored per event for each. Needs PostgreSQL (WATCHHOUSE_TEST_POSTGRES, default
 # postgres://postgres@127.0.0.1:5432/postgres, trust) and NATS with JetStream on 127.0.0.1:4222.
-#   bench/scale-out.sh [HTTP_EVENTS] [STORE_EVENTS]
+#   bench/scale-out.sh [HTTP_EVENTS] [STORE_EVENTS]      (STORE_EVENTS=0 skips part 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HTTP_EVENTS=${1:-2000000}
@@ -71,6 +71,7 @@ BYTES=$(psql "$URL" -Atc "SELECT (SELECT COALESCE(SUM(pg_total_relation_size(inh
 echo "bytes stored per event (event partitions, indexes, rollups): $((BYTES / HTTP_EVENTS))"
 for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
 
+[ "$STORE_EVENTS" -gt 0 ] || exit 0
 echo "== 3. the store alone, $STORE_EVENTS events, then the reports' queries"
 $STORE --events "$STORE_EVENTS" --members 100
 psql "$PG_ADMIN" -qc "CREATE DATABASE $DB2"
