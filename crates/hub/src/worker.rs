@@ -432,12 +432,10 @@ pub async fn run(
     tracing::info!("worker stopped");
 }
 
-/// Retention: once an hour, in the process holding the `retention` lease, raw events older than
-/// `event_retention_days` are removed (rollups, alerts and reports stay).
+/// Once an hour, in the process holding the `retention` lease: the next days' storage is prepared,
+/// and raw events older than `event_retention_days` are removed (rollups, alerts and reports
+/// stay).
 pub async fn housekeeping(st: AppState) {
-    if st.config.event_retention_days == 0 {
-        return;
-    }
     let every = Duration::from_secs(3600);
     loop {
         let now = crate::now_ms();
@@ -447,7 +445,11 @@ pub async fn housekeeping(st: AppState) {
             .await
         {
             Ok(true) => {
-                let before = watchhouse_store::day_of(now) - st.config.event_retention_days as i64;
+                let today = watchhouse_store::day_of(now);
+                if let Err(e) = st.store.prepare_days(today, today + 2).await {
+                    tracing::error!(error = %e, "cannot prepare the days ahead; batches will create them");
+                }
+                let before = today - st.config.event_retention_days as i64;
                 match st.store.expire_events(before).await {
                     Ok(()) => {
                         tracing::info!(before_day = before, "raw events past retention removed")

@@ -660,6 +660,12 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<IngestOutcome>;
 
+    /// Prepares storage for the days ahead (PostgreSQL: creates their event partitions now,
+    /// so the first batch of a new day does not wait for the lock that creation takes).
+    async fn prepare_days(&self, _first_day: i64, _last_day: i64) -> Result<()> {
+        Ok(())
+    }
+
     /// Retention: removes raw events of days before `before_day` (days since the epoch) and
     /// their links to alerts. Rollups and alerts stay, so reports still cover those days.
     async fn expire_events(&self, before_day: i64) -> Result<()>;

@@ -1224,6 +1224,11 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn prepare_days(&self, first_day: i64, last_day: i64) -> Result<()> {
+        let days: BTreeSet<i64> = (first_day..=last_day.min(first_day + 31)).collect();
+        self.ensure_partitions(&days).await
+    }
+
     async fn expire_events(&self, before_day: i64) -> Result<()> {
         let old: Vec<i64> = self
             .partition_days()

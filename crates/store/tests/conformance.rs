@@ -1170,10 +1170,16 @@ async fn postgres_partitions_by_day_and_retention_drops_them() {
         .unwrap();
     let d = day_of(T0);
     assert_eq!(pg.partition_days().await.unwrap(), vec![d - 3, d - 2, d]);
+    pg.prepare_days(d, d + 2).await.unwrap();
+    assert_eq!(
+        pg.partition_days().await.unwrap(),
+        vec![d - 3, d - 2, d, d + 1, d + 2],
+        "the days ahead are ready before their first batch"
+    );
     pg.expire_events(d - 2).await.unwrap();
     assert_eq!(
         pg.partition_days().await.unwrap(),
-        vec![d - 2, d],
+        vec![d - 2, d, d + 1, d + 2],
         "retention drops whole day partitions"
     );
     assert_eq!(
