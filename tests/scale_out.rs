@@ -88,7 +88,7 @@ fn kill9(p: &mut Proc) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> {
-    let db = PgDb::new().await?;
+    let db = PgDb::new().await;
     let dir = tempfile::tempdir()?;
     let stream = format!("WH_TEST_{}", uuid::Uuid::new_v4().simple()).to_uppercase();
     let admin = |args: &[&str], stdin: Option<&str>| {
@@ -257,25 +257,25 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
 
     let want = (BATCHES * PER_BATCH) as i64;
     eventually(Duration::from_secs(120), "every batch stored", || async {
-        let n = db.count("SELECT COUNT(*) FROM ingest_batches").await?;
+        let n = db.count("SELECT COUNT(*) FROM ingest_batches").await;
         Ok((n == BATCHES as i64).then_some(()))
     })
     .await?;
     eprintln!(
         "all stored after {:?}; {} alerts, {} evidence links",
         t0.elapsed(),
-        db.count("SELECT COUNT(*) FROM alerts").await?,
-        db.count("SELECT COUNT(*) FROM alert_events").await?
+        db.count("SELECT COUNT(*) FROM alerts").await,
+        db.count("SELECT COUNT(*) FROM alert_events").await
     );
     // Redeliveries still in flight would show as extra rows: wait past the ack wait.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let rows = db.count("SELECT COUNT(*) FROM events").await?;
+    let rows = db.count("SELECT COUNT(*) FROM events").await;
     let distinct = db
         .count("SELECT COUNT(*) FROM (SELECT DISTINCT raw FROM events) d")
-        .await?;
+        .await;
     let rolled = db
         .count("SELECT SUM(events)::bigint FROM rollup_daily")
-        .await?;
+        .await;
     assert_eq!(rows, want, "every event stored");
     assert_eq!(distinct, want, "no event stored twice");
     assert_eq!(rolled, want, "rollups count each event once");
@@ -335,7 +335,7 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)?;
     let member1 = db
         .count("SELECT COUNT(*) FROM events WHERE member_id = 1")
-        .await?;
+        .await;
     assert_eq!(j["totals"]["events"].as_i64(), Some(member1), "{j}");
 
     drop(api);
@@ -348,7 +348,7 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
     )
     .await?;
     q.delete(&stream).await?;
-    db.drop_db().await?;
+    db.drop_db().await;
     Ok(())
 }
 

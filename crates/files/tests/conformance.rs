@@ -69,39 +69,9 @@ async fn local_files_conform() {
     assert!(Files::open("s3://", &S3Options::default()).is_err());
 }
 
-fn python_with(module: &str, package: &str) -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ci-venv");
-    let py = venv.join("bin/python");
-    if !py.exists() {
-        assert!(Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap()
-            .success());
-    }
-    let has = |py: &Path| {
-        Command::new(py)
-            .args(["-c", &format!("import {module}")])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has(&py) {
-        let ok = Command::new(&py)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                package,
-            ])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "cannot install {package} from PyPI");
-    }
-    py
-}
+#[path = "../../../tests/common/python.rs"]
+mod python;
+use python::python_with;
 
 struct Child(std::process::Child);
 impl Drop for Child {

@@ -1097,47 +1097,10 @@ async fn sqlite_conformance() {
     concurrent_ingest_is_exactly_once(again, third).await;
 }
 
-/// A fresh PostgreSQL database for one test, dropped when it ends.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    async fn new() -> PgDb {
-        let admin = std::env::var("WATCHHOUSE_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("wh_conformance_{}", Uuid::new_v4().simple());
-        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("PostgreSQL at {admin} is needed for this test ({e}); .ci/run starts it")
-            });
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        PgDb {
-            url: format!("{base}/{name}"),
-            admin,
-            name,
-        }
-    }
-
-    async fn drop(self) {
-        let (client, conn) = tokio_postgres::connect(&self.admin, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .await
-            .unwrap();
-    }
-}
+#[path = "../../../tests/common/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+use pg::PgDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_conformance() {
@@ -1148,7 +1111,7 @@ async fn postgres_conformance() {
     assert_eq!(again.list_members(&Scope::All).await.unwrap().len(), 3);
     let third = open(&db.url).await.unwrap();
     concurrent_ingest_is_exactly_once(again, third).await;
-    db.drop().await;
+    db.drop_db().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1205,7 +1168,7 @@ async fn postgres_partitions_by_day_and_retention_drops_them() {
             .len(),
         3
     );
-    db.drop().await;
+    db.drop_db().await;
 }
 
 #[tokio::test]
