@@ -1,7 +1,6 @@
 //! The file-store conformance suite, run on the local filesystem and on a real S3-compatible
 //! server (moto's server mode, installed from PyPI into target/ci-venv on first use).
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

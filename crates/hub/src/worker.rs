@@ -469,7 +469,7 @@ mod tests {
     use super::*;
     use crate::now_ms;
     use watchhouse_queue::memory::MemoryQueue;
-    use watchhouse_store::{Scope, Store};
+    use watchhouse_store::Scope;
 
     async fn state(dir: &std::path::Path, inline_max: usize) -> (AppState, Collector) {
         let store = watchhouse_store::open(&format!("sqlite://{}", dir.join("db").display()))

@@ -37,7 +37,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// Next value.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -58,12 +58,12 @@ pub fn probes(ind: &[Indicator], n: usize, hit_pct: u64) -> Vec<IpAddr> {
         .collect();
     (0..n)
         .map(|_| {
-            if r.next() % 100 < hit_pct {
-                let c = cidrs[(r.next() % cidrs.len() as u64) as usize];
-                c.nth(r.next())
+            if r.next_u64() % 100 < hit_pct {
+                let c = cidrs[(r.next_u64() % cidrs.len() as u64) as usize];
+                c.nth(r.next_u64())
             } else {
                 loop {
-                    let a = Ipv4Addr::from(r.next() as u32);
+                    let a = Ipv4Addr::from(r.next_u64() as u32);
                     let o = a.octets()[0];
                     if (1..224).contains(&o) && o != 10 && o != 127 {
                         break IpAddr::V4(a);

@@ -2,6 +2,9 @@
 //! nanoseconds per lookup for a realistic mix, all-listed and all-random probes, and the time
 //! to rebuild the whole matcher. Run: `cargo bench -p watchhouse-intel --bench matcher`.
 
+// criterion_group! generates an undocumented function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use watchhouse_intel::{FeedInfo, MatcherBuilder};

@@ -3,6 +3,9 @@
 //! `cargo bench -p watchhouse-parse --bench parse` (bench/parse-vs-lognormalizer.sh runs the
 //! same line sets through liblognorm's lognormalizer side by side).
 
+// criterion_group! generates an undocumented function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use watchhouse_parse::{parse_line, TimeContext};
 

@@ -1139,7 +1139,7 @@ mod tests {
     #[test]
     fn settings_are_checked() {
         let a = FeedConfig::file("a", "/x");
-        assert!(validate(&[a.clone()]).is_ok());
+        assert!(validate(std::slice::from_ref(&a)).is_ok());
         assert!(validate(&[a.clone(), a.clone()])
             .unwrap_err()
             .contains("unique"));
