@@ -233,7 +233,7 @@ pub async fn run(args: AdminArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<
         .with_context(|| {
             format!(
                 "cannot open the database {}",
-                watchhouse_store::postgres::redact(&cfg.database_url())
+                watchhouse_store::redact_url(&cfg.database_url())
             )
         })?;
     let s: &dyn Store = store.as_ref();

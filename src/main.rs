@@ -169,7 +169,7 @@ pub async fn hub_state(
         .with_context(|| {
             format!(
                 "cannot open the database {}",
-                watchhouse_store::postgres::redact(&cfg.database_url())
+                watchhouse_store::redact_url(&cfg.database_url())
             )
         })?;
     let files = cfg
@@ -229,10 +229,10 @@ async fn run_hub(cfg: watchhouse_hub::HubConfig) -> Result<()> {
         )
         .map_err(anyhow::Error::msg)?;
         let listener = watchhouse_hub::tls::TlsListener::new(listener, tls)?;
-        tracing::info!(listen = %addr, %role, database = %watchhouse_store::postgres::redact(&cfg.database_url()), "hub running (https)");
+        tracing::info!(listen = %addr, %role, database = %watchhouse_store::redact_url(&cfg.database_url()), "hub running (https)");
         watchhouse_hub::serve(listener, state, shutdown_signal()).await?;
     } else {
-        tracing::info!(listen = %addr, %role, database = %watchhouse_store::postgres::redact(&cfg.database_url()), "hub running (http)");
+        tracing::info!(listen = %addr, %role, database = %watchhouse_store::redact_url(&cfg.database_url()), "hub running (http)");
         watchhouse_hub::serve(listener, state, shutdown_signal()).await?;
     }
     // A worker finishes the batch in hand and gives back the others it fetched.

@@ -50,7 +50,7 @@ pub async fn run(a: ReportArgs, mut cfg: watchhouse_hub::HubConfig) -> Result<()
         .with_context(|| {
             format!(
                 "cannot open the database {}",
-                watchhouse_store::postgres::redact(&cfg.database_url())
+                watchhouse_store::redact_url(&cfg.database_url())
             )
         })?;
     // The matcher, for what intelligence says of the top sources.

@@ -945,6 +945,20 @@ pub(crate) fn validate_new_user(u: &NewUser) -> Result<()> {
     }
 }
 
+/// A database URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Days since the epoch for a millisecond timestamp (UTC).
 pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(86_400_000)
@@ -993,6 +1007,19 @@ mod tests {
             labels: vec![],
             event_index: i,
         }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://wh:secret@db:5432/wh"),
+            "postgres://wh:***@db:5432/wh"
+        );
+        assert_eq!(redact_url("postgres://wh@db/wh"), "postgres://wh@db/wh");
+        assert_eq!(
+            redact_url("sqlite:///var/lib/wh.db"),
+            "sqlite:///var/lib/wh.db"
+        );
     }
 
     #[test]

@@ -272,7 +272,7 @@ impl PostgresStore {
         let cfg = tokio_postgres::Config::from_str(url).map_err(|e| {
             StoreError::Invalid(format!(
                 "`{}` is not a PostgreSQL URL ({e}); use postgres://USER@HOST:PORT/DATABASE",
-                redact(url)
+                crate::redact_url(url)
             ))
         })?;
         let mgr = Manager::from_config(
@@ -293,7 +293,7 @@ impl PostgresStore {
         store.migrate().await.map_err(|e| match e {
             StoreError::Backend(m) => StoreError::Backend(format!(
                 "cannot prepare the PostgreSQL database at {}: {m}. Is PostgreSQL running and the database created?",
-                redact(url)
+                crate::redact_url(url)
             )),
             e => e,
         })?;
@@ -405,20 +405,6 @@ impl PostgresStore {
             .collect();
         days.sort_unstable();
         Ok(days)
-    }
-}
-
-/// The URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -2216,19 +2202,5 @@ impl PostgresStore {
             alerts_created,
             alerts_updated,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://wh:secret@db:5432/wh"),
-            "postgres://wh:***@db:5432/wh"
-        );
-        assert_eq!(redact("postgres://wh@db/wh"), "postgres://wh@db/wh");
     }
 }
