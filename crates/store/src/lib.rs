@@ -49,6 +49,19 @@ pub enum StoreError {
 /// Result alias.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A backend failure, for `map_err`.
+pub(crate) fn be(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Milliseconds since the epoch, for rows' creation times.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// A role. Stable names are used in the database, the CLI and the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

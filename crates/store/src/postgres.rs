@@ -43,10 +43,6 @@ pub struct PostgresStore {
     partitions: Mutex<HashSet<i64>>,
 }
 
-fn be(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 /// Maps constraint violations to the same errors the SQLite backend gives.
 fn map_err(e: tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {
@@ -63,13 +59,6 @@ fn map_err(e: tokio_postgres::Error) -> StoreError {
         return StoreError::Backend(format!("{}: {}", code.code(), db.message()));
     }
     be(e)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Positional parameters for SQL built at run time.

@@ -38,10 +38,6 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
 }
 
-fn be(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 fn map_err(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         if f.code == rusqlite::ErrorCode::ConstraintViolation {
@@ -103,13 +99,6 @@ fn migrate(c: &mut Connection) -> Result<()> {
         tx.commit().map_err(be)?;
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// SQL condition restricting `members m` to a scope, with its parameters.
