@@ -171,7 +171,8 @@ scan_min_hosts = 10
 # VPN, databases, ...) within the window. Allowed attempts make it high severity.
 brute_window_secs = 300
 brute_min_attempts = 20
-# Campaign: one source seen at this many members within the window.
+# Campaign: one internet source seen at this many members within the window (counted in whole
+# UTC days: the days the window reaches back into, so at least the window).
 campaign_min_members = 3
 campaign_window_secs = 86400
 # Volume anomaly: after this many hours of history, an hour with more than volume_factor_pct

@@ -338,6 +338,57 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
         .await;
     assert_eq!(j["totals"]["events"].as_i64(), Some(member1), "{j}");
 
+    // Campaigns count members across workers. Once the two live workers hold two partitions
+    // each (two members each), one internet source reaches the four members in turn: the third
+    // and fourth are told, though no worker ever saw three of them.
+    eventually(
+        Duration::from_secs(30),
+        "partitions split 2 + 2",
+        || async {
+            let live = "FROM leases WHERE name LIKE 'partition:%' \
+                    AND until_ms > (extract(epoch FROM now()) * 1000)::bigint";
+            let held = db.count(&format!("SELECT COUNT(*) {live}")).await;
+            let holders = db
+                .count(&format!("SELECT COUNT(DISTINCT holder) {live}"))
+                .await;
+            Ok((held == 4 && holders == 2).then_some(()))
+        },
+    )
+    .await?;
+    let scanner: std::net::IpAddr = "45.33.32.50".parse()?;
+    for (m, credential) in credentials.iter().enumerate() {
+        let mut b = batch(BATCHES + m, watchhouse_hub::now_ms());
+        b.events.truncate(1);
+        b.events[0].src_ip = scanner;
+        let stored_before = db.count("SELECT COUNT(*) FROM ingest_batches").await;
+        let res = http
+            .post(format!("{api_url}/api/v1/ingest"))
+            .bearer_auth(credential)
+            .json(&b)
+            .send()
+            .await?;
+        ensure!(
+            res.status().is_success(),
+            "scanner batch {m}: {}",
+            res.status()
+        );
+        eventually(Duration::from_secs(30), "scanner batch stored", || async {
+            let n = db.count("SELECT COUNT(*) FROM ingest_batches").await;
+            Ok((n > stored_before).then_some(()))
+        })
+        .await?;
+    }
+    let told = db
+        .count(&format!(
+            "SELECT COUNT(DISTINCT member_id) FROM alerts \
+             WHERE kind = 'campaign' AND subject_ip = '{scanner}'"
+        ))
+        .await;
+    assert_eq!(
+        told, 2,
+        "the third and fourth members hit are told of the campaign"
+    );
+
     drop(api);
     drop(restarted);
     let q = watchhouse_queue::nats::NatsQueue::connect(

@@ -103,7 +103,8 @@ struct VolumeState {
 }
 
 /// The stateful detections' memory. Not shared between hubs: with several hub workers, each
-/// member's batches must go to one worker (the scale-out design partitions by member).
+/// member's batches must go to one worker (the scale-out design partitions by member), and
+/// campaigns take the store's count of members across processes (`observe_with_reach`).
 #[derive(Debug)]
 pub struct Engine {
     t: Thresholds,
@@ -141,13 +142,29 @@ impl Engine {
     }
 
     /// Runs the stateful detections over one stored batch of one member's events (in the order
-    /// given). Returns nothing for a batch already seen.
+    /// given). Returns nothing for a batch already seen. For a hub that is the only process:
+    /// campaigns are counted from what this engine saw.
     pub fn observe(
         &mut self,
         member: i64,
         collector: i64,
         batch_id: &str,
         events: &[Event],
+    ) -> Vec<Observation> {
+        self.observe_with_reach(member, collector, batch_id, events, &HashMap::new())
+    }
+
+    /// [`Engine::observe`] where other processes see other members: `others` gives, per source,
+    /// how many members other than this one saw it within the campaign window by the store's
+    /// count (see [`crate::campaign`]). A source is a campaign when this engine's own count or
+    /// the store's reaches the threshold.
+    pub fn observe_with_reach(
+        &mut self,
+        member: i64,
+        collector: i64,
+        batch_id: &str,
+        events: &[Event],
+        others: &HashMap<IpAddr, u32>,
     ) -> Vec<Observation> {
         let key = (collector, batch_id.to_owned());
         if !self.seen.insert(key.clone()) {
@@ -167,7 +184,7 @@ impl Engine {
             }
             self.exposed(i, e, &mut out);
             self.per_source(member, i, e, &mut out);
-            self.campaign(member, i, e, &mut out);
+            self.campaign(member, i, e, others, &mut out);
         }
         out
     }
@@ -285,24 +302,39 @@ impl Engine {
         }
     }
 
-    fn campaign(&mut self, member: i64, i: usize, e: &Event, out: &mut Vec<Observation>) {
+    fn campaign(
+        &mut self,
+        member: i64,
+        i: usize,
+        e: &Event,
+        others: &HashMap<IpAddr, u32>,
+        out: &mut Vec<Observation>,
+    ) {
+        if !crate::campaign::counts(e) {
+            return;
+        }
         let window = self.t.campaign_window_secs as i64 * 1000;
         let now = e.time_ms;
+        // The store's count includes this member; it may lag this engine's by the batches in
+        // flight, and this engine's misses the members that other processes hold.
+        let stored = 1 + others.get(&e.src_ip).copied().unwrap_or(0) as usize;
+        let mut seen_here = 0;
         if !self.national.contains_key(&e.src_ip) && self.national.len() >= self.t.max_sources {
-            // Bounded: drop entries not seen within the window, or, failing that, refuse new ones.
+            // Bounded: drop entries not seen within the window, or, failing that, keep no memory
+            // of this source (the store's count still applies).
             self.national
                 .retain(|_, m| m.values().any(|t| now - *t <= window));
-            if self.national.len() >= self.t.max_sources {
-                return;
-            }
         }
-        let members = self.national.entry(e.src_ip).or_default();
-        members.insert(
-            member,
-            now.max(members.get(&member).copied().unwrap_or(now)),
-        );
-        members.retain(|_, t| now - *t <= window);
-        if members.len() >= self.t.campaign_min_members {
+        if self.national.contains_key(&e.src_ip) || self.national.len() < self.t.max_sources {
+            let members = self.national.entry(e.src_ip).or_default();
+            members.insert(
+                member,
+                now.max(members.get(&member).copied().unwrap_or(now)),
+            );
+            members.retain(|_, t| now - *t <= window);
+            seen_here = members.len();
+        }
+        if seen_here.max(stored) >= self.t.campaign_min_members {
             let kind = AlertKind::Campaign;
             out.push(Observation {
                 kind,
@@ -372,40 +404,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use watchhouse_event::{Action, Format};
-
-    fn ev(src: &str, dst: &str, dport: u16, action: Action, t: i64) -> Event {
-        Event {
-            time_ms: t,
-            last_ms: t,
-            action,
-            protocol: IpProto::TCP,
-            src_ip: src.parse().unwrap(),
-            src_port: Some(40000),
-            dst_ip: dst.parse().unwrap(),
-            dst_port: Some(dport),
-            direction: Direction::Inbound,
-            in_iface: None,
-            out_iface: None,
-            rule: None,
-            device: None,
-            format: Format::Netfilter,
-            bytes: None,
-            packets: None,
-            count: 1,
-            raw: String::new(),
-            nat: None,
-            product: None,
-            host: None,
-            url: None,
-        }
-    }
-
-    fn kinds(obs: &[Observation], k: AlertKind) -> usize {
-        obs.iter().filter(|o| o.kind == k).count()
-    }
-
-    const T: i64 = 1_763_700_000_000;
+    use crate::testing::{ev, kinds, T};
+    use watchhouse_event::Action;
 
     #[test]
     fn port_scan_fires_at_the_threshold_and_not_below() {
@@ -587,6 +587,43 @@ mod tests {
             ),
             0
         );
+    }
+
+    #[test]
+    fn campaign_takes_the_stores_count_of_members_other_processes_hold() {
+        let mut e = Engine::new(Thresholds::default());
+        let hit = |t| vec![ev("203.0.113.11", "198.51.100.1", 22, Action::Deny, t)];
+        let src: IpAddr = "203.0.113.11".parse().unwrap();
+        // This engine has seen the source only here; the store knows one other member.
+        let one: HashMap<IpAddr, u32> = [(src, 1)].into();
+        assert_eq!(
+            kinds(
+                &e.observe_with_reach(1, 1, "1", &hit(T), &one),
+                AlertKind::Campaign
+            ),
+            0
+        );
+        // Two others in the store: with this member, three.
+        let two: HashMap<IpAddr, u32> = [(src, 2)].into();
+        assert_eq!(
+            kinds(
+                &e.observe_with_reach(1, 1, "2", &hit(T + 1), &two),
+                AlertKind::Campaign
+            ),
+            1
+        );
+        // A private address at several members is several machines, never a campaign.
+        let private = vec![ev("10.0.0.5", "198.51.100.1", 22, Action::Deny, T)];
+        let many: HashMap<IpAddr, u32> = [("10.0.0.5".parse().unwrap(), 9)].into();
+        for m in 1..=4 {
+            assert_eq!(
+                kinds(
+                    &e.observe_with_reach(m, m, &format!("p{m}"), &private, &many),
+                    AlertKind::Campaign
+                ),
+                0
+            );
+        }
     }
 
     #[test]

@@ -15,8 +15,11 @@ use serde::{Deserialize, Serialize};
 use watchhouse_event::{Direction, Event};
 use watchhouse_intel::{Match, Matcher, Tlp};
 
+pub mod campaign;
 pub mod engine;
 pub mod services;
+#[cfg(test)]
+mod testing;
 
 pub use engine::{Engine, Thresholds};
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use watchhouse_detect::detect;
+use watchhouse_detect::{campaign, detect};
 use watchhouse_event::Event;
 use watchhouse_proto::Batch;
 use watchhouse_queue::{Delivery, Queue};
@@ -177,12 +177,37 @@ pub async fn store_batch(
 ) -> Result<IngestOutcome, StoreError> {
     let intel = st.intel();
     let mut observations = detect(events, &intel.matcher);
-    observations.extend(st.engine.lock().unwrap_or_else(|p| p.into_inner()).observe(
-        collector.member_id,
-        collector.id,
-        &batch.batch_id.to_string(),
-        events,
-    ));
+    // Campaigns count members across processes: with a queue, other workers hold other
+    // members, so the store's count (every process writes it) joins this engine's own.
+    let mut others = std::collections::HashMap::new();
+    if !st.config.queue.is_empty() {
+        let sources = campaign::sources(events);
+        if !sources.is_empty() {
+            let thresholds = st
+                .engine
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .thresholds()
+                .clone();
+            let since = campaign::since_day(events, &thresholds);
+            others = st
+                .store
+                .source_reach(collector.member_id, &sources, since)
+                .await?;
+        }
+    }
+    observations.extend(
+        st.engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe_with_reach(
+                collector.member_id,
+                collector.id,
+                &batch.batch_id.to_string(),
+                events,
+                &others,
+            ),
+    );
     let out = st
         .store
         .ingest(

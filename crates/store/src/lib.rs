@@ -13,6 +13,7 @@
 //! `postgres://…` (scale-out, shared by several hub processes). Both run the same conformance
 //! suite (`tests/conformance.rs`).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use async_trait::async_trait;
@@ -826,6 +827,15 @@ pub trait Store: Send + Sync + 'static {
         min_members: u32,
         limit: u32,
     ) -> Result<Vec<SourceSighting>>;
+    /// For each of `sources`, how many members other than `member_id` saw it (any event) on
+    /// days from `since_day`; sources no other member saw are absent. Counts only, never which
+    /// members: the campaign detection's view across every hub process.
+    async fn source_reach(
+        &self,
+        member_id: Id,
+        sources: &[IpAddr],
+        since_day: i64,
+    ) -> Result<HashMap<IpAddr, u32>>;
     /// Feeds added in the UI or API: (name, configuration JSON), by name.
     async fn list_feed_configs(&self) -> Result<Vec<(String, String)>>;
     /// Adds a feed configuration; `Conflict` if the name is taken.

@@ -24,7 +24,10 @@ use watchhouse_proto::Batch;
 use crate::*;
 
 /// Migrations, applied in order; index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_source_reach.sql"),
+];
 
 /// Advisory lock key serialising migrations and partition creation across hub processes.
 const LOCK_MIGRATE: i64 = 0x5741_5443_4801;
@@ -1969,6 +1972,33 @@ impl Store for PostgresStore {
                     first_day: r.get(3),
                     last_day: r.get(4),
                 })
+            })
+            .collect())
+    }
+
+    async fn source_reach(
+        &self,
+        member_id: Id,
+        sources: &[IpAddr],
+        since_day: i64,
+    ) -> Result<HashMap<IpAddr, u32>> {
+        if sources.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let c = self.conn().await?;
+        let rs = c
+            .query(
+                "SELECT src_ip, COUNT(DISTINCT member_id) FROM rollup_src \
+                 WHERE src_ip = ANY($1) AND day >= $2 AND member_id <> $3 GROUP BY src_ip",
+                &[&sources, &since_day, &member_id],
+            )
+            .await
+            .map_err(be)?;
+        Ok(rs
+            .iter()
+            .map(|r| {
+                let n: i64 = r.get(1);
+                (r.get::<_, IpAddr>(0), n.clamp(0, u32::MAX as i64) as u32)
             })
             .collect())
     }

@@ -1959,6 +1959,43 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn source_reach(
+        &self,
+        member_id: Id,
+        sources: &[IpAddr],
+        since_day: i64,
+    ) -> Result<HashMap<IpAddr, u32>> {
+        if sources.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // No index serves this on SQLite (it would slow every embedded hub's ingest, and an
+        // embedded hub counts campaigns in memory and never asks): a scan of the days' rollups.
+        let list =
+            serde_json::to_string(&sources.iter().map(IpAddr::to_string).collect::<Vec<_>>())
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT src_ip, COUNT(DISTINCT member_id) FROM rollup_src \
+                     WHERE src_ip IN (SELECT value FROM json_each(?1)) AND day >= ?2 AND member_id <> ?3 \
+                     GROUP BY src_ip",
+                )
+                .map_err(be)?;
+            let rows = st
+                .query_map(params![list, since_day, member_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(be)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(be)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(ip, n)| Some((ip.parse().ok()?, n.clamp(0, u32::MAX as i64) as u32)))
+                .collect())
+        })
+        .await
+    }
+
     async fn list_feed_configs(&self) -> Result<Vec<(String, String)>> {
         self.read(move |c| {
             let mut st = c

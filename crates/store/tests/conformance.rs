@@ -132,6 +132,7 @@ async fn suite(store: Arc<dyn Store>) {
     intelligence_is_kept(&w).await;
     exclusions_are_scoped(&w).await;
     widespread_sources_never_name_members(&w).await;
+    source_reach_counts_other_members(&w).await;
     tokens_and_taxii_objects(&w).await;
     feedback_suppresses_repeats(&w).await;
     notification_settings_are_scoped(&w).await;
@@ -701,6 +702,42 @@ async fn widespread_sources_never_name_members(w: &World) {
         w.store.widespread_sources(day, 1, 100).await.unwrap().len(),
         2
     );
+}
+
+/// Runs after `widespread_sources_never_name_members`: 203.0.113.200 was seen by members A and
+/// C on day `t`, 203.0.113.201 by C alone.
+async fn source_reach_counts_other_members(w: &World) {
+    let day = day_of(T0 + 2 * DAY);
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let asked = [ip("203.0.113.200"), ip("203.0.113.201"), ip("192.0.2.99")];
+    // Member B saw neither: both others count.
+    let r = w.store.source_reach(w.b.id, &asked, day).await.unwrap();
+    assert_eq!(r.get(&ip("203.0.113.200")), Some(&2), "{r:?}");
+    assert_eq!(r.get(&ip("203.0.113.201")), Some(&1), "{r:?}");
+    assert!(!r.contains_key(&ip("192.0.2.99")), "never seen: absent");
+    // Member A is not counted in its own answer.
+    let r = w.store.source_reach(w.a.id, &asked, day).await.unwrap();
+    assert_eq!(r.get(&ip("203.0.113.200")), Some(&1), "{r:?}");
+    assert_eq!(r.get(&ip("203.0.113.201")), Some(&1), "{r:?}");
+    // Only days from `since_day` count; and asking about nothing is nothing.
+    assert!(w
+        .store
+        .source_reach(w.b.id, &asked, day + 1)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(w
+        .store
+        .source_reach(w.b.id, &[], day)
+        .await
+        .unwrap()
+        .is_empty());
+    // Thousands of sources at once (a batch of a sweep) are one query on both backends.
+    let many: Vec<std::net::IpAddr> = (0..5000u32)
+        .map(|i| std::net::IpAddr::V4(std::net::Ipv4Addr::from(0xcb00_7100 + i)))
+        .collect();
+    let r = w.store.source_reach(w.b.id, &many, day).await.unwrap();
+    assert_eq!(r.get(&ip("203.0.113.200")), Some(&2), "{r:?}");
 }
 
 async fn tokens_and_taxii_objects(w: &World) {
