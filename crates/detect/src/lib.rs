@@ -491,34 +491,14 @@ pub fn describe(f: &AlertFacts) -> AlertText {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use watchhouse_event::{Action, Format, IpProto};
+    use watchhouse_event::Action;
     use watchhouse_intel::{parse_netset, ListInfo, MatcherBuilder};
 
     fn ev(src: &str, action: Action, direction: Direction) -> Event {
-        Event {
-            time_ms: 0,
-            last_ms: 0,
-            action,
-            protocol: IpProto::TCP,
-            src_ip: src.parse().unwrap(),
-            src_port: Some(5555),
-            dst_ip: "198.51.100.10".parse().unwrap(),
-            dst_port: Some(3389),
-            direction,
-            in_iface: None,
-            out_iface: None,
-            rule: None,
-            device: None,
-            format: Format::Netfilter,
-            bytes: None,
-            packets: None,
-            count: 1,
-            raw: String::new(),
-            nat: None,
-            product: None,
-            host: None,
-            url: None,
-        }
+        let mut e = crate::testing::ev(src, "198.51.100.10", 3389, action, 0);
+        e.src_port = Some(5555);
+        e.direction = direction;
+        e
     }
 
     fn matcher() -> Matcher {
