@@ -1969,7 +1969,7 @@ impl Store for SqliteStore {
             return Ok(HashMap::new());
         }
         // No index serves this on SQLite (it would slow every embedded hub's ingest, and an
-        // embedded hub counts campaigns in memory and never asks): a scan of the days' rollups.
+        // embedded hub counts campaigns in memory and never asks): the query scans `rollup_src`.
         let list =
             serde_json::to_string(&sources.iter().map(IpAddr::to_string).collect::<Vec<_>>())
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
