@@ -183,13 +183,7 @@ pub async fn store_batch(
     if !st.config.queue.is_empty() {
         let sources = campaign::sources(events);
         if !sources.is_empty() {
-            let thresholds = st
-                .engine
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .thresholds()
-                .clone();
-            let since = campaign::since_day(events, &thresholds);
+            let since = campaign::since_day(events, &st.config.detect);
             others = st
                 .store
                 .source_reach(collector.member_id, &sources, since)
