@@ -140,6 +140,110 @@ async fn suite(store: Arc<dyn Store>) {
     evidence_is_scoped(&w).await;
     retention_keeps_rollups(&w).await;
     leases_have_one_holder(&w).await;
+    stored_events_keep_every_field(&w).await;
+}
+
+/// Every field of every event comes back as it went in, whatever position it had in the batch
+/// (SQLite inserts rows in groups), and an alert links at most `MAX_ALERT_EVIDENCE` events
+/// however many batches grow it.
+async fn stored_events_keep_every_field(w: &World) {
+    let all = Scope::All;
+    w.store
+        .create_enrolment_token(w.b.id, "tok-b", T0, T0 + DAY)
+        .await
+        .unwrap();
+    let col_b = w
+        .store
+        .redeem_enrolment_token("tok-b", "fw-b", "cred-b", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let sent: Vec<Event> = (0..70u16)
+        .map(|i| {
+            let mut e = event(
+                if i % 3 == 0 {
+                    "2001:db8:7::9"
+                } else {
+                    "203.0.113.77"
+                },
+                1000 + i,
+                [Action::Allow, Action::Deny, Action::Drop, Action::Reject][i as usize % 4],
+                T0 + i as i64,
+            );
+            e.last_ms = e.time_ms + i as i64 * 10;
+            e.protocol = if i % 2 == 0 {
+                IpProto::UDP
+            } else {
+                IpProto::TCP
+            };
+            e.src_port = (i % 5 != 0).then_some(30_000 + i);
+            e.dst_ip = format!("198.51.100.{}", i % 250).parse().unwrap();
+            e.direction =
+                [Direction::Inbound, Direction::Outbound, Direction::Internal][i as usize / 2 % 3];
+            e.in_iface = (i % 2 == 0).then(|| format!("in{i}"));
+            e.out_iface = (i % 4 == 1).then(|| format!("out{i}"));
+            e.rule = (i % 3 == 1).then(|| format!("rule \"{i}\""));
+            e.device = (i % 5 != 1).then(|| format!("fw-{i}"));
+            e.format = [Format::Netfilter, Format::FortiGate, Format::Cef][i as usize % 3];
+            e.bytes = (i % 6 != 2).then_some(u64::from(i) * 1500);
+            e.packets = (i % 6 != 3).then_some(u64::from(i) + 1);
+            e.count = u32::from(i) + 1;
+            e.raw = format!("line {i} \u{e9}\u{2603} SRC=203.0.113.77 DPT={}", 1000 + i);
+            e.nat = (i % 7 == 0).then(|| watchhouse_event::Nat {
+                src_ip: Some("192.0.2.1".parse().unwrap()),
+                src_port: Some(4000 + i),
+                dst_ip: None,
+                dst_port: Some(443),
+            });
+            e.product = (i % 8 == 0).then(|| "UTM".to_owned());
+            e.host = (i % 9 == 0).then(|| "example.org".to_owned());
+            e.url = (i % 10 == 0).then(|| "/wp-login.php".to_owned());
+            e
+        })
+        .collect();
+    let first = batch(sent.clone());
+    assert_eq!(ingest(w, &col_b, &first).await.accepted, 70);
+    let mut back: Vec<Event> = w
+        .store
+        .recent_events(&all, w.b.id, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            assert_eq!((s.member_id, s.collector_id), (w.b.id, col_b.id));
+            s.event
+        })
+        .collect();
+    back.sort_by_key(|e| e.time_ms);
+    assert_eq!(back.len(), sent.len());
+    for (got, want) in back.iter().zip(&sent) {
+        assert_eq!(got, want);
+    }
+    // The listed source's alert: grown by the first batch's inbound events, then by more.
+    let listed = |a: &Alert| a.subject_ip.to_string() == "203.0.113.77";
+    let alert = w
+        .store
+        .alerts(&all, Some(w.b.id), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(listed)
+        .expect("an alert on the listed source");
+    let (_, evidence) = w.store.alert(&all, alert.id).await.unwrap().unwrap();
+    let inbound_listed = sent
+        .iter()
+        .filter(|e| e.direction == Direction::Inbound && e.src_ip.to_string() == "203.0.113.77")
+        .count();
+    assert_eq!(evidence.len(), inbound_listed.min(MAX_ALERT_EVIDENCE));
+    let second = batch(
+        (0..40u16)
+            .map(|i| event("203.0.113.77", 2000 + i, Action::Drop, T0 + 100 + i as i64))
+            .collect(),
+    );
+    ingest(w, &col_b, &second).await;
+    let (grown, evidence) = w.store.alert(&all, alert.id).await.unwrap().unwrap();
+    assert_eq!(evidence.len(), MAX_ALERT_EVIDENCE, "evidence is capped");
+    assert!(grown.event_count > alert.event_count);
 }
 
 async fn leases_have_one_holder(w: &World) {
