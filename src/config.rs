@@ -172,7 +172,8 @@ scan_min_hosts = 10
 brute_window_secs = 300
 brute_min_attempts = 20
 # Campaign: one internet source seen at this many members within the window (counted in whole
-# UTC days: the days the window reaches back into, so at least the window).
+# UTC days: the days the window reaches back into, so at least the window). Blocked traffic
+# counts; a member is alerted only when the source's traffic got through its firewall.
 campaign_min_members = 3
 campaign_window_secs = 86400
 # Volume anomaly: after this many hours of history, an hour with more than volume_factor_pct

@@ -258,12 +258,14 @@ async fn each_detection_fires_through_the_pipeline() -> anyhow::Result<()> {
     let a = wait_alert(&admin, "exposed_service", "198.51.100.7").await?;
     assert_eq!(a["severity"], "high");
 
-    // Campaign: one source at three members; another at two only.
+    // Campaign: one source at three members, through the third one's firewall; another at two
+    // only; a third at all three but blocked everywhere (a campaign nobody needs telling of).
     append(
         &logs[0],
         &[
             ufw(t + 4000, "BLOCK", "45.33.32.103", "198.51.100.9", 22),
             ufw(t + 4000, "BLOCK", "45.33.32.197", "198.51.100.9", 22),
+            ufw(t + 4000, "BLOCK", "45.33.32.196", "198.51.100.9", 22),
         ],
     );
     append(
@@ -271,12 +273,17 @@ async fn each_detection_fires_through_the_pipeline() -> anyhow::Result<()> {
         &[
             ufw(t + 4100, "BLOCK", "45.33.32.103", "198.51.100.20", 22),
             ufw(t + 4100, "BLOCK", "45.33.32.197", "198.51.100.20", 22),
+            ufw(t + 4100, "BLOCK", "45.33.32.196", "198.51.100.20", 22),
         ],
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     append(
         &logs[2],
-        &[ufw(t + 4200, "BLOCK", "45.33.32.103", "198.51.100.40", 22)],
+        &[
+            ufw(t + 4200, "BLOCK", "45.33.32.196", "198.51.100.40", 22),
+            ufw(t + 4200, "BLOCK", "45.33.32.103", "198.51.100.40", 22),
+            ufw(t + 4250, "ALLOW", "45.33.32.103", "198.51.100.40", 443),
+        ],
     );
     let a = wait_alert(&admin, "campaign", "45.33.32.103").await?;
     assert_eq!(a["severity"], "medium");
@@ -305,6 +312,7 @@ async fn each_detection_fires_through_the_pipeline() -> anyhow::Result<()> {
         "45.33.32.198",
         "198.51.100.8",
         "45.33.32.197",
+        "45.33.32.196",
     ] {
         assert!(
             !all.iter()

@@ -339,8 +339,9 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
     assert_eq!(j["totals"]["events"].as_i64(), Some(member1), "{j}");
 
     // Campaigns count members across workers. Once the two live workers hold two partitions
-    // each (two members each), one internet source reaches the four members in turn: the third
-    // and fourth are told, though no worker ever saw three of them.
+    // each (two members each), one internet source reaches the four members in turn, blocked
+    // at the first two and let through by the last two: the third and fourth are told, though
+    // no worker ever saw three of them.
     eventually(
         Duration::from_secs(30),
         "partitions split 2 + 2",
@@ -360,6 +361,7 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
         let mut b = batch(BATCHES + m, watchhouse_hub::now_ms());
         b.events.truncate(1);
         b.events[0].src_ip = scanner;
+        b.events[0].action = if m < 2 { Action::Drop } else { Action::Allow };
         let stored_before = db.count("SELECT COUNT(*) FROM ingest_batches").await;
         let res = http
             .post(format!("{api_url}/api/v1/ingest"))

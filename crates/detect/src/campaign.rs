@@ -3,7 +3,7 @@
 //! The [`Engine`](crate::Engine) counts the members it has seen per source, which is every
 //! member when the hub is one process. With several hub workers no process sees them all (each
 //! holds some members), so the count also comes from the store, which every process writes: the
-//! hub asks it, for the batch's [`sources`], how many *other* members saw each one since
+//! hub asks it, for the batch's [`sources`] (those that got through), how many *other* members saw each one since
 //! [`since_day`], and passes the answer to [`Engine::observe_with_reach`](crate::Engine::observe_with_reach).
 //! Pure, like the rest of the crate; the store query is the hub's.
 //!
@@ -25,11 +25,19 @@ pub(crate) fn counts(e: &Event) -> bool {
     e.direction == Direction::Inbound && !watchhouse_intel::is_non_internet(e.src_ip)
 }
 
-/// The distinct sources of a batch that could be part of a campaign, sorted.
+/// Does this event tell its member of a campaign its source is part of? Only when the traffic
+/// got through: a member whose firewall blocked the source has nothing to do (it still counts
+/// towards the campaign, and the national view and the blocklist show it).
+pub(crate) fn alerts(e: &Event) -> bool {
+    counts(e) && e.action.is_allowed()
+}
+
+/// The distinct sources of a batch that could raise a campaign alert (see [`alerts`]), sorted:
+/// the only ones whose count of other members is needed.
 pub fn sources(events: &[Event]) -> Vec<IpAddr> {
     let mut v: Vec<IpAddr> = events
         .iter()
-        .filter(|e| counts(e))
+        .filter(|e| alerts(e))
         .map(|e| e.src_ip)
         .collect();
     v.sort_unstable();
@@ -50,14 +58,17 @@ mod tests {
     use watchhouse_event::Action;
 
     #[test]
-    fn sources_are_the_distinct_inbound_internet_ones() {
-        let mut out = ev("203.0.113.13", "198.51.100.1", 22, Action::Deny, T);
+    fn sources_are_the_distinct_inbound_internet_ones_that_got_through() {
+        let mut out = ev("203.0.113.13", "198.51.100.1", 22, Action::Allow, T);
         out.direction = Direction::Outbound;
         let batch = vec![
-            ev("203.0.113.12", "198.51.100.1", 22, Action::Deny, T),
-            ev("203.0.113.11", "198.51.100.1", 22, Action::Deny, T),
-            ev("203.0.113.12", "198.51.100.1", 23, Action::Deny, T + 1),
-            ev("10.0.0.5", "198.51.100.1", 22, Action::Deny, T),
+            ev("203.0.113.12", "198.51.100.1", 22, Action::Allow, T),
+            ev("203.0.113.11", "198.51.100.1", 22, Action::Allow, T),
+            ev("203.0.113.12", "198.51.100.1", 23, Action::Allow, T + 1),
+            // Blocked only: counts towards a campaign, but its member is not told.
+            ev("203.0.113.14", "198.51.100.1", 22, Action::Deny, T),
+            ev("203.0.113.11", "198.51.100.1", 23, Action::Drop, T + 2),
+            ev("10.0.0.5", "198.51.100.1", 22, Action::Allow, T),
             out,
         ];
         assert_eq!(
@@ -67,6 +78,7 @@ mod tests {
                 "203.0.113.12".parse().unwrap()
             ]
         );
+        assert!(counts(&batch[3]) && !alerts(&batch[3]));
     }
 
     #[test]

@@ -334,7 +334,7 @@ impl Engine {
             members.retain(|_, t| now - *t <= window);
             seen_here = members.len();
         }
-        if seen_here.max(stored) >= self.t.campaign_min_members {
+        if crate::campaign::alerts(e) && seen_here.max(stored) >= self.t.campaign_min_members {
             let kind = AlertKind::Campaign;
             out.push(Observation {
                 kind,
@@ -561,18 +561,32 @@ mod tests {
     #[test]
     fn campaign_needs_several_members_within_the_window() {
         let mut e = Engine::new(Thresholds::default());
-        let hit = |t| vec![ev("203.0.113.11", "198.51.100.1", 22, Action::Deny, t)];
+        let hit = |t| vec![ev("203.0.113.11", "198.51.100.1", 22, Action::Allow, t)];
+        let blocked = |t| vec![ev("203.0.113.11", "198.51.100.1", 22, Action::Deny, t)];
         assert_eq!(
             kinds(&e.observe(1, 1, "1", &hit(T)), AlertKind::Campaign),
             0
         );
+        // Blocked at the second member: it counts, nobody is told yet.
         assert_eq!(
-            kinds(&e.observe(2, 2, "2", &hit(T + 1000)), AlertKind::Campaign),
+            kinds(
+                &e.observe(2, 2, "2", &blocked(T + 1000)),
+                AlertKind::Campaign
+            ),
+            0
+        );
+        // Blocked at the third: a campaign, but that member's firewall did its job.
+        assert_eq!(
+            kinds(
+                &e.observe(3, 3, "3", &blocked(T + 2000)),
+                AlertKind::Campaign
+            ),
             0
         );
         assert_eq!(
-            kinds(&e.observe(3, 3, "3", &hit(T + 2000)), AlertKind::Campaign),
-            1
+            kinds(&e.observe(3, 3, "3b", &hit(T + 2500)), AlertKind::Campaign),
+            1,
+            "through at the third member"
         );
         assert_eq!(
             kinds(&e.observe(1, 1, "4", &hit(T + 3000)), AlertKind::Campaign),
@@ -592,7 +606,7 @@ mod tests {
     #[test]
     fn campaign_takes_the_stores_count_of_members_other_processes_hold() {
         let mut e = Engine::new(Thresholds::default());
-        let hit = |t| vec![ev("203.0.113.11", "198.51.100.1", 22, Action::Deny, t)];
+        let hit = |t| vec![ev("203.0.113.11", "198.51.100.1", 22, Action::Allow, t)];
         let src: IpAddr = "203.0.113.11".parse().unwrap();
         // This engine has seen the source only here; the store knows one other member.
         let one: HashMap<IpAddr, u32> = [(src, 1)].into();
@@ -613,7 +627,7 @@ mod tests {
             1
         );
         // A private address at several members is several machines, never a campaign.
-        let private = vec![ev("10.0.0.5", "198.51.100.1", 22, Action::Deny, T)];
+        let private = vec![ev("10.0.0.5", "198.51.100.1", 22, Action::Allow, T)];
         let many: HashMap<IpAddr, u32> = [("10.0.0.5".parse().unwrap(), 9)].into();
         for m in 1..=4 {
             assert_eq!(

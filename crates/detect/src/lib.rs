@@ -395,18 +395,28 @@ pub fn describe(f: &AlertFacts) -> AlertText {
                 "If it must stay open, allow only known addresses or put it behind a VPN, keep it fully updated, and use strong passwords with two-step sign-in.".to_owned(),
             ],
         },
-        (AlertKind::Campaign, _) => AlertText {
-            title: format!("You are one of several organisations targeted by {}", f.subject_ip),
-            what_it_means: format!(
-                "The same internet address has been attacking several Watchhouse members in the last \
-                 day, and your firewall recorded it {times}. Police can see the whole picture and are \
-                 looking at it.",
-            ),
-            what_to_do: vec![
-                format!("Block {} on your firewall (it is in your Watchhouse blocklist).", f.subject_ip),
-                "Nothing else unless you have other alerts about this address.".to_owned(),
-            ],
-        },
+        (AlertKind::Campaign, _) => {
+            let target = port_phrase(&f.ports);
+            AlertText {
+                title: format!(
+                    "An address attacking several organisations got through your firewall: {} reached {target}",
+                    f.subject_ip
+                ),
+                what_it_means: format!(
+                    "The internet address {} has been attacking several Watchhouse members in the \
+                     last day, and your firewall let it connect to {target} ({times}). Police can see \
+                     the whole picture and are looking at it. It does not mean you have been hacked.",
+                    f.subject_ip
+                ),
+                what_to_do: vec![
+                    format!("Block {} on your firewall (it is in your Watchhouse blocklist).", f.subject_ip),
+                    format!(
+                        "Ask whoever looks after your IT whether {service} needs to be reachable from the internet, and that it is fully updated."
+                    ),
+                    "If you see anything unusual (new accounts, files you cannot open, a ransom note), disconnect the affected computer and call your police force's cyber protect team.".to_owned(),
+                ],
+            }
+        }
         (AlertKind::VolumeAnomaly, _) => AlertText {
             title: "Much more traffic than usual reached your firewall".to_owned(),
             what_it_means: format!(
