@@ -142,6 +142,8 @@ queue_ack_wait_secs = 60
 # A member's batches always go to one partition, and each partition to one worker at a time,
 # so detections see all of a member's traffic. Same value on every process; more than workers.
 queue_partitions = 16
+# A worker stores this many partitions' batches at once (each partition's in order).
+queue_worker_concurrency = 4
 # Larger (compressed) batches travel through the file store, only a reference on the queue.
 queue_inline_max_bytes = 786432
 # Repeats of the same alert within this many seconds grow the open alert instead of opening another.

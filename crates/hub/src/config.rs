@@ -223,6 +223,8 @@ pub struct HubConfig {
     /// partition to one worker at a time (leases), so the stateful detections see all of a
     /// member's traffic. More partitions than workers; the same on every process.
     pub queue_partitions: u32,
+    /// Partitions a worker serves at once (one partition's batches stay in order).
+    pub queue_worker_concurrency: u32,
     /// Batches whose compressed body is larger than this go through the file store, with only
     /// a reference on the queue (NATS refuses messages over its max_payload, 1 MiB by default).
     pub queue_inline_max_bytes: usize,
@@ -281,6 +283,7 @@ impl Default for HubConfig {
             queue_stream: "WATCHHOUSE_INGEST".into(),
             queue_ack_wait_secs: 60,
             queue_partitions: 16,
+            queue_worker_concurrency: 4,
             queue_inline_max_bytes: 768 * 1024,
             event_retention_days: 180,
             detect: watchhouse_detect::Thresholds::default(),

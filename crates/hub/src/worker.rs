@@ -357,14 +357,52 @@ async fn handle(st: &AppState, queue: &dyn Queue, d: Delivery, pause: Duration) 
     }
 }
 
+/// Serves one partition once: fetches up to 8 batches, stores and acknowledges them in order,
+/// and gives back at once what it fetched but did not start when `stop` turns true. Err when
+/// the queue is unavailable.
+async fn serve(
+    st: AppState,
+    queue: Arc<dyn Queue>,
+    wait: Duration,
+    pause: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let fetched = tokio::select! {
+        r = queue.fetch(8, wait) => r,
+        _ = stop.changed() => return Ok(()),
+    };
+    let mut ds = fetched.map_err(|e| e.to_string())?.into_iter();
+    for d in ds.by_ref() {
+        handle(&st, &*queue, d, pause).await;
+        if *stop.borrow() {
+            break;
+        }
+    }
+    let rest: Vec<Delivery> = ds.collect();
+    if !rest.is_empty() {
+        tracing::info!(
+            batches = rest.len(),
+            "stopping: giving fetched batches back to the queue"
+        );
+    }
+    for d in rest {
+        let _ = queue.nack(d).await;
+    }
+    Ok(())
+}
+
 /// A worker: holds some of the queue's partitions (leases in the store, rebalanced every two
 /// seconds as workers come and go) and takes batches off them, until `stop` turns true; then it
-/// finishes the batch in hand, gives the rest it fetched back to the queue at once, releases its
-/// partitions and returns.
+/// finishes the batches in hand, gives the rest it fetched back to the queue at once, releases
+/// its partitions and returns.
+///
+/// It serves up to `queue_worker_concurrency` of its partitions at once: one partition's
+/// batches (one member's) are stored in order, different partitions' side by side, so the
+/// database is not left idle while this worker decodes, detects or waits for a commit.
 pub async fn run(
     st: AppState,
     parts: Vec<Arc<dyn Queue>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     // Failure injection for the kill-a-worker test: hold each stored batch this long before
     // acknowledging it, so a kill lands between commit and acknowledgement.
@@ -379,8 +417,10 @@ pub async fn run(
             "failure injection: pausing between storing and acknowledging"
         );
     }
+    let concurrency = st.config.queue_worker_concurrency.max(1) as usize;
     tracing::info!(
         partitions = parts.len(),
+        concurrency,
         "worker taking batches off the queue"
     );
     let count = parts.len() as u32;
@@ -393,42 +433,45 @@ pub async fn run(
             owned = balance(&st, count, &owned).await;
             balanced = Some(std::time::Instant::now());
         }
-        let Some(&p) = owned.iter().nth(turn % owned.len().max(1)) else {
+        if owned.is_empty() {
+            let mut stop = stop.clone();
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = stop.changed() => {}
             }
             continue;
-        };
-        turn = turn.wrapping_add(1);
-        let queue = &parts[p as usize];
+        }
+        // The next partitions in turn, each at most once.
+        let picks: Vec<u32> = owned
+            .iter()
+            .cycle()
+            .skip(turn % owned.len())
+            .take(owned.len().min(concurrency))
+            .copied()
+            .collect();
+        turn = turn.wrapping_add(picks.len());
         let wait = Duration::from_millis((1000 / owned.len() as u64).clamp(50, 500));
-        let fetched = tokio::select! {
-            r = queue.fetch(8, wait) => r,
-            _ = stop.changed() => break,
-        };
-        match fetched {
-            Ok(ds) => {
-                backoff = Duration::from_millis(200);
-                let mut ds = ds.into_iter();
-                for d in ds.by_ref() {
-                    handle(&st, &**queue, d, pause).await;
-                    if *stop.borrow() {
-                        break;
-                    }
-                }
-                let rest: Vec<Delivery> = ds.collect();
-                if !rest.is_empty() {
-                    tracing::info!(
-                        batches = rest.len(),
-                        "stopping: giving fetched batches back to the queue"
-                    );
-                }
-                for d in rest {
-                    let _ = queue.nack(d).await;
-                }
+        let mut serving = tokio::task::JoinSet::new();
+        for p in picks {
+            serving.spawn(serve(
+                st.clone(),
+                parts[p as usize].clone(),
+                wait,
+                pause,
+                stop.clone(),
+            ));
+        }
+        let mut failed = None;
+        while let Some(done) = serving.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failed = Some(e),
+                Err(e) => failed = Some(format!("partition task failed: {e}")),
             }
-            Err(e) => {
+        }
+        match failed {
+            None => backoff = Duration::from_millis(200),
+            Some(e) => {
                 tracing::error!(error = %e, "queue unavailable; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
