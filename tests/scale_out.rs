@@ -67,11 +67,13 @@ async fn metric(urls: &[String], name: &str) -> Result<u64> {
     Ok(total)
 }
 
-/// Waits until the worker at `url` has stored one more batch than it had, then returns at once:
+const STORED: &str = "watchhouse_ingest_batches_total{result=\"stored\"}";
+
+/// Waits until the worker at `url` has stored more than `before` batches, then returns at once:
 /// the failure-injection pause means the worker now holds a committed, unacknowledged batch.
-async fn just_stored(url: &str) -> Result<()> {
-    const STORED: &str = "watchhouse_ingest_batches_total{result=\"stored\"}";
-    let before = metric(&[url.to_owned()], STORED).await?;
+/// `before` is read before the last batch for every member is posted, so the worker has new
+/// work whichever partitions it holds, however fast it drained the earlier ones.
+async fn stored_after(url: &str, before: u64) -> Result<()> {
     eventually(
         Duration::from_secs(60),
         "the worker to store a batch",
@@ -128,9 +130,9 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
 
     let envs = [
         ("WATCHHOUSE__HUB__QUEUE_STREAM", stream.as_str()),
-        ("WATCHHOUSE__HUB__QUEUE_ACK_WAIT_SECS", "2"),
+        ("WATCHHOUSE__HUB__QUEUE_ACK_WAIT_SECS", "6"),
         ("WATCHHOUSE__HUB__QUEUE_PARTITIONS", "4"),
-        ("WATCHHOUSE_FAILPOINT_WORKER_PAUSE_MS", "400"),
+        ("WATCHHOUSE_FAILPOINT_WORKER_PAUSE_MS", "1200"),
     ];
     let start = |name: &str, role: &str| -> Result<(Proc, String)> {
         let addr = format!("127.0.0.1:{}", free_port());
@@ -188,7 +190,18 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
     let batches: Vec<Batch> = (0..BATCHES).map(|b| batch(b, now)).collect();
     let mut restarted = Vec::new();
     let (mut redelivered_before_stop, mut duplicates_before_stop) = (0, 0);
+    // Where the two workers are killed mid-batch, and what each had stored just before the
+    // batches leading up to its kill (one per member, so one per partition) were posted.
+    const KILL_W1: usize = 12;
+    const KILL_W2: usize = 26;
+    let (mut w1_before, mut w2_before) = (0, 0);
     for (b, body) in batches.iter().enumerate() {
+        if b + MEMBERS == KILL_W1 + 1 {
+            w1_before = metric(&[w1_url.clone()], STORED).await?;
+        }
+        if b + MEMBERS == KILL_W2 + 1 {
+            w2_before = metric(&[w2_url.clone()], STORED).await?;
+        }
         let credential = &credentials[b % MEMBERS];
         let res = http
             .post(format!("{api_url}/api/v1/ingest"))
@@ -211,14 +224,14 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
                 .await?;
             ensure!(again["duplicate"] == true, "resent batch {b}: {again}");
         }
-        if b == 12 {
-            just_stored(&w1_url).await?;
+        if b == KILL_W1 {
+            stored_after(&w1_url, w1_before).await?;
             kill9(&mut w1);
             let (p, u) = start("worker1b", "worker")?;
             restarted.push((p, u));
         }
-        if b == 26 {
-            just_stored(&w2_url).await?;
+        if b == KILL_W2 {
+            stored_after(&w2_url, w2_before).await?;
             kill9(&mut w2);
         }
         if b == 33 {
@@ -267,8 +280,8 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
         db.count("SELECT COUNT(*) FROM alerts").await,
         db.count("SELECT COUNT(*) FROM alert_events").await
     );
-    // Redeliveries still in flight would show as extra rows: wait past the ack wait.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Redeliveries still in flight would show as extra rows: wait past the ack wait (6 s).
+    tokio::time::sleep(Duration::from_secs(7)).await;
     let rows = db.count("SELECT COUNT(*) FROM events").await;
     let distinct = db
         .count("SELECT COUNT(*) FROM (SELECT DISTINCT raw FROM events) d")

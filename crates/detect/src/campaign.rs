@@ -3,8 +3,9 @@
 //! The [`Engine`](crate::Engine) counts the members it has seen per source, which is every
 //! member when the hub is one process. With several hub workers no process sees them all (each
 //! holds some members), so the count also comes from the store, which every process writes: the
-//! hub asks it, for the batch's [`sources`] (those that got through), how many *other* members saw each one since
-//! [`since_day`], and passes the answer to [`Engine::observe_with_reach`](crate::Engine::observe_with_reach).
+//! hub asks it, for the batch's [`sources`] (those that got through), how many *other* members
+//! saw each one since [`since_day`], and passes the answer to
+//! [`Engine::observe_with_reach`](crate::Engine::observe_with_reach).
 //! Pure, like the rest of the crate; the store query is the hub's.
 //!
 //! The store's window is whole UTC days: the day the batch's newest event is in and the days

@@ -357,18 +357,23 @@ async fn handle(st: &AppState, queue: &dyn Queue, d: Delivery, pause: Duration) 
     }
 }
 
-/// Serves one partition once: fetches up to 8 batches, stores and acknowledges them in order,
-/// and gives back at once what it fetched but did not start when `stop` turns true. Err when
-/// the queue is unavailable.
+/// Batches a worker takes per round, over all the partitions it serves in that round: a round
+/// must end well within a partition lease (`LEASE_MS`), which is renewed between rounds.
+const BATCHES_PER_ROUND: usize = 8;
+
+/// Serves one partition once: fetches up to `max` batches, stores and acknowledges them in
+/// order, and gives back at once what it fetched but did not start when `stop` turns true. Err
+/// when the queue is unavailable.
 async fn serve(
     st: AppState,
     queue: Arc<dyn Queue>,
+    max: usize,
     wait: Duration,
     pause: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
     let fetched = tokio::select! {
-        r = queue.fetch(8, wait) => r,
+        r = queue.fetch(max, wait) => r,
         _ = stop.changed() => return Ok(()),
     };
     let mut ds = fetched.map_err(|e| e.to_string())?.into_iter();
@@ -450,12 +455,14 @@ pub async fn run(
             .copied()
             .collect();
         turn = turn.wrapping_add(picks.len());
+        let max = BATCHES_PER_ROUND.div_ceil(picks.len());
         let wait = Duration::from_millis((1000 / owned.len() as u64).clamp(50, 500));
         let mut serving = tokio::task::JoinSet::new();
         for p in picks {
             serving.spawn(serve(
                 st.clone(),
                 parts[p as usize].clone(),
+                max,
                 wait,
                 pause,
                 stop.clone(),
