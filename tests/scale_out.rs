@@ -197,10 +197,10 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
     let (mut w1_before, mut w2_before) = (0, 0);
     for (b, body) in batches.iter().enumerate() {
         if b + MEMBERS == KILL_W1 + 1 {
-            w1_before = metric(&[w1_url.clone()], STORED).await?;
+            w1_before = metric(std::slice::from_ref(&w1_url), STORED).await?;
         }
         if b + MEMBERS == KILL_W2 + 1 {
-            w2_before = metric(&[w2_url.clone()], STORED).await?;
+            w2_before = metric(std::slice::from_ref(&w2_url), STORED).await?;
         }
         let credential = &credentials[b % MEMBERS];
         let res = http
