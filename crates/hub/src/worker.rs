@@ -479,7 +479,7 @@ pub async fn run(
         match failed {
             None => backoff = Duration::from_millis(200),
             Some(e) => {
-                tracing::error!(error = %e, "queue unavailable; retrying");
+                tracing::error!(error = %e, "a partition's round failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
