@@ -2385,8 +2385,13 @@ mod tests {
             })
             .await
             .unwrap();
-        let wal = std::fs::metadata(path.with_extension("db-wal")).unwrap().len();
-        assert!(wal > 2_000_000, "the rows went to the WAL first ({wal} bytes)");
+        let wal = std::fs::metadata(path.with_extension("db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal > 2_000_000,
+            "the rows went to the WAL first ({wal} bytes)"
+        );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let now = std::fs::metadata(&path).unwrap().len();
@@ -2410,8 +2415,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let page = |c: &Connection| -> (u32, u32) {
             (
-                c.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap(),
-                c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).unwrap(),
+                c.pragma_query_value(None, "page_size", |r| r.get(0))
+                    .unwrap(),
+                c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+                    .unwrap(),
             )
         };
         let new = SqliteStore::open(&dir.path().join("new.db")).await.unwrap();
@@ -2422,8 +2429,10 @@ mod tests {
         let old_path = dir.path().join("old.db");
         {
             let c = Connection::open(&old_path).unwrap();
-            c.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE before (x);")
-                .unwrap();
+            c.execute_batch(
+                "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE before (x);",
+            )
+            .unwrap();
         }
         let old = SqliteStore::open(&old_path).await.unwrap();
         let got = old.read(move |c| Ok(page(c))).await.unwrap();
