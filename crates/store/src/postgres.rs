@@ -27,6 +27,7 @@ use crate::*;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_source_reach.sql"),
+    include_str!("../migrations/postgres/0003_rollup_fillfactor.sql"),
 ];
 
 /// Advisory lock key serialising migrations and partition creation across hub processes.

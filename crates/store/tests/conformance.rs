@@ -1312,6 +1312,28 @@ async fn postgres_partitions_by_day_and_retention_drops_them() {
     db.drop_db().await;
 }
 
+/// The rollup tables are counters updated in place: their pages keep 30% free so PostgreSQL
+/// can update a row beside its old version without writing the indexes (HOT). On the scale-out
+/// benchmark this took 2,000,000 events over HTTP from a median 77k to 98k events/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rollups_leave_room_for_in_place_updates() {
+    let db = PgDb::new().await;
+    let _store = open(&db.url).await.unwrap();
+    let c = PgDb::connect(&db.url).await;
+    for table in ["rollup_src", "rollup_port", "rollup_daily"] {
+        let opts: Option<Vec<String>> = c
+            .query_one(
+                "SELECT reloptions FROM pg_class WHERE relname = $1",
+                &[&table],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(opts, Some(vec!["fillfactor=70".to_string()]), "{table}");
+    }
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn unknown_url_is_a_clear_error() {
     let err = open("mysql://x").await.err().unwrap();
