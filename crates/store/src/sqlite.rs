@@ -48,7 +48,7 @@ pub struct SqliteStore {
 }
 
 /// How often the checkpointer looks for new WAL frames. Short enough that the writer's
-/// backstop checkpoint (every [`BACKSTOP_PAGES`]) finds almost everything already copied.
+/// backstop checkpoint (at [`BACKSTOP_BYTES`] of WAL) finds almost everything already copied.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The writer's own automatic checkpoint, as WAL bytes: a bound on the WAL when the
@@ -59,7 +59,7 @@ const BACKSTOP_BYTES: u32 = 64 << 20;
 /// Page size of a new database. Ingest appends rows and updates rollup rows spread over the
 /// tables, and each commit writes every page it touched to the WAL (a frame and a checksum per
 /// page): with 16 KiB pages instead of SQLite's 4 KiB an embedded hub stored 2,000,000 events
-/// over HTTP at about 306–316k events/s instead of 265–270k (docs/benchmarks.md).
+/// over HTTP at 290–316k events/s instead of 265–270k (docs/scale-out.md).
 const PAGE_SIZE: u32 = 16384;
 
 /// A thread with its own connection that runs passive checkpoints (never waiting for the
