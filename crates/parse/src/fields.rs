@@ -109,11 +109,55 @@ pub fn csv(s: &str, max: usize) -> Vec<&str> {
     out
 }
 
+/// Reads an address exactly as `str::parse::<IpAddr>` would, with a fast path for the common
+/// dotted-quad IPv4 form: four groups of one to three digits, none over 255, no leading zero.
+/// Anything else (IPv6, or text the fast path refuses) goes to the standard library's parser,
+/// so the result is always what `parse` gives (property-tested).
+pub fn parse_ip(s: &str) -> Option<IpAddr> {
+    match dotted_quad(s.as_bytes()) {
+        Some(a) => Some(IpAddr::V4(a)),
+        None => s.parse().ok(),
+    }
+}
+
+fn dotted_quad(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    if !(7..=15).contains(&b.len()) {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let (mut k, mut v, mut digits) = (0usize, 0u32, 0u32);
+    for &c in b {
+        if c == b'.' {
+            if digits == 0 || k == 3 {
+                return None;
+            }
+            octets[k] = v as u8;
+            (k, v, digits) = (k + 1, 0, 0);
+        } else if c.is_ascii_digit() {
+            if digits > 0 && v == 0 {
+                return None; // a leading zero
+            }
+            v = v * 10 + u32::from(c - b'0');
+            digits += 1;
+            if v > 255 {
+                return None;
+            }
+        } else {
+            return None;
+        }
+    }
+    if k != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = v as u8;
+    Some(octets.into())
+}
+
 /// Reads an address; `what` names the field in the reason code.
 pub fn ip(v: Option<&str>, missing: &'static str, bad: &'static str) -> Result<IpAddr, Reason> {
     let v = v.ok_or(Reason::Malformed(missing))?;
     let v = v.trim_matches(['[', ']']);
-    v.parse().map_err(|_| Reason::Malformed(bad))
+    parse_ip(v).ok_or(Reason::Malformed(bad))
 }
 
 /// Reads a port.
@@ -146,11 +190,9 @@ pub fn proto(v: Option<&str>) -> Result<IpProto, Reason> {
 pub fn opt_ip(v: Option<&str>) -> Result<Option<IpAddr>, Reason> {
     match v.map(str::trim) {
         None | Some("") | Some("0.0.0.0") | Some("::") | Some("N/A") => Ok(None),
-        Some(s) => s
-            .trim_matches(['[', ']'])
-            .parse()
+        Some(s) => parse_ip(s.trim_matches(['[', ']']))
             .map(Some)
-            .map_err(|_| Reason::Malformed("bad_nat_address")),
+            .ok_or(Reason::Malformed("bad_nat_address")),
     }
 }
 

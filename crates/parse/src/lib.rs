@@ -170,6 +170,10 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     let has = |needle: &str| memchr::memmem::find(msg.as_bytes(), needle.as_bytes()).is_some();
     static LOGID: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("logid="));
+    static EF: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("EF:"));
+    // `CEF:` and `LEEF:` share `EF:`: one search tells whether either may be present.
+    let maybe_cef_or_leef = EF.find(msg.as_bytes()).is_some();
     // The commonest small-business formats first, by their cheapest distinctive marks.
     if env.app == Some("filterlog") {
         return Some(Format::Filterlog);
@@ -182,7 +186,7 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
             return Some(Format::Zeek);
         }
     }
-    if netfilter::looks_like(msg) && !msg.contains("CEF:") && !msg.contains("LEEF:") {
+    if netfilter::looks_like(msg) && !(maybe_cef_or_leef && (has("CEF:") || has("LEEF:"))) {
         return Some(Format::Netfilter);
     }
     if LOGID.find(msg.as_bytes()).is_some() && (has("devid=") || has("type=")) && has("date=") {
@@ -194,10 +198,10 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     if untangle::looks_like(msg) {
         return Some(Format::Untangle);
     }
-    if has("CEF:") || cef::looks_like_headerless(msg) {
+    if (maybe_cef_or_leef && has("CEF:")) || cef::looks_like_headerless(msg) {
         return Some(Format::Cef);
     }
-    if has("LEEF:") {
+    if maybe_cef_or_leef && has("LEEF:") {
         return Some(Format::Leef);
     }
     if checkpoint::looks_like(env) {
@@ -250,7 +254,8 @@ pub fn parse_line(
     ctx: &TimeContext,
     format: Option<Format>,
 ) -> Result<Event, Unparsed> {
-    let text = std::str::from_utf8(line).map_err(|_| Unparsed {
+    // SIMD validation: the whole line is checked once, and it is most of the bytes read.
+    let text = simdutf8::basic::from_utf8(line).map_err(|_| Unparsed {
         format,
         reason: Reason::InvalidUtf8,
     })?;

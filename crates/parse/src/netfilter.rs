@@ -12,6 +12,7 @@
 
 use watchhouse_event::{Action, Direction, Event, Format, IpProto};
 
+use crate::fields::parse_ip;
 use crate::syslog::{find_clf_time, Envelope};
 use crate::Reason;
 
@@ -19,11 +20,15 @@ static SRC: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new("SRC="));
 static DST: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new("DST="));
+static DESCR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new("DESCR="));
 
-/// Cheap check: does this message look like netfilter output?
+/// Cheap check: does this message look like netfilter output (`SRC=` and `DST=` anywhere)?
 pub fn looks_like(msg: &str) -> bool {
     let b = msg.as_bytes();
-    SRC.find(b).is_some() && DST.find(b).is_some()
+    // The kernel writes DST after SRC, so the second search usually covers only the rest.
+    SRC.find(b)
+        .is_some_and(|p| DST.find(&b[p..]).is_some() || DST.find(&b[..p + 3]).is_some())
 }
 
 /// Parses a netfilter message.
@@ -31,7 +36,8 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
     let msg = env.msg;
     // The prefix is everything before the first KEY= token.
     let kv_start = first_kv(msg).ok_or(Reason::Malformed("no_fields"))?;
-    let mut prefix = msg[..kv_start].trim();
+    // Prefixes are ASCII in practice; trimming ASCII whitespace avoids a Unicode table walk.
+    let mut prefix = msg[..kv_start].trim_ascii();
     let mut time_ms = env.time_ms;
     let mut rule: Option<&str> = None;
     // Proxmox VE: "VMID LEVEL CHAIN dd/Mon/yyyy:HH:MM:SS +zzzz [ACTION:] IN=…"
@@ -40,69 +46,63 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
             time_ms = Some(t);
         }
         rule = prefix[..range.start].split_whitespace().nth(2);
-        prefix = prefix[range.end..].trim();
+        prefix = prefix[range.end..].trim_ascii();
     }
     // The kernel's uptime stamp, e.g. "[  203.842973]".
     if let Some(rest) = prefix.strip_prefix('[') {
-        if let Some(end) = rest.find(']') {
+        if let Some(end) = rest.bytes().position(|c| c == b']') {
             if rest[..end]
                 .bytes()
                 .all(|c| c.is_ascii_digit() || c == b'.' || c == b' ')
             {
-                prefix = rest[end + 1..].trim();
+                prefix = rest[end + 1..].trim_ascii();
             }
         }
     }
     let unifi = unifi_action(prefix);
     let action = unifi.unwrap_or_else(|| action_from_prefix(prefix));
-    let prefix = prefix.trim_end_matches(':').trim();
+    let prefix = prefix.trim_end_matches(':').trim_ascii();
     if rule.is_none() && !prefix.is_empty() {
         rule = Some(prefix);
     }
 
     let mut f = Fields::default();
-    // A byte-level scan of `KEY=value` tokens: the keys are short and fixed, so they are
-    // matched as byte patterns rather than string comparisons.
+    // One forward pass over the space-separated tokens. The wanted keys are few and fixed, so a
+    // token is matched by its first bytes (`SRC=` is a token whose key is `SRC`), and the rest of
+    // a token is skipped eight bytes at a time.
     let b = msg.as_bytes();
     let mut i = kv_start;
     while i < b.len() {
-        let end = memchr::memchr(b' ', &b[i..]).map_or(b.len(), |p| i + p);
-        if let Some(eq) = memchr::memchr(b'=', &b[i..end]) {
-            let v = &msg[i + eq + 1..end];
-            let slot = match &b[i..i + eq] {
-                b"IN" => &mut f.input,
-                b"OUT" => &mut f.output,
-                b"SRC" => &mut f.src,
-                b"DST" => &mut f.dst,
-                b"LEN" => &mut f.len,
-                b"PROTO" => &mut f.proto,
-                b"SPT" => &mut f.spt,
-                b"DPT" => &mut f.dpt,
-                _ => {
-                    i = end + 1;
-                    continue;
-                }
-            };
-            if slot.is_none() {
-                *slot = Some(v);
+        let t = &b[i..];
+        let (slot, key_len) = match t[0] {
+            b'I' if t.starts_with(b"IN=") => (&mut f.input, 3),
+            b'O' if t.starts_with(b"OUT=") => (&mut f.output, 4),
+            b'S' if t.starts_with(b"SRC=") => (&mut f.src, 4),
+            b'S' if t.starts_with(b"SPT=") => (&mut f.spt, 4),
+            b'D' if t.starts_with(b"DST=") => (&mut f.dst, 4),
+            b'D' if t.starts_with(b"DPT=") => (&mut f.dpt, 4),
+            b'L' if t.starts_with(b"LEN=") => (&mut f.len, 4),
+            b'P' if t.starts_with(b"PROTO=") => (&mut f.proto, 6),
+            _ => {
+                i = next_space(b, i) + 1;
+                continue;
             }
-            if f.dpt.is_some() {
-                // Everything needed precedes DPT in the kernel's output.
-                break;
-            }
+        };
+        let value_start = i + key_len;
+        i = next_space(b, value_start);
+        if slot.is_none() {
+            *slot = Some(&msg[value_start..i]);
         }
-        i = end + 1;
+        if f.dpt.is_some() {
+            // Everything needed precedes DPT in the kernel's output.
+            break;
+        }
+        i += 1;
     }
-    let src_ip = f
-        .src
-        .ok_or(Reason::Malformed("missing_src"))?
-        .parse()
-        .map_err(|_| Reason::Malformed("bad_src"))?;
-    let dst_ip = f
-        .dst
-        .ok_or(Reason::Malformed("missing_dst"))?
-        .parse()
-        .map_err(|_| Reason::Malformed("bad_dst"))?;
+    let src_ip = parse_ip(f.src.ok_or(Reason::Malformed("missing_src"))?)
+        .ok_or(Reason::Malformed("bad_src"))?;
+    let dst_ip = parse_ip(f.dst.ok_or(Reason::Malformed("missing_dst"))?)
+        .ok_or(Reason::Malformed("bad_dst"))?;
     let protocol = IpProto::parse(f.proto.ok_or(Reason::Malformed("missing_proto"))?)
         .ok_or(Reason::Malformed("bad_proto"))?;
     let (src_port, dst_port) = if protocol.has_ports() {
@@ -149,7 +149,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         count: 1,
         raw: raw.to_owned(),
         nat: None,
-        product: (unifi.is_some() || msg.contains("DESCR="))
+        product: (unifi.is_some() || DESCR.find(msg.as_bytes()).is_some())
             .then(|| "Ubiquiti|UniFi / EdgeOS".to_owned()),
         host: None,
         url: None,
@@ -166,6 +166,26 @@ struct Fields<'a> {
     proto: Option<&'a str>,
     spt: Option<&'a str>,
     dpt: Option<&'a str>,
+}
+
+/// Position of the first space in `b` at or after `i`, or `b.len()`. Values such as `MAC=` run
+/// to 40 bytes, so eight bytes are tested at a time (a word with a zero byte where `b` has a
+/// space; the lowest such byte is exact).
+fn next_space(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])) ^ (ONES * u64::from(b' '));
+        let zero = w.wrapping_sub(ONES) & !w & HIGHS;
+        if zero != 0 {
+            return i + (zero.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i] != b' ' {
+        i += 1;
+    }
+    i
 }
 
 /// Byte offset of the first `KEY=` token whose key is upper-case ASCII.
@@ -193,10 +213,11 @@ fn first_kv(msg: &str) -> Option<usize> {
 /// UniFi and EdgeOS name rules `[CHAIN-RULE-X]` or `[CHAIN-X-RULE]` where X is `A` (accept),
 /// `D` (drop) or `R` (reject).
 fn unifi_action(prefix: &str) -> Option<Action> {
-    let start = prefix.find('[')?;
-    let end = prefix[start..].find(']')? + start;
+    let b = prefix.as_bytes();
+    let start = b.iter().position(|&c| c == b'[')?;
+    let end = b[start..].iter().position(|&c| c == b']')? + start;
     let tag = &prefix[start + 1..end];
-    if !tag.contains('-') {
+    if !tag.as_bytes().contains(&b'-') {
         return None;
     }
     tag.split('-').find_map(|seg| match seg {
@@ -207,21 +228,47 @@ fn unifi_action(prefix: &str) -> Option<Action> {
     })
 }
 
-/// Case-insensitive substring test without allocating.
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+/// The verdict words a log prefix may carry, found in one pass ignoring ASCII case.
+#[derive(Default)]
+struct Words {
+    reject: bool,
+    drop: bool,
+    deny: bool,
+    allow: bool,
+}
+
+fn words(p: &[u8]) -> Words {
+    let mut w = Words::default();
+    let at = |i: usize, word: &[u8]| {
+        p.get(i..i + word.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(word))
+    };
+    for (i, c) in p.iter().enumerate() {
+        // Only positions that could start a word are compared.
+        match c.to_ascii_uppercase() {
+            b'R' => w.reject |= at(i, b"REJECT"),
+            b'D' => {
+                w.drop |= at(i, b"DROP");
+                w.deny |= at(i, b"DENY") || at(i, b"DENIED");
+            }
+            b'B' => w.deny |= at(i, b"BLOCK"),
+            b'A' => w.allow |= at(i, b"ACCEPT") || at(i, b"ALLOW"),
+            b'P' => w.allow |= at(i, b"PASS"),
+            _ => {}
+        }
+    }
+    w
 }
 
 fn action_from_prefix(p: &str) -> Action {
-    let has = |w: &str| contains_ci(p, w);
-    if has("REJECT") {
+    let w = words(p.as_bytes());
+    if w.reject {
         Action::Reject
-    } else if has("DROP") {
+    } else if w.drop {
         Action::Drop
-    } else if has("BLOCK") || has("DENY") || has("DENIED") {
+    } else if w.deny {
         Action::Deny
-    } else if has("ACCEPT") || has("ALLOW") || has("PASS") {
+    } else if w.allow {
         Action::Allow
     } else {
         Action::Deny
@@ -237,4 +284,35 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The plain definition the one-pass readers must agree with.
+    fn naive_contains_ci(hay: &str, needle: &str) -> bool {
+        hay.to_ascii_uppercase().contains(needle)
+    }
+
+    proptest! {
+        #[test]
+        fn verdict_words_match_a_plain_case_insensitive_search(
+            p in "([a-zA-Z \\[\\]:-]|REJECT|reject|DROP|Deny|DENIED|BLOCK|accept|Allow|PASS){0,12}",
+        ) {
+            let w = words(p.as_bytes());
+            prop_assert_eq!(w.reject, naive_contains_ci(&p, "REJECT"));
+            prop_assert_eq!(w.drop, naive_contains_ci(&p, "DROP"));
+            prop_assert_eq!(w.deny, ["BLOCK", "DENY", "DENIED"].iter().any(|n| naive_contains_ci(&p, n)));
+            prop_assert_eq!(w.allow, ["ACCEPT", "ALLOW", "PASS"].iter().any(|n| naive_contains_ci(&p, n)));
+        }
+
+        #[test]
+        fn the_space_finder_agrees_with_a_byte_loop(b in proptest::collection::vec(prop_oneof![Just(b' '), any::<u8>()], 0..40), i in 0usize..40) {
+            let i = i.min(b.len());
+            let expect = b[i..].iter().position(|&c| c == b' ').map_or(b.len(), |p| p + i);
+            prop_assert_eq!(next_space(&b, i), expect);
+        }
+    }
 }

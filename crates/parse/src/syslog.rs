@@ -100,8 +100,8 @@ pub fn parse_envelope<'a>(line: &'a str, ctx: &TimeContext) -> Envelope<'a> {
     };
     let mut rest = line;
     if let Some(after) = rest.strip_prefix('<') {
-        if let Some(end) = after.find('>') {
-            if end <= 3 {
+        if let Some(end) = after.bytes().take(4).position(|c| c == b'>') {
+            {
                 if let Ok(p) = after[..end].parse::<u8>() {
                     if p <= 191 {
                         env.pri = Some(p);
@@ -138,11 +138,13 @@ pub fn parse_envelope<'a>(line: &'a str, ctx: &TimeContext) -> Envelope<'a> {
 }
 
 fn next_token(s: &str) -> Option<(&str, &str)> {
-    let s = s.trim_start_matches(' ');
+    let skip = s.bytes().take_while(|&c| c == b' ').count();
+    let s = &s[skip..];
     if s.is_empty() {
         return None;
     }
-    match memchr::memchr(b' ', s.as_bytes()) {
+    // Header tokens are a few bytes long: a plain loop beats a vectorised search here.
+    match s.bytes().position(|c| c == b' ') {
         Some(i) => Some((&s[..i], &s[i + 1..])),
         None => Some((s, "")),
     }
@@ -218,6 +220,14 @@ fn parse_3164_time<'a>(s: &'a str, ctx: &TimeContext) -> Option<(i64, &'a str)> 
         }
         return None;
     }
+    if let Some(fast) = fixed_3164_time(s, ctx) {
+        return fast;
+    }
+    general_3164_time(s, ctx)
+}
+
+/// `Mmm dd [yyyy] hh:mm:ss[.frac][:]` with any spacing.
+fn general_3164_time<'a>(s: &'a str, ctx: &TimeContext) -> Option<(i64, &'a str)> {
     let (mon, r) = next_token(s)?;
     let mon = month(mon)?;
     let (day, r) = next_token(r)?;
@@ -239,6 +249,60 @@ fn parse_3164_time<'a>(s: &'a str, ctx: &TimeContext) -> Option<(i64, &'a str)> 
         t = civil_to_ms(ctx, y - 1, mon, day, h, m, sec, nanos)?;
     }
     Some((t, r))
+}
+
+/// The common fixed-width shapes, `Mmm dd hh:mm:ss ` and `Mmm dd yyyy hh:mm:ss[:] ` (the day
+/// space-padded or zero-padded), read by position. `None` when the text has another shape, so
+/// the general reader decides; `Some(None)` when the shape matches but the date is invalid,
+/// which the general reader would refuse too.
+fn fixed_3164_time<'a>(s: &'a str, ctx: &TimeContext) -> Option<Option<(i64, &'a str)>> {
+    let b = s.as_bytes();
+    let digit = |i: usize| {
+        b.get(i)
+            .filter(|c| c.is_ascii_digit())
+            .map(|c| (c - b'0') as i8)
+    };
+    if b.len() < 16 || b[3] != b' ' || b[6] != b' ' {
+        return None;
+    }
+    let day = match (b[4], digit(5)?) {
+        (b' ', d) => d,
+        (_, d) => digit(4)? * 10 + d,
+    };
+    // An explicit year: four digits and a space before the time.
+    let (year, t) = match (digit(7), digit(8), digit(9), digit(10), b.get(11)) {
+        (Some(a), Some(c), Some(d), Some(e), Some(b' ')) => {
+            let y = a as i16 * 1000 + c as i16 * 100 + d as i16 * 10 + e as i16;
+            (Some(y), 12)
+        }
+        _ => (None, 7),
+    };
+    let hms = s.get(t..t + 8)?;
+    let mut end = t + 8;
+    if year.is_some() && b.get(end) == Some(&b':') {
+        end += 1; // ASA writes `hh:mm:ss: %ASA-…`
+    }
+    if b.get(end).is_some_and(|&c| c != b' ') {
+        return None;
+    }
+    let mon = month(s.get(..3)?)?;
+    let (h, m, sec, _) = parse_hms(hms)?;
+    let rest = s.get(end + 1..).unwrap_or("");
+    let (y, explicit) = match year {
+        Some(y) => (y, true),
+        None => (ctx.now_year, false),
+    };
+    let Some(mut t) = civil_to_ms(ctx, y, mon, day, h, m, sec, 0) else {
+        return Some(None);
+    };
+    if !explicit && t > ctx.now_ms + 7 * 86_400_000 {
+        // A December line read in January belongs to last year.
+        let Some(prev) = civil_to_ms(ctx, y - 1, mon, day, h, m, sec, 0) else {
+            return Some(None);
+        };
+        t = prev;
+    }
+    Some(Some((t, rest)))
 }
 
 /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
@@ -303,7 +367,15 @@ fn civil_to_ms(
 }
 
 fn parse_hms(s: &str) -> Option<(i8, i8, i8, i32)> {
-    let (hms, frac) = match s.find('.') {
+    let b = s.as_bytes();
+    // The common case, `HH:MM:SS` with no fraction, read in place.
+    if let [h1, h2, b':', m1, m2, b':', s1, s2] = *b {
+        let d = |a: u8, c: u8| -> Option<i8> {
+            (a.is_ascii_digit() && c.is_ascii_digit()).then(|| ((a - b'0') * 10 + (c - b'0')) as i8)
+        };
+        return Some((d(h1, h2)?, d(m1, m2)?, d(s1, s2)?, 0));
+    }
+    let (hms, frac) = match b.iter().position(|&c| c == b'.') {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
@@ -318,9 +390,9 @@ fn parse_hms(s: &str) -> Option<(i8, i8, i8, i32)> {
             _ => None,
         }
     };
-    let c1 = memchr::memchr(b':', b)?;
-    let c2 = c1 + 1 + memchr::memchr(b':', &b[c1 + 1..])?;
-    if memchr::memchr(b':', &b[c2 + 1..]).is_some() {
+    let c1 = b.iter().position(|&c| c == b':')?;
+    let c2 = c1 + 1 + b[c1 + 1..].iter().position(|&c| c == b':')?;
+    if b[c2 + 1..].contains(&b':') {
         return None;
     }
     let (h, m, sec) = (two(&b[..c1])?, two(&b[c1 + 1..c2])?, two(&b[c2 + 1..])?);
@@ -389,7 +461,7 @@ pub fn parse_offset(s: &str) -> Option<TimeZone> {
 fn split_tag(s: &str) -> Option<(&str, &str)> {
     let (tok, rest) = next_token(s)?;
     let tag = tok.strip_suffix(':')?;
-    let tag = match tag.find('[') {
+    let tag = match tag.bytes().position(|c| c == b'[') {
         Some(i) if tag.ends_with(']') => &tag[..i],
         Some(_) => return None,
         None => tag,
@@ -469,6 +541,19 @@ mod tests {
     fn ctx() -> TimeContext {
         // 2022-09-30T00:00:00Z
         TimeContext::utc(1_664_496_000_000)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fixed_width_time_reader_agrees_with_the_general_one(
+            s in "(Jan|Feb|nov|Dec|Xyz|Nov) ( [0-9]|[0-9]{2}|[0-9]|x[0-9]) ([0-9]{4} |[0-9]{3} )?[0-9]{1,2}:[0-9]{2}:[0-9]{2}(:|\\.[0-9]{1,3}|x)?( [a-z: ]{0,6})?",
+            now in 1_600_000_000_000i64..1_800_000_000_000,
+        ) {
+            let ctx = TimeContext::utc(now);
+            if let Some(fast) = fixed_3164_time(&s, &ctx) {
+                proptest::prop_assert_eq!(fast, general_3164_time(&s, &ctx), "{:?}", s);
+            }
+        }
     }
 
     fn ms(s: &str) -> i64 {

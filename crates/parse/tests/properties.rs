@@ -99,6 +99,13 @@ proptest! {
     }
 
     #[test]
+    fn the_address_reader_agrees_with_the_standard_library(
+        s in "[0-9.]{0,17}|[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}|[0-9a-f:.]{0,40}|[ -~]{0,20}",
+    ) {
+        prop_assert_eq!(watchhouse_parse::fields::parse_ip(&s), s.parse::<std::net::IpAddr>().ok(), "{:?}", s);
+    }
+
+    #[test]
     fn framing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..3000), max in 1usize..200) {
         let frames = decode_all(&bytes, max);
         for m in frames.into_iter().flatten() {
