@@ -16,9 +16,9 @@ use std::net::IpAddr;
 
 use watchhouse_event::{Action, Event, Format, IpProto};
 
-use crate::fields::proto;
+use crate::fields::{parse_ip, proto};
 use crate::syslog::Envelope;
-use crate::{clip, nat, Flow, Reason, TimeContext};
+use crate::{clip, clip_owned, nat, Flow, Reason, TimeContext};
 
 /// `%ASA-`, `%FTD-` or `%PIX-` tag?
 pub fn is_tag(s: &str) -> bool {
@@ -36,23 +36,26 @@ pub fn find(msg: &str) -> Option<usize> {
 /// `[iface:]addr/port` (or `iface/addr(port)` for 106100) into (interface, address, port).
 fn endpoint(tok: &str) -> Result<(Option<&str>, IpAddr, Option<u16>), Reason> {
     let tok = tok.trim_end_matches([',', ';']);
-    let (iface, rest) = match tok.rsplit_once(':') {
+    let b = tok.as_bytes();
+    // Tokens are short: plain reverse loops, not a library search.
+    let last = |c: u8, s: &[u8]| s.iter().rposition(|&x| x == c);
+    let (iface, rest) = match last(b':', b) {
         // An IPv6 address has colons too: only split off an interface name that is not hex.
-        Some((i, r))
-            if !i.is_empty()
-                && !tok.contains("::")
-                && i.parse::<IpAddr>().is_err()
-                && r.contains('/') =>
+        Some(p)
+            if p > 0
+                && b[p + 1..].contains(&b'/')
+                && !b.windows(2).any(|w| w == b"::")
+                && !could_be_ip(&tok[..p]) =>
         {
-            (Some(i), r)
+            (Some(&tok[..p]), &tok[p + 1..])
         }
         _ => (None, tok),
     };
-    let (addr, port) = match rest.rsplit_once('/') {
-        Some((a, p)) => (a, Some(p)),
+    let (addr, port) = match last(b'/', rest.as_bytes()) {
+        Some(p) => (&rest[..p], Some(&rest[p + 1..])),
         None => (rest, None),
     };
-    let ip: IpAddr = addr.parse().map_err(|_| Reason::Malformed("bad_address"))?;
+    let ip = parse_ip(addr).ok_or(Reason::Malformed("bad_address"))?;
     let port = match port {
         Some(p) => Some(
             p.parse::<u16>()
@@ -61,6 +64,14 @@ fn endpoint(tok: &str) -> Result<(Option<&str>, IpAddr, Option<u16>), Reason> {
         None => None,
     };
     Ok((iface, ip, port))
+}
+
+/// Is `s` an address? Text with a character no address has (most interface names) is not,
+/// without running the parser.
+fn could_be_ip(s: &str) -> bool {
+    s.bytes()
+        .all(|c| c.is_ascii_hexdigit() || c == b'.' || c == b':')
+        && parse_ip(s).is_some()
 }
 
 /// `iface/addr(port)` as 106100 writes it.
@@ -77,6 +88,57 @@ fn paren_endpoint(tok: &str) -> Result<(Option<&str>, IpAddr, Option<u16>), Reas
         .parse()
         .map_err(|_| Reason::Malformed("bad_port"))?;
     Ok((Some(iface), ip, Some(port)))
+}
+
+/// The words of a message, split at ASCII whitespace (ASA messages are ASCII).
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return None;
+        }
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        Some(&text[start..i])
+    })
+}
+
+/// Word 1 and the words after the first `src`, `dst` and `access-group` of a 106023 message,
+/// in one pass: what [`after`] would find over the collected words.
+type DenyWords<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+fn deny_words(text: &str) -> DenyWords<'_> {
+    let (mut p, mut src, mut dst, mut acl) = (None, None, None, None);
+    let mut prev = "";
+    for (n, word) in words(text).enumerate() {
+        if n == 1 {
+            p = Some(word);
+        }
+        if src.is_none() && prev.eq_ignore_ascii_case("src") {
+            src = Some(word);
+        }
+        if dst.is_none() && prev.eq_ignore_ascii_case("dst") {
+            dst = Some(word);
+        }
+        if acl.is_none() && prev.eq_ignore_ascii_case("access-group") {
+            acl = Some(word);
+        }
+        if acl.is_some() && dst.is_some() && src.is_some() {
+            break;
+        }
+        prev = word;
+    }
+    (p, src, dst, acl)
 }
 
 fn after<'a>(words: &[&'a str], w: &str) -> Option<&'a str> {
@@ -116,17 +178,25 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
         }
     };
     let id = tag.rsplit('-').next().unwrap_or("");
-    let w: Vec<&str> = text.split_whitespace().collect();
     let time_ms = env.time_ms.unwrap_or(ctx.now_ms);
     let mut nat_parts = (None, None, None, None);
+    // The commonest message (an ACL deny) is read in one pass over its words; the others
+    // collect their words first.
+    let w: Vec<&str> = if id == "106023" {
+        Vec::new()
+    } else {
+        let mut w = Vec::with_capacity(32);
+        w.extend(words(text));
+        w
+    };
     let (action, protocol, s, d, rule) = match id {
         "106023" => {
             // Deny <proto> src <ep> dst <ep> … by access-group "<acl>"
-            let p = proto(w.get(1).copied())?;
-            let s = endpoint(after(&w, "src").ok_or(Reason::Malformed("missing_src"))?)?;
-            let d = endpoint(after(&w, "dst").ok_or(Reason::Malformed("missing_dst"))?)?;
-            let acl = after(&w, "access-group").map(|a| a.trim_matches('"'));
-            (Action::Deny, p, s, d, acl)
+            let (p, src, dst, acl) = deny_words(text);
+            let p = proto(p)?;
+            let s = endpoint(src.ok_or(Reason::Malformed("missing_src"))?)?;
+            let d = endpoint(dst.ok_or(Reason::Malformed("missing_dst"))?)?;
+            (Action::Deny, p, s, d, acl.map(|a| a.trim_matches('"')))
         }
         "106001" | "106006" | "106007" | "106015" => {
             // … <PROTO> … from <addr/port> to <addr/port> … on interface <if>
@@ -222,7 +292,13 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
     e.in_iface = s.0.map(|i| clip(i, 64));
     e.out_iface = d.0.map(|i| clip(i, 64));
     e.rule = Some(match rule {
-        Some(r) => clip(&format!("{id} {r}"), 64),
+        Some(r) => {
+            let mut s = String::with_capacity(id.len() + 1 + r.len());
+            s.push_str(id);
+            s.push(' ');
+            s.push_str(r);
+            clip_owned(s, 64)
+        }
         None => id.to_owned(),
     });
     e.nat = nat(nat_parts.0, nat_parts.1, nat_parts.2, nat_parts.3);
@@ -230,4 +306,24 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
         e.product = Some("Cisco|Firepower Threat Defense".into());
     }
     Ok(e)
+}
+
+#[cfg(test)]
+mod one_pass_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_one_pass_deny_reader_agrees_with_collected_words(
+            ws in proptest::collection::vec(
+                "src|SRC|dst|access-group|Deny|tcp|a:1.2.3.4/5|x|\"acl\"", 0..12),
+            sep in "[ \t]{1,2}",
+        ) {
+            let text = ws.join(&sep);
+            let w: Vec<&str> = words(&text).collect();
+            let expect = (w.get(1).copied(), after(&w, "src"), after(&w, "dst"), after(&w, "access-group"));
+            prop_assert_eq!(deny_words(&text), expect);
+        }
+    }
 }

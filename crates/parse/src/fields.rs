@@ -124,33 +124,33 @@ fn dotted_quad(b: &[u8]) -> Option<std::net::Ipv4Addr> {
     if !(7..=15).contains(&b.len()) {
         return None;
     }
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10);
     let mut octets = [0u8; 4];
-    let (mut k, mut v, mut digits) = (0usize, 0u32, 0u32);
-    for &c in b {
-        if c == b'.' {
-            if digits == 0 || k == 3 {
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
-            octets[k] = v as u8;
-            (k, v, digits) = (k + 1, 0, 0);
-        } else if c.is_ascii_digit() {
-            if digits > 0 && v == 0 {
-                return None; // a leading zero
-            }
-            v = v * 10 + u32::from(c - b'0');
-            digits += 1;
-            if v > 255 {
-                return None;
-            }
-        } else {
-            return None;
+            i += 1;
         }
+        let mut v = u32::from(digit(i)?);
+        i += 1;
+        if v != 0 {
+            // No leading zero: a second and third digit only after a non-zero first.
+            for _ in 0..2 {
+                match digit(i) {
+                    Some(d) => {
+                        v = v * 10 + u32::from(d);
+                        i += 1;
+                    }
+                    None => break,
+                }
+            }
+        }
+        *octet = u8::try_from(v).ok()?;
     }
-    if k != 3 || digits == 0 {
-        return None;
-    }
-    octets[3] = v as u8;
-    Some(octets.into())
+    (i == b.len()).then(|| octets.into())
 }
 
 /// Reads an address; `what` names the field in the reason code.

@@ -111,6 +111,16 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
+/// [`clip`] for a string already owned: truncated in place, no copy.
+pub(crate) fn clip_owned(mut s: String, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s
+}
+
 /// Why a line did not become an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
@@ -186,13 +196,17 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
             return Some(Format::Zeek);
         }
     }
+    // An ASA / FTD syslog tag (`%ASA-4-106023:`) names the format outright.
+    if env.app.is_some_and(asa::is_tag) {
+        return Some(Format::CiscoAsa);
+    }
     if netfilter::looks_like(msg) && !(maybe_cef_or_leef && (has("CEF:") || has("LEEF:"))) {
         return Some(Format::Netfilter);
     }
     if LOGID.find(msg.as_bytes()).is_some() && (has("devid=") || has("type=")) && has("date=") {
         return Some(Format::FortiGate);
     }
-    if env.app.is_some_and(asa::is_tag) || asa::find(msg).is_some() {
+    if asa::find(msg).is_some() {
         return Some(Format::CiscoAsa);
     }
     if untangle::looks_like(msg) {
