@@ -180,6 +180,12 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     let has = |needle: &str| memchr::memmem::find(msg.as_bytes(), needle.as_bytes()).is_some();
     static LOGID: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("logid="));
+    static DEVID: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("devid="));
+    static TYPE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("type="));
+    static DATE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new("date="));
     static EF: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("EF:"));
     // `CEF:` and `LEEF:` share `EF:`: one search tells whether either may be present.
@@ -203,7 +209,10 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     if netfilter::looks_like(msg) && !(maybe_cef_or_leef && (has("CEF:") || has("LEEF:"))) {
         return Some(Format::Netfilter);
     }
-    if LOGID.find(msg.as_bytes()).is_some() && (has("devid=") || has("type=")) && has("date=") {
+    if LOGID.find(msg.as_bytes()).is_some()
+        && (DEVID.find(msg.as_bytes()).is_some() || TYPE.find(msg.as_bytes()).is_some())
+        && DATE.find(msg.as_bytes()).is_some()
+    {
         return Some(Format::FortiGate);
     }
     if asa::find(msg).is_some() {

@@ -172,9 +172,10 @@ fn parse_5424(s: &str) -> Option<Envelope<'_>> {
     let msg = msg.strip_prefix(' ').unwrap_or(msg);
     // A BOM may precede UTF-8 messages.
     let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
-    let time_ms = nil(ts)
-        .and_then(|t| t.parse::<Timestamp>().ok())
-        .map(|t| t.as_millisecond());
+    let time_ms = nil(ts).and_then(|t| match fixed_rfc3339(t) {
+        Some(fast) => fast,
+        None => t.parse::<Timestamp>().ok().map(|t| t.as_millisecond()),
+    });
     Some(Envelope {
         pri: None,
         time_ms,
@@ -303,6 +304,86 @@ fn fixed_3164_time<'a>(s: &'a str, ctx: &TimeContext) -> Option<Option<(i64, &'a
         t = prev;
     }
     Some(Some((t, rest)))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` read by position, as milliseconds: the shape
+/// RFC 5424 senders write. `None` when the text has another shape or falls outside what this
+/// reader decides alone (leap seconds, times before 1970), so jiff's parser decides;
+/// `Some(None)` when the shape matches but the date is invalid, which jiff refuses too.
+fn fixed_rfc3339(s: &str) -> Option<Option<i64>> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let d = |i: usize| {
+        b.get(i)
+            .map(|c| c.wrapping_sub(b'0'))
+            .filter(|d| *d < 10)
+            .map(i64::from)
+    };
+    let two = |i: usize| Some(d(i)? * 10 + d(i + 1)?);
+    let year = two(0)? * 100 + two(2)?;
+    let (mo, day, h, mi, sec) = (two(5)?, two(8)?, two(11)?, two(14)?, two(17)?);
+    let mut i = 19;
+    let mut ms = 0;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 3 {
+                ms = ms * 10 + d(i)?;
+            }
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        for _ in digits..3 {
+            ms *= 10;
+        }
+    }
+    let offset = match b.get(i..)? {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (oh, om) = (two(i + 1)?, two(i + 4)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if *sign == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return None,
+    };
+    if sec > 59 {
+        return None;
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let dim = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Some(None),
+    };
+    if day < 1 || day > dim || h > 23 || mi > 59 {
+        return Some(None);
+    }
+    let secs = days_from_civil(year, mo, day) * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    if secs < 0 {
+        return None;
+    }
+    Some(Some(secs * 1000 + ms))
 }
 
 /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
@@ -552,6 +633,31 @@ mod tests {
             let ctx = TimeContext::utc(now);
             if let Some(fast) = fixed_3164_time(&s, &ctx) {
                 proptest::prop_assert_eq!(fast, general_3164_time(&s, &ctx), "{:?}", s);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fixed_width_rfc3339_reader_agrees_with_jiff(
+            s in "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,10})?(Z|z|[+-][0-9]{2}:[0-9]{2}|[+-][0-9]{4}|)",
+        ) {
+            if let Some(fast) = fixed_rfc3339(&s) {
+                let jiff = s.parse::<Timestamp>().ok().map(|t| t.as_millisecond());
+                proptest::prop_assert_eq!(fast, jiff, "{:?}", s);
+            }
+        }
+
+        #[test]
+        fn the_fixed_width_rfc3339_reader_agrees_with_jiff_on_plausible_times(
+            y in 1970i64..2100, mo in 1i64..13, d in 1i64..32, h in 0i64..24, mi in 0i64..60,
+            sec in 0i64..61, frac in "(\\.[0-9]{1,9})?", off in "(Z|[+-](0[0-9]|1[0-4]):(00|30|45))",
+        ) {
+            let s = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}{frac}{off}");
+            let jiff = s.parse::<Timestamp>().ok().map(|t| t.as_millisecond());
+            match fixed_rfc3339(&s) {
+                Some(fast) => proptest::prop_assert_eq!(fast, jiff, "{:?}", s),
+                None => proptest::prop_assert!(sec == 60 || jiff.is_none_or(|t| t < 0), "{:?} fell through", s),
             }
         }
     }
