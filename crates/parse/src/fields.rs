@@ -23,18 +23,36 @@ pub struct Pairs<'a> {
     i: usize,
 }
 
-/// Bytes that end a key: `=`, space and tab (one table load per byte instead of three tests).
-const KEY_END: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'=' as usize] = true;
-    t[b' ' as usize] = true;
-    t[b'\t' as usize] = true;
-    t
-};
+/// Position of the first byte of `set` in `b` at or after `i`, or `b.len()`. Log tokens run
+/// to tens of bytes, so eight bytes are tested at a time: a word XORed with a repeated set byte
+/// has a zero byte where they match, and the lowest such byte the test reports is exact (its
+/// false positives only ever lie above a true match).
+#[inline]
+pub(crate) fn find_any<const N: usize>(b: &[u8], mut i: usize, set: [u8; N]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let mut hits = 0;
+        for c in set {
+            let x = w ^ (ONES * u64::from(c));
+            hits |= x.wrapping_sub(ONES) & !x & HIGHS;
+        }
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !set.contains(&b[i]) {
+        i += 1;
+    }
+    i.min(b.len())
+}
 
 impl<'a> Iterator for Pairs<'a> {
     type Item = (&'a str, &'a str);
 
+    #[inline]
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
         let b = self.s.as_bytes();
         let n = b.len();
@@ -49,9 +67,7 @@ impl<'a> Iterator for Pairs<'a> {
             }
             // The key runs to '=' unless a space comes first.
             let key_start = i;
-            while i < n && !KEY_END[b[i] as usize] {
-                i += 1;
-            }
+            i = find_any(b, i, [b'=', b' ', b'\t']);
             if i >= n || b[i] != b'=' {
                 // Not a pair: skip the token.
                 continue;
@@ -62,20 +78,20 @@ impl<'a> Iterator for Pairs<'a> {
                 let start = i + 1;
                 let mut j = start;
                 // To the closing quote; a backslash escapes the byte after it.
-                while j < n && b[j] != b'"' {
-                    if b[j] == b'\\' {
-                        j += 1;
+                loop {
+                    j = find_any(b, j, [b'"', b'\\']);
+                    if j < n && b[j] == b'\\' {
+                        j += 2;
+                    } else {
+                        break;
                     }
-                    j += 1;
                 }
                 let end = j.min(n);
                 self.i = (end + 1).min(n);
                 return Some((key, &self.s[start..end]));
             }
             let start = i;
-            while i < n && b[i] != b' ' && b[i] != b'\t' {
-                i += 1;
-            }
+            i = find_any(b, i, [b' ', b'\t']);
             self.i = i;
             return Some((key, &self.s[start..i]));
         }
@@ -296,6 +312,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn find_any_agrees_with_a_byte_loop(
+            b in proptest::collection::vec(prop_oneof![Just(b' '), Just(b'='), Just(0x20 ^ 0x80), any::<u8>()], 0..40),
+            i in 0usize..45,
+        ) {
+            let expect = b.iter().enumerate().skip(i).find(|(_, c)| **c == b' ' || **c == b'=').map_or(b.len(), |(p, _)| p);
+            prop_assert_eq!(find_any(&b, i, [b' ', b'=']), expect);
+        }
+
         #[test]
         fn pairs_agree_with_the_plain_definition(s in "([a-z]{0,3}|=|\"|\\\\| |\t|é){0,30}") {
             prop_assert_eq!(pairs(&s).collect::<Vec<_>>(), reference_pairs(&s));

@@ -168,24 +168,9 @@ struct Fields<'a> {
     dpt: Option<&'a str>,
 }
 
-/// Position of the first space in `b` at or after `i`, or `b.len()`. Values such as `MAC=` run
-/// to 40 bytes, so eight bytes are tested at a time (a word with a zero byte where `b` has a
-/// space; the lowest such byte is exact).
-fn next_space(b: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])) ^ (ONES * u64::from(b' '));
-        let zero = w.wrapping_sub(ONES) & !w & HIGHS;
-        if zero != 0 {
-            return i + (zero.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() && b[i] != b' ' {
-        i += 1;
-    }
-    i
+/// Position of the first space in `b` at or after `i`, or `b.len()`.
+fn next_space(b: &[u8], i: usize) -> usize {
+    crate::fields::find_any(b, i, [b' '])
 }
 
 /// Byte offset of the first `KEY=` token whose key is upper-case ASCII.
