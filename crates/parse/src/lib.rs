@@ -102,21 +102,23 @@ pub(crate) fn nat(
     .non_empty()
 }
 
-/// Truncates a vendor text field to a storable length on a character boundary.
-pub(crate) fn clip(s: &str, max: usize) -> String {
+/// The longest prefix of `s` no longer than `max` bytes that ends on a character boundary.
+pub(crate) fn prefix_within(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_owned()
+    &s[..end]
+}
+
+/// Truncates a vendor text field to a storable length on a character boundary.
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    prefix_within(s, max).to_owned()
 }
 
 /// [`clip`] for a string already owned: truncated in place, no copy.
 pub(crate) fn clip_owned(mut s: String, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = prefix_within(&s, max).len();
     s.truncate(end);
     s
 }

@@ -141,7 +141,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         direction,
         in_iface,
         out_iface,
-        rule: rule.map(|r| truncate(r, 64).to_owned()),
+        rule: rule.map(|r| crate::prefix_within(r, 64).to_owned()),
         device: env.hostname.map(str::to_owned),
         format: Format::Netfilter,
         bytes: f.len.and_then(|l| l.parse().ok()),
@@ -258,17 +258,6 @@ fn action_from_prefix(p: &str) -> Action {
     } else {
         Action::Deny
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]
