@@ -40,32 +40,88 @@ const K_SENTPKT: usize = 21;
 const K_RCVDPKT: usize = 22;
 const K_COUNT: usize = 23;
 
-/// The slot of a key this parser reads, or `None` for the many it skips.
+/// The first eight bytes of a key as a little-endian word (shorter keys zero-padded).
+const fn word(k: &[u8]) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < k.len() && i < 8 {
+        w |= (k[i] as u64) << (8 * i);
+        i += 1;
+    }
+    w
+}
+
+/// The first `N` bytes of `b` (which holds at least `N`) as a little-endian word.
+#[inline]
+fn packed<const N: usize>(b: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    head[..N].copy_from_slice(&b[..N]);
+    u64::from_le_bytes(head)
+}
+
+/// The slot of a key this parser reads, or `None` for the many it skips. A line has 30–60
+/// keys, so a key is compared as its length and first eight bytes packed in one word (the
+/// ninth byte of the two nine-byte keys checked apart) rather than byte by byte.
 fn key_index(k: &str) -> Option<usize> {
-    Some(match k {
-        "type" => K_TYPE,
-        "srcip" => K_SRCIP,
-        "dstip" => K_DSTIP,
-        "proto" => K_PROTO,
-        "srcport" => K_SRCPORT,
-        "dstport" => K_DSTPORT,
-        "action" => K_ACTION,
-        "eventtime" => K_EVENTTIME,
-        "tz" => K_TZ,
-        "date" => K_DATE,
-        "time" => K_TIME,
-        "srcintf" => K_SRCINTF,
-        "dstintf" => K_DSTINTF,
-        "policyid" => K_POLICYID,
-        "devname" => K_DEVNAME,
-        "transip" => K_TRANSIP,
-        "transport" => K_TRANSPORT,
-        "tranip" => K_TRANIP,
-        "tranport" => K_TRANPORT,
-        "sentbyte" => K_SENTBYTE,
-        "rcvdbyte" => K_RCVDBYTE,
-        "sentpkt" => K_SENTPKT,
-        "rcvdpkt" => K_RCVDPKT,
+    const TYPE: u64 = word(b"type");
+    const SRCIP: u64 = word(b"srcip");
+    const DSTIP: u64 = word(b"dstip");
+    const PROTO: u64 = word(b"proto");
+    const SRCPORT: u64 = word(b"srcport");
+    const DSTPORT: u64 = word(b"dstport");
+    const ACTION: u64 = word(b"action");
+    const EVENTTIM: u64 = word(b"eventtim");
+    const TZ: u64 = word(b"tz");
+    const DATE: u64 = word(b"date");
+    const TIME: u64 = word(b"time");
+    const SRCINTF: u64 = word(b"srcintf");
+    const DSTINTF: u64 = word(b"dstintf");
+    const POLICYID: u64 = word(b"policyid");
+    const DEVNAME: u64 = word(b"devname");
+    const TRANSIP: u64 = word(b"transip");
+    const TRANSPOR: u64 = word(b"transpor");
+    const TRANIP: u64 = word(b"tranip");
+    const TRANPORT: u64 = word(b"tranport");
+    const SENTBYTE: u64 = word(b"sentbyte");
+    const RCVDBYTE: u64 = word(b"rcvdbyte");
+    const SENTPKT: u64 = word(b"sentpkt");
+    const RCVDPKT: u64 = word(b"rcvdpkt");
+    let b = k.as_bytes();
+    // A fixed-size copy per length: a variable one would be a `memcpy` call per key.
+    let w = match b.len() {
+        2 => packed::<2>(b),
+        4 => packed::<4>(b),
+        5 => packed::<5>(b),
+        6 => packed::<6>(b),
+        7 => packed::<7>(b),
+        8 | 9 => packed::<8>(b),
+        _ => return None,
+    };
+    let ninth = b.get(8).copied();
+    Some(match (b.len(), w) {
+        (2, TZ) => K_TZ,
+        (4, TYPE) => K_TYPE,
+        (4, DATE) => K_DATE,
+        (4, TIME) => K_TIME,
+        (5, SRCIP) => K_SRCIP,
+        (5, DSTIP) => K_DSTIP,
+        (5, PROTO) => K_PROTO,
+        (6, ACTION) => K_ACTION,
+        (6, TRANIP) => K_TRANIP,
+        (7, SRCPORT) => K_SRCPORT,
+        (7, DSTPORT) => K_DSTPORT,
+        (7, SRCINTF) => K_SRCINTF,
+        (7, DSTINTF) => K_DSTINTF,
+        (7, DEVNAME) => K_DEVNAME,
+        (7, TRANSIP) => K_TRANSIP,
+        (7, SENTPKT) => K_SENTPKT,
+        (7, RCVDPKT) => K_RCVDPKT,
+        (8, POLICYID) => K_POLICYID,
+        (8, TRANPORT) => K_TRANPORT,
+        (8, SENTBYTE) => K_SENTBYTE,
+        (8, RCVDBYTE) => K_RCVDBYTE,
+        (9, EVENTTIM) if ninth == Some(b'e') => K_EVENTTIME,
+        (9, TRANSPOR) if ninth == Some(b't') => K_TRANSPORT,
         _ => return None,
     })
 }
@@ -145,4 +201,93 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
     e.bytes = crate::fields::sum_opt(num(K_SENTBYTE), num(K_RCVDBYTE));
     e.packets = crate::fields::sum_opt(num(K_SENTPKT), num(K_RCVDPKT));
     Ok(e)
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The plain definition the packed comparison must agree with.
+    fn reference(k: &str) -> Option<usize> {
+        KEYS.iter().find(|(name, _)| *name == k).map(|(_, i)| *i)
+    }
+
+    const KEYS: [(&str, usize); K_COUNT] = [
+        ("type", K_TYPE),
+        ("srcip", K_SRCIP),
+        ("dstip", K_DSTIP),
+        ("proto", K_PROTO),
+        ("srcport", K_SRCPORT),
+        ("dstport", K_DSTPORT),
+        ("action", K_ACTION),
+        ("eventtime", K_EVENTTIME),
+        ("tz", K_TZ),
+        ("date", K_DATE),
+        ("time", K_TIME),
+        ("srcintf", K_SRCINTF),
+        ("dstintf", K_DSTINTF),
+        ("policyid", K_POLICYID),
+        ("devname", K_DEVNAME),
+        ("transip", K_TRANSIP),
+        ("transport", K_TRANSPORT),
+        ("tranip", K_TRANIP),
+        ("tranport", K_TRANPORT),
+        ("sentbyte", K_SENTBYTE),
+        ("rcvdbyte", K_RCVDBYTE),
+        ("sentpkt", K_SENTPKT),
+        ("rcvdpkt", K_RCVDPKT),
+    ];
+
+    #[test]
+    fn every_key_read_has_its_own_slot() {
+        for (k, i) in KEYS {
+            assert_eq!(key_index(k), Some(i), "{k}");
+        }
+        let mut slots: Vec<usize> = KEYS.iter().map(|(_, i)| *i).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), K_COUNT);
+    }
+
+    /// Every wanted key with each byte changed to every other value, cut short at every
+    /// length, lengthened by a byte at every place, and padded with a NUL (which the
+    /// zero-padded word must not confuse with a shorter key).
+    #[test]
+    fn the_packed_comparison_agrees_on_every_near_miss() {
+        let mut tried = 0;
+        for (k, _) in KEYS {
+            let b = k.as_bytes();
+            let mut check = |v: Vec<u8>| {
+                let s = String::from_utf8_lossy(&v).into_owned();
+                assert_eq!(key_index(&s), reference(&s), "{s:?}");
+                tried += 1;
+            };
+            for at in 0..b.len() {
+                for byte in 0..=255u8 {
+                    let mut v = b.to_vec();
+                    v[at] = byte;
+                    check(v);
+                }
+                check(b[..at].to_vec());
+            }
+            for at in 0..=b.len() {
+                for byte in [0u8, b'e', b't', b'x', b'_'] {
+                    let mut v = b.to_vec();
+                    v.insert(at, byte);
+                    check(v);
+                }
+            }
+        }
+        assert!(tried > 35_000, "{tried}");
+    }
+
+    proptest! {
+        #[test]
+        fn the_packed_comparison_agrees_with_plain_string_equality(
+            k in prop_oneof!["[a-z\\x00]{0,11}", any::<String>()]
+        ) {
+            prop_assert_eq!(key_index(&k), reference(&k));
+        }
+    }
 }

@@ -190,8 +190,6 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("date="));
     static EF: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("EF:"));
-    // `CEF:` and `LEEF:` share `EF:`: one search tells whether either may be present.
-    let maybe_cef_or_leef = EF.find(msg.as_bytes()).is_some();
     // The commonest small-business formats first, by their cheapest distinctive marks.
     if env.app == Some("filterlog") {
         return Some(Format::Filterlog);
@@ -208,13 +206,22 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     if env.app.is_some_and(asa::is_tag) {
         return Some(Format::CiscoAsa);
     }
+    let fortigate = || {
+        LOGID.find(msg.as_bytes()).is_some()
+            && (DEVID.find(msg.as_bytes()).is_some() || TYPE.find(msg.as_bytes()).is_some())
+            && DATE.find(msg.as_bytes()).is_some()
+    };
+    // FortiOS starts its messages with `date=`: such a line is decided before the scans for
+    // other formats' marks run over its 500-odd bytes.
+    if msg.starts_with("date=") && fortigate() {
+        return Some(Format::FortiGate);
+    }
+    // `CEF:` and `LEEF:` share `EF:`: one search tells whether either may be present.
+    let maybe_cef_or_leef = EF.find(msg.as_bytes()).is_some();
     if netfilter::looks_like(msg) && !(maybe_cef_or_leef && (has("CEF:") || has("LEEF:"))) {
         return Some(Format::Netfilter);
     }
-    if LOGID.find(msg.as_bytes()).is_some()
-        && (DEVID.find(msg.as_bytes()).is_some() || TYPE.find(msg.as_bytes()).is_some())
-        && DATE.find(msg.as_bytes()).is_some()
-    {
+    if fortigate() {
         return Some(Format::FortiGate);
     }
     if asa::find(msg).is_some() {
