@@ -10,8 +10,10 @@ use watchhouse_parse::{parse_line, TimeContext};
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct ParseArgs {
-    /// Parser to use: auto (detect per line), netfilter (iptables, UFW, nftables, Proxmox) or
-    /// filterlog (pfSense, OPNsense).
+    /// Parser to use: auto (detect per line) or one format for every line: netfilter
+    /// (iptables, UFW, nftables, Proxmox, UniFi), filterlog (pfSense, OPNsense), cisco_asa,
+    /// fortigate, meraki, panos, sonicwall, sophos, watchguard, mikrotik, juniper_srx,
+    /// checkpoint, draytek, barracuda, untangle, cef, leef, zeek or suricata.
     #[arg(long, default_value = "auto")]
     format: String,
     /// Zone of timestamps that carry none (RFC 3164): UTC or an IANA name.
@@ -32,9 +34,11 @@ pub fn run(args: ParseArgs) -> Result<()> {
         None
     } else {
         Some(Format::from_name(&args.format).with_context(|| {
+            let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
             format!(
-                "unknown format `{}`: use auto, netfilter or filterlog",
-                args.format
+                "unknown format `{}`: use auto or one of {}",
+                args.format,
+                names.join(", ")
             )
         })?)
     };

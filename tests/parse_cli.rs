@@ -1,0 +1,100 @@
+//! `watchhouse parse`, black-box: the real binary reads lines on stdin and prints OCSF Network
+//! Activity JSON, reports the lines it could not read on stderr, honours `--format` for every
+//! parser, and refuses an unknown format with the list of known ones.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+const UFW: &str = "Nov 21 06:00:00 fw kernel: [UFW BLOCK] IN=eth0 OUT= MAC=00:00:00:00:00:00:00:00:00:00:00:00:08:00 \
+    SRC=45.33.32.156 DST=198.51.100.2 LEN=44 TOS=0x00 PREC=0x00 TTL=49 ID=1 PROTO=TCP SPT=40000 DPT=22 \
+    WINDOW=1024 RES=0x00 SYN URGP=0";
+const FORTIGATE: &str =
+    "date=2024-11-21 time=06:00:00 devname=\"FGT-HQ\" devid=\"FG100F0000000001\" \
+    logid=\"0000000013\" type=\"traffic\" subtype=\"forward\" level=\"notice\" vd=\"root\" \
+    eventtime=1732168800 srcip=203.0.113.9 srcport=1024 srcintf=\"wan1\" dstip=198.51.100.10 \
+    dstport=3389 dstintf=\"internal\" sessionid=1 proto=6 action=\"deny\" policyid=7 \
+    service=\"RDP\" sentbyte=40 rcvdbyte=0 sentpkt=1";
+
+/// Runs `watchhouse parse ARGS` with `stdin`; (exit success, stdout, stderr).
+fn parse(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(common::bin())
+        .arg("parse")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start watchhouse");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn lines_become_ocsf_network_activity_and_bad_lines_are_reported() {
+    let input = format!("{UFW}\nthis is not a firewall line\n{FORTIGATE}\n");
+    let (ok, out, err) = parse(&[], &input);
+    assert!(ok, "{err}");
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{out}");
+    for e in &events {
+        assert_eq!(e["class_uid"], 4001, "{e}");
+    }
+    let (ufw, forti) = (&events[0], &events[1]);
+    assert_eq!(ufw["src_endpoint"]["ip"], "45.33.32.156");
+    assert_eq!(ufw["dst_endpoint"]["port"], 22);
+    assert_eq!(ufw["connection_info"]["protocol_name"], "tcp");
+    assert_eq!(ufw["disposition"], "Blocked");
+    assert_eq!(ufw["raw_data"], UFW);
+    assert_eq!(forti["src_endpoint"]["ip"], "203.0.113.9");
+    assert_eq!(forti["dst_endpoint"]["port"], 3389);
+    assert_eq!(forti["metadata"]["product"]["vendor_name"], "Fortinet");
+    assert_eq!(forti["time"], 1_732_168_800_000i64);
+    assert!(
+        err.contains("line 2: ") && err.contains("this is not a firewall line"),
+        "{err}"
+    );
+    assert!(err.contains("parsed 2 lines, could not parse 1"), "{err}");
+}
+
+#[test]
+fn a_format_given_is_used_for_every_line() {
+    let input = format!("{UFW}\n{FORTIGATE}\n");
+    let (ok, out, err) = parse(&["--format", "fortigate", "--summary"], &input);
+    assert!(ok, "{err}");
+    assert!(out.is_empty(), "--summary prints no events: {out}");
+    // The netfilter line is not read as FortiGate: it is counted as not parsed.
+    assert!(err.contains("  fortigate: 1"), "{err}");
+    assert!(err.contains("parsed 1 lines, could not parse 1"), "{err}");
+    // Aliases name the same parser.
+    let (ok, out, err) = parse(&["--format", "ufw"], &input);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("45.33.32.156"), "{out}");
+}
+
+#[test]
+fn an_unknown_format_is_refused_with_the_known_ones() {
+    let (ok, _, err) = parse(&["--format", "bogus"], "");
+    assert!(!ok);
+    assert!(err.contains("unknown format `bogus`"), "{err}");
+    for name in ["netfilter", "fortigate", "cisco_asa", "suricata"] {
+        assert!(err.contains(name), "{name} missing: {err}");
+    }
+}
