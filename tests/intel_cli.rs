@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 const DROP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/crates/intel/tests/fixtures/spamhaus_drop.netset"
@@ -18,25 +15,7 @@ const TOR: &str = concat!(
 fn check(args: &[&str], stdin: &str) -> (i32, String, String) {
     let mut all = vec!["intel", "check"];
     all.extend_from_slice(args);
-    let mut child = Command::new(common::bin())
-        .args(&all)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run_status(&all, stdin)
 }
 
 #[test]

@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 
 const UFW: &str = "Nov 21 06:00:00 fw kernel: [UFW BLOCK] IN=eth0 OUT= MAC=00:00:00:00:00:00:00:00:00:00:00:00:08:00 \
@@ -21,26 +18,10 @@ const FORTIGATE: &str =
 
 /// Runs `watchhouse parse ARGS` with `stdin`; (exit success, stdout, stderr).
 fn parse(args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(common::bin())
-        .arg("parse")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start watchhouse");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    let mut all = vec!["parse"];
+    all.extend_from_slice(args);
+    let (code, out, err) = common::run_status(&all, stdin);
+    (code == 0, out, err)
 }
 
 #[test]

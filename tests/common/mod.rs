@@ -68,6 +68,31 @@ pub fn spawn(dir: &Path, name: &str, args: &[&str], envs: &[(&str, &str)]) -> Re
     Ok(Proc { child, log })
 }
 
+/// Runs the binary to completion with `stdin`, whatever the outcome: (exit code, or -1 when a
+/// signal ended it; stdout; stderr).
+pub fn run_status(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start watchhouse");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs the binary to completion and returns stdout.
 pub fn run(args: &[&str], stdin: Option<&str>) -> Result<String> {
     use std::io::Write;
