@@ -117,6 +117,24 @@ const LEASE_MS: i64 = 10_000;
 const WORKER_LEASE: &str = "worker:";
 const PARTITION_LEASE: &str = "partition:";
 
+/// Renews this worker's membership and the partitions it holds, without re-planning: what a
+/// worker does while a round is under way. A lease another worker has taken meanwhile stays
+/// with it.
+async fn renew_leases(st: &AppState, owned: &std::collections::BTreeSet<u32>) {
+    let me = st.node_id.as_str();
+    let now = crate::now_ms();
+    let store = &st.store;
+    let mut names = vec![format!("{WORKER_LEASE}{me}")];
+    names.extend(owned.iter().map(|p| format!("{PARTITION_LEASE}{p}")));
+    for name in names {
+        match store.try_lease(&name, me, now, LEASE_MS).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(lease = %name, "lease held by another worker"),
+            Err(e) => tracing::error!(error = %e, lease = %name, "cannot renew a lease"),
+        }
+    }
+}
+
 /// Renews this worker's membership and partitions, takes and gives up partitions per [`plan`].
 async fn balance(
     st: &AppState,
@@ -357,8 +375,8 @@ async fn handle(st: &AppState, queue: &dyn Queue, d: Delivery, pause: Duration) 
     }
 }
 
-/// Batches a worker takes per round, over all the partitions it serves in that round: a round
-/// must end well within a partition lease (`LEASE_MS`), which is renewed between rounds.
+/// Batches a worker takes per round, over all the partitions it serves in that round. Leases
+/// are renewed while a round runs too ([`renew_leases`]); rebalancing waits for its end.
 const BATCHES_PER_ROUND: usize = 8;
 
 /// Serves one partition once: fetches up to `max` batches, stores and acknowledges them in
@@ -469,11 +487,22 @@ pub async fn run(
             ));
         }
         let mut failed = None;
-        while let Some(done) = serving.join_next().await {
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failed = Some(e),
-                Err(e) => failed = Some(format!("partition task failed: {e}")),
+        // A slow round (a busy database, a long batch) must not let this live worker's leases
+        // run out, or another worker would take its partitions mid-round: they are renewed
+        // every two seconds while the round runs, not only between rounds.
+        let mut renew = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_secs(2),
+            Duration::from_secs(2),
+        );
+        loop {
+            tokio::select! {
+                done = serving.join_next() => match done {
+                    None => break,
+                    Some(Ok(Ok(()))) => {}
+                    Some(Ok(Err(e))) => failed = Some(e),
+                    Some(Err(e)) => failed = Some(format!("partition task failed: {e}")),
+                },
+                _ = renew.tick() => renew_leases(&st, &owned).await,
             }
         }
         match failed {
