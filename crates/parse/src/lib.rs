@@ -213,7 +213,8 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     };
     // FortiOS starts its messages with `date=`: such a line is decided before the scans for
     // other formats' marks run over its 500-odd bytes.
-    if msg.starts_with("date=") && fortigate() {
+    let opens_with_date = msg.starts_with("date=");
+    if opens_with_date && fortigate() {
         return Some(Format::FortiGate);
     }
     // `CEF:` and `LEEF:` share `EF:`: one search tells whether either may be present.
@@ -221,7 +222,8 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     if netfilter::looks_like(msg) && !(maybe_cef_or_leef && (has("CEF:") || has("LEEF:"))) {
         return Some(Format::Netfilter);
     }
-    if fortigate() {
+    // A `date=` message was asked above already.
+    if !opens_with_date && fortigate() {
         return Some(Format::FortiGate);
     }
     if asa::find(msg).is_some() {

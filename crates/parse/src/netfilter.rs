@@ -141,7 +141,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         direction,
         in_iface,
         out_iface,
-        rule: rule.map(|r| crate::prefix_within(r, 64).to_owned()),
+        rule: rule.map(|r| crate::clip(r, 64)),
         device: env.hostname.map(str::to_owned),
         format: Format::Netfilter,
         bytes: f.len.and_then(|l| l.parse().ok()),
