@@ -93,27 +93,13 @@ pub fn run_status(args: &[&str], stdin: &str) -> (i32, String, String) {
     )
 }
 
-/// Runs the binary to completion and returns stdout.
+/// Runs the binary to completion and returns stdout; an error with stderr if it failed.
 pub fn run(args: &[&str], stdin: Option<&str>) -> Result<String> {
-    use std::io::Write;
-    let mut child = Command::new(bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes())?;
+    let (code, out, err) = run_status(args, stdin.unwrap_or(""));
+    if code != 0 {
+        bail!("watchhouse {args:?} failed: {err}");
     }
-    drop(child.stdin.take());
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "watchhouse {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?)
+    Ok(out)
 }
 
 /// Waits until a hub at `url` answers `/healthz` (30 s at most).
