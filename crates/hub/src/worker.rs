@@ -440,6 +440,16 @@ pub async fn run(
             "failure injection: pausing between storing and acknowledging"
         );
     }
+    run_paused(st, parts, stop, pause).await
+}
+
+/// [`run`], holding each stored batch `pause` before acknowledging it.
+async fn run_paused(
+    st: AppState,
+    parts: Vec<Arc<dyn Queue>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    pause: Duration,
+) {
     let concurrency = st.config.queue_worker_concurrency.max(1) as usize;
     tracing::info!(
         partitions = parts.len(),
@@ -699,6 +709,112 @@ mod tests {
         assert_eq!(plan(16, "c", 3, &none).take.len(), 6);
         assert_eq!(partition_of(17, 16), 1);
         assert_eq!(partition_of(-1, 16), 15);
+    }
+
+    /// The partition a worker holds, if any: the holder of the `partition:0` lease.
+    async fn holder(st: &AppState) -> Option<String> {
+        let leases = st
+            .store
+            .live_leases(PARTITION_LEASE, now_ms())
+            .await
+            .unwrap();
+        leases
+            .into_iter()
+            .find(|(n, _)| n == "partition:0")
+            .map(|(_, h)| h)
+    }
+
+    /// A round that outlasts a lease (eight batches held 1.6 s each: about 13 s against a 10 s
+    /// lease) keeps its partition: the busy worker renews while it works, so an idle worker
+    /// standing by never takes the partition from it mid-round, and every event is stored once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_round_longer_than_a_lease_keeps_its_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let (busy, c) = state(dir.path(), usize::MAX).await;
+        let q = Arc::new(MemoryQueue::new(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        ));
+        const BATCHES: usize = BATCHES_PER_ROUND;
+        for _ in 0..BATCHES {
+            let qb = QueuedBatch {
+                collector: c.clone(),
+                batch: batch(50),
+                received_ms: now_ms(),
+            };
+            assert!(enqueue(&busy, &*q, &qb).await.unwrap());
+        }
+        let parts: Vec<Arc<dyn Queue>> = vec![q.clone()];
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let pause = Duration::from_millis(1600);
+        let a = tokio::spawn(run_paused(busy.clone(), parts.clone(), stop.clone(), pause));
+        // The busy worker takes the partition and starts its round.
+        let started = std::time::Instant::now();
+        while holder(&busy).await.as_deref() != Some(busy.node_id.as_str()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "partition never taken"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Another worker on the same store and queue, idle and ready to take a free partition.
+        let idle = AppState::new(
+            busy.store.clone(),
+            busy.config.open_files().unwrap(),
+            busy.config.clone(),
+            crate::intel::Intel::empty(),
+        );
+        assert_ne!(idle.node_id, busy.node_id);
+        let b = tokio::spawn(run_paused(
+            idle.clone(),
+            parts,
+            stop.clone(),
+            Duration::ZERO,
+        ));
+        // Past the first lease's end and before the round's: the partition is still the busy
+        // worker's, and it is still storing.
+        let mut checks = 0;
+        while started.elapsed() < Duration::from_millis(12_500) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let stored = busy
+                .store
+                .event_total(&Scope::All, c.member_id)
+                .await
+                .unwrap();
+            assert_eq!(
+                holder(&busy).await.as_deref(),
+                Some(busy.node_id.as_str()),
+                "partition left the busy worker after {:?} ({stored} events stored)",
+                started.elapsed()
+            );
+            if started.elapsed() > Duration::from_millis(LEASE_MS as u64 + 500) {
+                checks += 1;
+            }
+        }
+        assert!(checks > 0, "no check fell after the first lease's end");
+        // Every batch stored once, by the busy worker, at the round's end.
+        while busy
+            .store
+            .event_total(&Scope::All, c.member_id)
+            .await
+            .unwrap()
+            < (BATCHES * 50) as u64
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "round never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop_tx.send(true).unwrap();
+        a.await.unwrap();
+        b.await.unwrap();
+        let n = busy
+            .store
+            .event_total(&Scope::All, c.member_id)
+            .await
+            .unwrap();
+        assert_eq!(n, (BATCHES * 50) as u64, "each event stored exactly once");
     }
 
     #[tokio::test]
