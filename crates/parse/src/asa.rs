@@ -33,29 +33,15 @@ pub fn find(msg: &str) -> Option<usize> {
         .min()
 }
 
-/// `[iface:]addr/port` (or `iface/addr(port)` for 106100) into (interface, address, port).
+/// `[iface:]addr[/port]` into (interface, address, port). ICMP endpoints have no port.
 fn endpoint(tok: &str) -> Result<(Option<&str>, IpAddr, Option<u16>), Reason> {
     let tok = tok.trim_end_matches([',', ';']);
-    let b = tok.as_bytes();
-    // Tokens are short: plain reverse loops, not a library search.
-    let last = |c: u8, s: &[u8]| s.iter().rposition(|&x| x == c);
-    let (iface, rest) = match last(b':', b) {
-        // An IPv6 address has colons too: only split off an interface name that is not hex.
-        Some(p)
-            if p > 0
-                && b[p + 1..].contains(&b'/')
-                && !b.windows(2).any(|w| w == b"::")
-                && !could_be_ip(&tok[..p]) =>
-        {
-            (Some(&tok[..p]), &tok[p + 1..])
-        }
-        _ => (None, tok),
+    // Tokens are short: a plain reverse loop, not a library search.
+    let (addr, port) = match tok.as_bytes().iter().rposition(|&c| c == b'/') {
+        Some(p) => (&tok[..p], Some(&tok[p + 1..])),
+        None => (tok, None),
     };
-    let (addr, port) = match last(b'/', rest.as_bytes()) {
-        Some(p) => (&rest[..p], Some(&rest[p + 1..])),
-        None => (rest, None),
-    };
-    let ip = parse_ip(addr).ok_or(Reason::Malformed("bad_address"))?;
+    let (iface, ip) = split_iface(addr).ok_or(Reason::Malformed("bad_address"))?;
     let port = match port {
         Some(p) => Some(
             p.parse::<u16>()
@@ -66,12 +52,19 @@ fn endpoint(tok: &str) -> Result<(Option<&str>, IpAddr, Option<u16>), Reason> {
     Ok((iface, ip, port))
 }
 
-/// Is `s` an address? Text with a character no address has (most interface names) is not,
-/// without running the parser.
-fn could_be_ip(s: &str) -> bool {
-    s.bytes()
-        .all(|c| c.is_ascii_hexdigit() || c == b'.' || c == b':')
-        && parse_ip(s).is_some()
+/// `[iface:]addr` into (interface, address). An interface name (ASA's `nameif`) holds no colon,
+/// so the interface is what precedes the first colon; text that reads whole as an address has
+/// none, since an IPv6 address has colons too. A name that starts with a letter past `f`
+/// (`outside`, `inside`) cannot begin an address, so the whole is not tried first.
+fn split_iface(s: &str) -> Option<(Option<&str>, IpAddr)> {
+    let first = *s.as_bytes().first()?;
+    if first.is_ascii_hexdigit() || first == b':' {
+        if let Some(ip) = parse_ip(s) {
+            return Some((None, ip));
+        }
+    }
+    let colon = s.bytes().position(|c| c == b':').filter(|&c| c > 0)?;
+    Some((Some(&s[..colon]), parse_ip(&s[colon + 1..])?))
 }
 
 /// `iface/addr(port)` as 106100 writes it.
@@ -102,9 +95,8 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
             return None;
         }
         let start = i;
-        while i < b.len() && !b[i].is_ascii_whitespace() {
-            i += 1;
-        }
+        // The word's end, eight bytes at a time: every byte `is_ascii_whitespace` accepts.
+        i = crate::fields::find_any(b, i, [b' ', b'\t', b'\n', b'\r', 0x0c]);
         Some(&text[start..i])
     })
 }
