@@ -35,7 +35,10 @@ pub fn find(msg: &str) -> Option<usize> {
 
 /// `[iface:]addr[/port]` into (interface, address, port). ICMP endpoints have no port.
 fn endpoint(tok: &str) -> Result<(Option<&str>, IpAddr, Option<u16>), Reason> {
-    let tok = tok.trim_end_matches([',', ';']);
+    let mut tok = tok;
+    while let [rest @ .., b',' | b';'] = tok.as_bytes() {
+        tok = &tok[..rest.len()];
+    }
     // Tokens are short: a plain reverse loop, not a library search.
     let (addr, port) = match tok.as_bytes().iter().rposition(|&c| c == b'/') {
         Some(p) => (&tok[..p], Some(&tok[p + 1..])),
@@ -65,6 +68,17 @@ fn split_iface(s: &str) -> Option<(Option<&str>, IpAddr)> {
     }
     let colon = s.bytes().position(|c| c == b':').filter(|&c| c > 0)?;
     Some((Some(&s[..colon]), parse_ip(&s[colon + 1..])?))
+}
+
+/// `s` without the double quotes at either end (`"outside_access_in"`).
+fn unquote(mut s: &str) -> &str {
+    while let [b'"', rest @ ..] = s.as_bytes() {
+        s = &s[s.len() - rest.len()..];
+    }
+    while let [rest @ .., b'"'] = s.as_bytes() {
+        s = &s[..rest.len()];
+    }
+    s
 }
 
 /// `iface/addr(port)` as 106100 writes it.
@@ -169,7 +183,11 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
             (t, m)
         }
     };
-    let id = tag.rsplit('-').next().unwrap_or("");
+    // The message id follows the last '-' (`%ASA-4-106023`); a byte search, not a `Pattern`.
+    let id = match tag.as_bytes().iter().rposition(|&c| c == b'-') {
+        Some(p) => &tag[p + 1..],
+        None => tag,
+    };
     let time_ms = env.time_ms.unwrap_or(ctx.now_ms);
     let mut nat_parts = (None, None, None, None);
     // The commonest message (an ACL deny) is read in one pass over its words; the others
@@ -188,7 +206,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
             let p = proto(p)?;
             let s = endpoint(src.ok_or(Reason::Malformed("missing_src"))?)?;
             let d = endpoint(dst.ok_or(Reason::Malformed("missing_dst"))?)?;
-            (Action::Deny, p, s, d, acl.map(|a| a.trim_matches('"')))
+            (Action::Deny, p, s, d, acl.map(unquote))
         }
         "106001" | "106006" | "106007" | "106015" => {
             // … <PROTO> … from <addr/port> to <addr/port> … on interface <if>
@@ -316,6 +334,44 @@ mod one_pass_tests {
             let w: Vec<&str> = words(&text).collect();
             let expect = (w.get(1).copied(), after(&w, "src"), after(&w, "dst"), after(&w, "access-group"));
             prop_assert_eq!(deny_words(&text), expect);
+        }
+
+        #[test]
+        fn unquote_is_trim_matches(s in "[\"a\u{e9},;]{0,8}") {
+            prop_assert_eq!(unquote(&s), s.trim_matches('"'));
+        }
+
+        #[test]
+        fn an_endpoint_reads_its_interface_address_and_port(
+            iface in "(outside|inside|dmz|dmz-1|beef|2001)?",
+            v6 in any::<bool>(),
+            a in any::<[u16; 8]>(),
+            port in proptest::option::of(any::<u16>()),
+            tail in "[,;]{0,2}",
+        ) {
+            let ip: IpAddr = if v6 {
+                std::net::Ipv6Addr::from(a).into()
+            } else {
+                std::net::Ipv4Addr::new(a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8).into()
+            };
+            let mut tok = String::new();
+            if !iface.is_empty() {
+                tok = format!("{iface}:");
+            }
+            tok.push_str(&ip.to_string());
+            if let Some(p) = port {
+                tok.push_str(&format!("/{p}"));
+            }
+            tok.push_str(&tail);
+            let got = endpoint(&tok);
+            // A name that reads as the start of an IPv6 address with it ("beef:1:…") is
+            // ambiguous; every other token is read exactly.
+            let whole = format!("{iface}:{ip}").parse::<IpAddr>().is_ok();
+            if !iface.is_empty() && whole {
+                return Ok(());
+            }
+            let iface = (!iface.is_empty()).then_some(iface.as_str());
+            prop_assert_eq!(got, Ok((iface, ip, port)), "{}", tok);
         }
     }
 }
