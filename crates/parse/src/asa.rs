@@ -33,8 +33,17 @@ pub fn find(msg: &str) -> Option<usize> {
         .min()
 }
 
+/// Whether a message's format names the interface before an endpoint's address, per Cisco's
+/// reference: `src outside:192.0.2.1/4444` (106023, 302013, 710003's destination) or
+/// `from 192.0.2.1/4444` (106001, 106006, 106015, 710003's source, 302013's mapped addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Iface {
+    Named,
+    Bare,
+}
+
 /// `[iface:]addr[/port]` into (interface, address, port). ICMP endpoints have no port.
-fn endpoint(tok: &str) -> Result<(Option<&str>, IpAddr, Option<u16>), Reason> {
+fn endpoint(tok: &str, iface: Iface) -> Result<(Option<&str>, IpAddr, Option<u16>), Reason> {
     let mut tok = tok;
     while let [rest @ .., b',' | b';'] = tok.as_bytes() {
         tok = &tok[..rest.len()];
@@ -44,7 +53,7 @@ fn endpoint(tok: &str) -> Result<(Option<&str>, IpAddr, Option<u16>), Reason> {
         Some(p) => (&tok[..p], Some(&tok[p + 1..])),
         None => (tok, None),
     };
-    let (iface, ip) = split_iface(addr).ok_or(Reason::Malformed("bad_address"))?;
+    let (iface, ip) = split_iface(addr, iface)?;
     let port = match port {
         Some(p) => Some(
             p.parse::<u16>()
@@ -56,18 +65,43 @@ fn endpoint(tok: &str) -> Result<(Option<&str>, IpAddr, Option<u16>), Reason> {
 }
 
 /// `[iface:]addr` into (interface, address). An interface name (ASA's `nameif`) holds no colon,
-/// so the interface is what precedes the first colon; text that reads whole as an address has
-/// none, since an IPv6 address has colons too. A name that starts with a letter past `f`
-/// (`outside`, `inside`) cannot begin an address, so the whole is not tried first.
-fn split_iface(s: &str) -> Option<(Option<&str>, IpAddr)> {
-    let first = *s.as_bytes().first()?;
-    if first.is_ascii_hexdigit() || first == b':' {
-        if let Some(ip) = parse_ip(s) {
-            return Some((None, ip));
+/// so a name is what precedes the first colon. IPv6 addresses have colons too, so where the
+/// format names the interface, a name of hex digits ("dc") followed by an IPv6 address
+/// ("dc:2001:db8::1") also reads whole as another address: such a token is refused as
+/// ambiguous rather than read either way. Where the format names none, the token is read whole
+/// first.
+fn split_iface(s: &str, iface: Iface) -> Result<(Option<&str>, IpAddr), Reason> {
+    const BAD: Reason = Reason::Malformed("bad_address");
+    let named = |c: usize| (c > 0).then(|| parse_ip(&s[c + 1..])).flatten();
+    let colon = s.bytes().position(|c| c == b':');
+    match iface {
+        Iface::Bare => match parse_ip(s) {
+            Some(ip) => Ok((None, ip)),
+            // Off the reference, but unambiguous: the whole is no address.
+            None => {
+                let c = colon.ok_or(BAD)?;
+                Ok((Some(&s[..c]), named(c).ok_or(BAD)?))
+            }
+        },
+        Iface::Named => {
+            let Some(c) = colon else {
+                // No colon: an IPv4 address with no name.
+                return Ok((None, parse_ip(s).ok_or(BAD)?));
+            };
+            let name = &s[..c];
+            let whole = if name.len() <= 4 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                parse_ip(s)
+            } else {
+                None
+            };
+            match (named(c), whole) {
+                (Some(ip), None) => Ok((Some(name), ip)),
+                (None, Some(ip)) => Ok((None, ip)),
+                (Some(_), Some(_)) => Err(Reason::Malformed("ambiguous_address")),
+                (None, None) => Err(BAD),
+            }
         }
     }
-    let colon = s.bytes().position(|c| c == b':').filter(|&c| c > 0)?;
-    Some((Some(&s[..colon]), parse_ip(&s[colon + 1..])?))
 }
 
 /// `s` without the double quotes at either end (`"outside_access_in"`).
@@ -204,8 +238,8 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
             // Deny <proto> src <ep> dst <ep> … by access-group "<acl>"
             let (p, src, dst, acl) = deny_words(text);
             let p = proto(p)?;
-            let s = endpoint(src.ok_or(Reason::Malformed("missing_src"))?)?;
-            let d = endpoint(dst.ok_or(Reason::Malformed("missing_dst"))?)?;
+            let s = endpoint(src.ok_or(Reason::Malformed("missing_src"))?, Iface::Named)?;
+            let d = endpoint(dst.ok_or(Reason::Malformed("missing_dst"))?, Iface::Named)?;
             (Action::Deny, p, s, d, acl.map(unquote))
         }
         "106001" | "106006" | "106007" | "106015" => {
@@ -215,9 +249,14 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
                 .find_map(|t| IpProto::parse(t).filter(|p| p.has_ports() || p.0 == 1))
                 .ok_or(Reason::Malformed("missing_proto"))?;
             let iface = after(&w, "interface");
-            let (_, sip, sp) =
-                endpoint(after(&w, "from").ok_or(Reason::Malformed("missing_src"))?)?;
-            let (_, dip, dp) = endpoint(after(&w, "to").ok_or(Reason::Malformed("missing_dst"))?)?;
+            let (_, sip, sp) = endpoint(
+                after(&w, "from").ok_or(Reason::Malformed("missing_src"))?,
+                Iface::Bare,
+            )?;
+            let (_, dip, dp) = endpoint(
+                after(&w, "to").ok_or(Reason::Malformed("missing_dst"))?,
+                Iface::Bare,
+            )?;
             (Action::Deny, p, (iface, sip, sp), (None, dip, dp), None)
         }
         "106100" => {
@@ -238,13 +277,19 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
             // Built {inbound|outbound} {TCP|UDP} connection <id> for <if:a/p> (<mapped>) to <if:a/p> (<mapped>)
             let dir = w.get(1).copied().unwrap_or("");
             let p = proto(w.get(2).copied())?;
-            let first = endpoint(after(&w, "for").ok_or(Reason::Malformed("missing_src"))?)?;
+            let first = endpoint(
+                after(&w, "for").ok_or(Reason::Malformed("missing_src"))?,
+                Iface::Named,
+            )?;
             let first_mapped = w
                 .iter()
                 .position(|x| *x == "for")
                 .and_then(|i| w.get(i + 2))
                 .copied();
-            let second = endpoint(after(&w, "to").ok_or(Reason::Malformed("missing_dst"))?)?;
+            let second = endpoint(
+                after(&w, "to").ok_or(Reason::Malformed("missing_dst"))?,
+                Iface::Named,
+            )?;
             let second_mapped = w
                 .iter()
                 .position(|x| *x == "to")
@@ -253,7 +298,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
             let mapped = |t: Option<&str>| -> Result<(Option<IpAddr>, Option<u16>), Reason> {
                 match t {
                     Some(t) if t.starts_with('(') => {
-                        let (_, ip, port) = endpoint(t.trim_matches(['(', ')']))?;
+                        let (_, ip, port) = endpoint(t.trim_matches(['(', ')']), Iface::Bare)?;
                         Ok((Some(ip), port))
                     }
                     _ => Ok((None, None)),
@@ -282,9 +327,14 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
         "710003" => {
             // {TCP|UDP} access denied by ACL from <addr/port> to <if:addr/port>
             let p = proto(w.first().copied())?;
-            let (_, sip, sp) =
-                endpoint(after(&w, "from").ok_or(Reason::Malformed("missing_src"))?)?;
-            let d = endpoint(after(&w, "to").ok_or(Reason::Malformed("missing_dst"))?)?;
+            let (_, sip, sp) = endpoint(
+                after(&w, "from").ok_or(Reason::Malformed("missing_src"))?,
+                Iface::Bare,
+            )?;
+            let d = endpoint(
+                after(&w, "to").ok_or(Reason::Malformed("missing_dst"))?,
+                Iface::Named,
+            )?;
             (Action::Deny, p, (None, sip, sp), d, None)
         }
         _ => return Err(Reason::NotTraffic),
@@ -341,37 +391,60 @@ mod one_pass_tests {
             prop_assert_eq!(unquote(&s), s.trim_matches('"'));
         }
 
+        /// Every token is read exactly (interface, address, port) or refused; never read as
+        /// another address. Named endpoints with a name that is not hex, and bare endpoints
+        /// where the format names none, are always read.
         #[test]
-        fn an_endpoint_reads_its_interface_address_and_port(
-            iface in "(outside|inside|dmz|dmz-1|beef|2001)?",
+        fn an_endpoint_is_read_exactly_or_refused(
+            name in "(outside|inside|dmz|dmz-1|beef|2001|dc|fe80)?",
+            named in any::<bool>(),
             v6 in any::<bool>(),
             a in any::<[u16; 8]>(),
+            zeros in 0usize..8,
             port in proptest::option::of(any::<u16>()),
             tail in "[,;]{0,2}",
         ) {
+            let mut a = a;
+            // Runs of zero groups, so that `::` appears often.
+            for g in a.iter_mut().skip(zeros).take(3) {
+                *g = 0;
+            }
             let ip: IpAddr = if v6 {
                 std::net::Ipv6Addr::from(a).into()
             } else {
                 std::net::Ipv4Addr::new(a[0] as u8, a[1] as u8, a[2] as u8, a[3] as u8).into()
             };
-            let mut tok = String::new();
-            if !iface.is_empty() {
-                tok = format!("{iface}:");
-            }
+            let mut tok = if name.is_empty() { String::new() } else { format!("{name}:") };
             tok.push_str(&ip.to_string());
             if let Some(p) = port {
                 tok.push_str(&format!("/{p}"));
             }
             tok.push_str(&tail);
-            let got = endpoint(&tok);
-            // A name that reads as the start of an IPv6 address with it ("beef:1:…") is
-            // ambiguous; every other token is read exactly.
-            let whole = format!("{iface}:{ip}").parse::<IpAddr>().is_ok();
-            if !iface.is_empty() && whole {
-                return Ok(());
+            let mode = if named { Iface::Named } else { Iface::Bare };
+            let mut want = ((!name.is_empty()).then_some(name.as_str()), ip);
+            if mode == Iface::Bare {
+                // Where the format names no interface, text that reads whole as an address is
+                // that address (the documented reading).
+                if let Ok(whole) = format!("{name}:{ip}").parse::<IpAddr>() {
+                    want = (None, whole);
+                }
             }
-            let iface = (!iface.is_empty()).then_some(iface.as_str());
-            prop_assert_eq!(got, Ok((iface, ip, port)), "{}", tok);
+            match endpoint(&tok, mode) {
+                Ok(got) => prop_assert_eq!(got, (want.0, want.1, port), "{} {:?}", tok, mode),
+                Err(r) => {
+                    let hexname = !name.is_empty() && name.len() <= 4
+                        && name.bytes().all(|b| b.is_ascii_hexdigit());
+                    let bare_v6 = name.is_empty() && v6;
+                    // Refused only where the reading is ambiguous: a hex name before an IPv6
+                    // address, or a bare IPv6 address where a name was due (or read whole
+                    // where none was due).
+                    prop_assert!(
+                        (mode == Iface::Named && (hexname || bare_v6))
+                            || (mode == Iface::Bare && !name.is_empty()),
+                        "{} {:?} refused: {:?}", tok, mode, r
+                    );
+                }
+            }
         }
     }
 }
