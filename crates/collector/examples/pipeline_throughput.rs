@@ -39,7 +39,7 @@ fn main() {
             events: std::mem::take(batch),
             stats: None,
         };
-        let json = serde_json::to_vec(&b).unwrap();
+        let json = b.to_wire_json();
         let z = if codec == "zstd" {
             zstd::bulk::compress(&json, level as i32).unwrap()
         } else {

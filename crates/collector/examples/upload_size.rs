@@ -44,7 +44,7 @@ fn main() {
             events: std::mem::take(batch),
             stats: None,
         };
-        let j = serde_json::to_vec(&b).unwrap();
+        let j = b.to_wire_json();
         json_bytes += j.len() as u64;
         gz_bytes += zstd_len(&j) as u64;
         batches += 1;

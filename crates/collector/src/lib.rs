@@ -828,10 +828,7 @@ impl Pipeline {
                 stats: Some(stats),
             };
             self.last_batch_events = b.events.iter().map(|e| e.count.max(1) as u64).sum();
-            match serde_json::to_vec(&b)
-                .map_err(std::io::Error::other)
-                .and_then(|j| compress(&j))
-            {
+            match compress(&b.to_wire_json()) {
                 Ok(z) => Some((b.batch_id, z)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot encode batch");

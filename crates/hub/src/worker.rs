@@ -42,6 +42,23 @@ pub struct QueuedBatch {
     pub received_ms: i64,
 }
 
+impl QueuedBatch {
+    /// The same bytes as `serde_json::to_vec(self)`, with the batch written by
+    /// [`Batch::to_wire_json`]: an API node encodes every batch it queues.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let batch = self.batch.to_wire_json();
+        let mut out = Vec::with_capacity(batch.len() + 256);
+        out.extend_from_slice(b"{\"collector\":");
+        serde_json::to_writer(&mut out, &self.collector)?;
+        out.extend_from_slice(b",\"batch\":");
+        out.extend_from_slice(&batch);
+        out.extend_from_slice(b",\"received_ms\":");
+        out.extend_from_slice(self.received_ms.to_string().as_bytes());
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
 const INLINE: u8 = b'I';
 const IN_FILES: u8 = b'F';
 
@@ -256,7 +273,7 @@ pub async fn store_batch(
 
 /// Puts a validated batch on the queue. `Ok(false)`: the queue already had it.
 pub async fn enqueue(st: &AppState, queue: &dyn Queue, q: &QueuedBatch) -> anyhow::Result<bool> {
-    let json = serde_json::to_vec(q)?;
+    let json = q.to_json()?;
     let packed = zstd::bulk::compress(&json, 3)?;
     let id = format!("{}:{}", q.collector.id, q.batch.batch_id);
     let payload = if packed.len() < st.config.queue_inline_max_bytes {
@@ -685,6 +702,20 @@ mod tests {
                 "files of stored batches are deleted"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_queued_batch_is_written_as_serde_json_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, c) = state(dir.path(), usize::MAX).await;
+        let mut b = batch(3);
+        b.events[1].raw = "quote \" backslash \\ tab \t nul \u{0} \u{e9}".into();
+        let q = QueuedBatch {
+            collector: c,
+            batch: b,
+            received_ms: -5,
+        };
+        assert_eq!(q.to_json().unwrap(), serde_json::to_vec(&q).unwrap());
     }
 
     #[test]

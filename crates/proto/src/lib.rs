@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use watchhouse_event::Event;
 
+pub mod wire;
+
 /// The wire version this build writes.
 pub const WIRE_VERSION: u32 = 1;
 
@@ -87,6 +89,45 @@ pub struct Batch {
     /// Collector health at sealing time.
     #[serde(default)]
     pub stats: Option<CollectorStats>,
+}
+
+impl Batch {
+    /// The batch's wire JSON: the same bytes as `serde_json::to_vec(self)`, with the events
+    /// written by [`wire::write_event`] (most of a batch's bytes, and most of a collector's
+    /// encoding time, are its events' original lines).
+    pub fn to_wire_json(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(256 + self.events.iter().map(|e| 192 + e.raw.len()).sum::<usize>());
+        out.extend_from_slice(b"{\"version\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.version).as_bytes());
+        out.extend_from_slice(b",\"batch_id\":\"");
+        out.extend_from_slice(
+            self.batch_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\",\"collector_version\":");
+        wire::write_str(&mut out, &self.collector_version);
+        out.extend_from_slice(b",\"sealed_at_ms\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.sealed_at_ms).as_bytes());
+        out.extend_from_slice(b",\"events\":[");
+        for (i, e) in self.events.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            wire::write_event(&mut out, e);
+        }
+        out.extend_from_slice(b"],\"stats\":");
+        // Small beside the events: serde_json writes it. (It cannot fail for these types:
+        // string keys, no floats; were it to, the batch would still be valid JSON.)
+        match serde_json::to_vec(&self.stats) {
+            Ok(j) => out.extend_from_slice(&j),
+            Err(_) => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        out
+    }
 }
 
 /// Cumulative counters since the collector process started, plus recent samples of bad input.
@@ -174,5 +215,52 @@ mod tests {
         assert_eq!(b.events[1].count, 1, "count defaults to 1");
         let stats = b.stats.unwrap();
         assert_eq!(stats.unparsed["unknown:unknown_format"], 1);
+    }
+
+    #[test]
+    fn the_v1_fixture_is_written_back_as_serde_json_writes_it() {
+        let b: Batch =
+            serde_json::from_str(include_str!("../tests/fixtures/v1-batch.json")).unwrap();
+        assert_eq!(b.to_wire_json(), serde_json::to_vec(&b).unwrap());
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The envelope around the events (their own writer is property-tested in
+        /// `watchhouse-event`): any collector version text, with or without stats, any number
+        /// of events, is written byte for byte as serde_json writes it.
+        #[test]
+        fn wire_json_is_what_serde_json_writes(
+            version in any::<u32>(),
+            id in any::<u128>(),
+            collector_version in any::<String>(),
+            sealed_at_ms in any::<i64>(),
+            raws in proptest::collection::vec(any::<String>(), 0..4),
+            stats in proptest::option::of((any::<u64>(), any::<String>(), any::<Option<String>>())),
+        ) {
+            let base: Batch =
+                serde_json::from_str(include_str!("../tests/fixtures/v1-batch.json")).unwrap();
+            let template = base.events[0].clone();
+            let b = Batch {
+                version,
+                batch_id: Uuid::from_u128(id),
+                collector_version,
+                sealed_at_ms,
+                events: raws
+                    .into_iter()
+                    .map(|raw| Event { raw, ..template.clone() })
+                    .collect(),
+                stats: stats.map(|(n, k, last_error)| CollectorStats {
+                    lines_received: n,
+                    parsed: [(k.clone(), n)].into(),
+                    unparsed: [(k, 1)].into(),
+                    last_error,
+                    ..base.stats.clone().unwrap_or_default()
+                }),
+            };
+            let ours = b.to_wire_json();
+            prop_assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&b).unwrap());
+        }
     }
 }
