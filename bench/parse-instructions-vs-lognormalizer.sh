@@ -22,6 +22,7 @@ cargo build --release --locked -q
 wh=target/release/watchhouse
 out=bench/out
 mkdir -p "$out"
+. bench/lognorm-lines.sh
 
 # Instructions executed by "$@" reading $IN, the whole process (start-up included).
 count() {
@@ -36,11 +37,7 @@ echo
 printf '| format | watchhouse instructions/line | lognormalizer instructions/line | ratio |\n|---|---:|---:|---:|\n'
 for kind in iptables pfsense fortigate asa; do
   IN="$out/$kind.instr.log"
-  python3 bench/gen-lines.py "$kind" "$N" > "$IN"
-  "$wh" parse --summary < "$IN" 2> "$out/check" > /dev/null
-  grep -q "could not parse 0" "$out/check" || { echo "watchhouse did not parse every $kind line"; exit 1; }
-  unparsed=$(lognormalizer -r "bench/lognorm/$kind.rb" -e raw -P < "$IN" | wc -l)
-  [ "$unparsed" -eq 0 ] || { echo "lognormalizer left $unparsed $kind lines unparsed"; exit 1; }
+  lognorm_lines "$kind" "$N" "$IN"
   a=$(count "$wh" parse --summary)
   b=$(count lognormalizer -r "bench/lognorm/$kind.rb" -e raw -p)
   python3 - "$kind" "$N" "$a" "$b" <<'PY'

@@ -19,6 +19,7 @@ cargo build --release --locked -q
 wh=target/release/watchhouse
 out=bench/out
 mkdir -p "$out"
+. bench/lognorm-lines.sh
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timed() { # prints seconds for one run of "$@" with stdin from $IN
@@ -36,12 +37,7 @@ echo
 printf '| format | mode | watchhouse lines/s | lognormalizer lines/s | ratio |\n|---|---|---:|---:|---:|\n'
 for kind in iptables pfsense fortigate asa; do
   IN="$out/$kind.log"
-  python3 bench/gen-lines.py "$kind" "$N" > "$IN"
-  # Both must understand every line, or the comparison means nothing.
-  "$wh" parse --summary < "$IN" 2> "$out/check" > /dev/null
-  grep -q "could not parse 0" "$out/check" || { echo "watchhouse did not parse every $kind line"; cat "$out/check"; exit 1; }
-  unparsed=$(lognormalizer -r "bench/lognorm/$kind.rb" -e raw -P < "$IN" | wc -l)
-  [ "$unparsed" -eq 0 ] || { echo "lognormalizer left $unparsed $kind lines unparsed"; exit 1; }
+  lognorm_lines "$kind" "$N" "$IN"
   for mode in "parse only" "JSON out"; do
     if [ "$mode" = "parse only" ]; then
       ours=(  "$wh" parse --summary )

@@ -145,6 +145,16 @@ fn write_nat(out: &mut Vec<u8>, n: &Nat) {
     out.push(b'}');
 }
 
+/// `,"key":"value"` for each optional text that is present (serde's `skip_serializing_if`).
+fn write_texts(out: &mut Vec<u8>, fields: &[(&[u8], &Option<String>)]) {
+    for (k, v) in fields {
+        if let Some(v) = v {
+            out.extend_from_slice(k);
+            write_str(out, v);
+        }
+    }
+}
+
 /// Appends `e`'s wire JSON to `out`: the same bytes as `serde_json::to_vec(e)`. Every key is
 /// written with its punctuation as one constant (`time_ms`, always present, opens the object,
 /// so every later key starts with a comma).
@@ -183,18 +193,15 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) {
         Direction::Unknown => 3,
     };
     out.extend_from_slice(&DIRECTIONS[d]);
-    let texts: [(&[u8], &Option<String>); 4] = [
-        (b",\"in_iface\":", &e.in_iface),
-        (b",\"out_iface\":", &e.out_iface),
-        (b",\"rule\":", &e.rule),
-        (b",\"device\":", &e.device),
-    ];
-    for (k, v) in texts {
-        if let Some(v) = v {
-            out.extend_from_slice(k);
-            write_str(out, v);
-        }
-    }
+    write_texts(
+        out,
+        &[
+            (b",\"in_iface\":", &e.in_iface),
+            (b",\"out_iface\":", &e.out_iface),
+            (b",\"rule\":", &e.rule),
+            (b",\"device\":", &e.device),
+        ],
+    );
     out.extend_from_slice(b",\"format\":");
     let i = Format::ALL.iter().position(|x| *x == e.format).unwrap_or(0);
     out.extend_from_slice(&FORMATS[i]);
@@ -212,17 +219,14 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) {
         out.extend_from_slice(b",\"nat\":");
         write_nat(out, n);
     }
-    let texts: [(&[u8], &Option<String>); 3] = [
-        (b",\"product\":", &e.product),
-        (b",\"host\":", &e.host),
-        (b",\"url\":", &e.url),
-    ];
-    for (k, v) in texts {
-        if let Some(v) = v {
-            out.extend_from_slice(k);
-            write_str(out, v);
-        }
-    }
+    write_texts(
+        out,
+        &[
+            (b",\"product\":", &e.product),
+            (b",\"host\":", &e.host),
+            (b",\"url\":", &e.url),
+        ],
+    );
     out.extend_from_slice(b",\"raw\":");
     write_str(out, &e.raw);
     out.push(b'}');
