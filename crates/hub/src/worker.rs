@@ -803,7 +803,7 @@ mod tests {
             Duration::ZERO,
         ));
         // Past the first lease's end and before the round's: the partition is still the busy
-        // worker's, and it is still storing.
+        // worker's (a failure says how many events it had stored by then).
         let mut checks = 0;
         while started.elapsed() < Duration::from_millis(12_500) {
             tokio::time::sleep(Duration::from_millis(250)).await;
