@@ -101,17 +101,23 @@ fn names<T: serde::Serialize>(all: &[T]) -> Vec<Vec<u8>> {
         .map(|v| serde_json::to_vec(v).unwrap_or_default())
         .collect()
 }
-static ACTIONS: LazyLock<Vec<Vec<u8>>> =
-    LazyLock::new(|| names(&[Action::Allow, Action::Deny, Action::Drop, Action::Reject]));
-static DIRECTIONS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
-    names(&[
-        Direction::Inbound,
-        Direction::Outbound,
-        Direction::Internal,
-        Direction::Unknown,
-    ])
-});
+const ACTION_ALL: [Action; 4] = [Action::Allow, Action::Deny, Action::Drop, Action::Reject];
+const DIRECTION_ALL: [Direction; 4] = [
+    Direction::Inbound,
+    Direction::Outbound,
+    Direction::Internal,
+    Direction::Unknown,
+];
+static ACTIONS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| names(&ACTION_ALL));
+static DIRECTIONS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| names(&DIRECTION_ALL));
 static FORMATS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| names(Format::ALL));
+
+/// `v`'s JSON string: its place in `all` picks it from `names`, which [`names`] computed over
+/// the same `all`.
+fn name_of<'a, T: PartialEq>(all: &[T], names: &'a [Vec<u8>], v: &T) -> &'a [u8] {
+    let i = all.iter().position(|x| x == v).unwrap_or(0);
+    names.get(i).map_or(b"null", |n| n.as_slice())
+}
 
 /// Writes `,"key":` (or `{"key":` for the first field).
 fn key(out: &mut Vec<u8>, first: &mut bool, k: &str) {
@@ -164,13 +170,7 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) {
     out.extend_from_slice(b",\"last_ms\":");
     write_int(out, e.last_ms);
     out.extend_from_slice(b",\"action\":");
-    let a = match e.action {
-        Action::Allow => 0,
-        Action::Deny => 1,
-        Action::Drop => 2,
-        Action::Reject => 3,
-    };
-    out.extend_from_slice(&ACTIONS[a]);
+    out.extend_from_slice(name_of(&ACTION_ALL, &ACTIONS, &e.action));
     out.extend_from_slice(b",\"protocol\":");
     write_int(out, e.protocol.0);
     out.extend_from_slice(b",\"src_ip\":");
@@ -186,13 +186,7 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) {
         write_int(out, p);
     }
     out.extend_from_slice(b",\"direction\":");
-    let d = match e.direction {
-        Direction::Inbound => 0,
-        Direction::Outbound => 1,
-        Direction::Internal => 2,
-        Direction::Unknown => 3,
-    };
-    out.extend_from_slice(&DIRECTIONS[d]);
+    out.extend_from_slice(name_of(&DIRECTION_ALL, &DIRECTIONS, &e.direction));
     write_texts(
         out,
         &[
@@ -203,8 +197,7 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) {
         ],
     );
     out.extend_from_slice(b",\"format\":");
-    let i = Format::ALL.iter().position(|x| *x == e.format).unwrap_or(0);
-    out.extend_from_slice(&FORMATS[i]);
+    out.extend_from_slice(name_of(Format::ALL, &FORMATS, &e.format));
     if let Some(n) = e.bytes {
         out.extend_from_slice(b",\"bytes\":");
         write_int(out, n);
@@ -284,9 +277,9 @@ mod tests {
         ) -> Event {
             Event {
                 time_ms, last_ms,
-                action: [Action::Allow, Action::Deny, Action::Drop, Action::Reject][action],
+                action: ACTION_ALL[action],
                 protocol: IpProto(protocol), src_ip, src_port, dst_ip, dst_port,
-                direction: [Direction::Inbound, Direction::Outbound, Direction::Internal, Direction::Unknown][direction],
+                direction: DIRECTION_ALL[direction],
                 in_iface, out_iface, rule, device, format: Format::ALL[format],
                 bytes, packets, count, nat, product, host, url, raw,
             }
