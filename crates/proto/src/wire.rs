@@ -112,11 +112,23 @@ static ACTIONS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| names(&ACTION_ALL));
 static DIRECTIONS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| names(&DIRECTION_ALL));
 static FORMATS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| names(Format::ALL));
 
-/// `v`'s JSON string: its place in `all` picks it from `names`, which [`names`] computed over
-/// the same `all`.
-fn name_of<'a, T: PartialEq>(all: &[T], names: &'a [Vec<u8>], v: &T) -> &'a [u8] {
-    let i = all.iter().position(|x| x == v).unwrap_or(0);
-    names.get(i).map_or(b"null", |n| n.as_slice())
+/// Writes `v`'s JSON string: its place in `all` picks it from `names`, which [`names`] computed
+/// over the same `all`. A variant missing from `all` (one added to the enum later) is written by
+/// serde_json itself, so the output stays exact.
+fn write_name<T: PartialEq + serde::Serialize>(
+    out: &mut Vec<u8>,
+    all: &[T],
+    names: &[Vec<u8>],
+    v: &T,
+) {
+    match all.iter().position(|x| x == v).and_then(|i| names.get(i)) {
+        Some(n) => out.extend_from_slice(n),
+        None => {
+            if serde_json::to_writer(&mut *out, v).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
+    }
 }
 
 /// Writes `,"key":` (or `{"key":` for the first field).
@@ -170,7 +182,7 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) {
     out.extend_from_slice(b",\"last_ms\":");
     write_int(out, e.last_ms);
     out.extend_from_slice(b",\"action\":");
-    out.extend_from_slice(name_of(&ACTION_ALL, &ACTIONS, &e.action));
+    write_name(out, &ACTION_ALL, &ACTIONS, &e.action);
     out.extend_from_slice(b",\"protocol\":");
     write_int(out, e.protocol.0);
     out.extend_from_slice(b",\"src_ip\":");
@@ -186,7 +198,7 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) {
         write_int(out, p);
     }
     out.extend_from_slice(b",\"direction\":");
-    out.extend_from_slice(name_of(&DIRECTION_ALL, &DIRECTIONS, &e.direction));
+    write_name(out, &DIRECTION_ALL, &DIRECTIONS, &e.direction);
     write_texts(
         out,
         &[
@@ -197,7 +209,7 @@ pub fn write_event(out: &mut Vec<u8>, e: &Event) {
         ],
     );
     out.extend_from_slice(b",\"format\":");
-    out.extend_from_slice(name_of(Format::ALL, &FORMATS, &e.format));
+    write_name(out, Format::ALL, &FORMATS, &e.format);
     if let Some(n) = e.bytes {
         out.extend_from_slice(b",\"bytes\":");
         write_int(out, n);
@@ -303,6 +315,13 @@ mod tests {
                 prop_assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(s).unwrap());
             }
         }
+    }
+
+    #[test]
+    fn a_variant_missing_from_the_list_is_still_written_exactly() {
+        let mut out = Vec::new();
+        write_name(&mut out, &ACTION_ALL[..2], &ACTIONS[..2], &Action::Reject);
+        assert_eq!(out, b"\"reject\"");
     }
 
     #[test]
