@@ -44,14 +44,13 @@ pub struct QueuedBatch {
 
 impl QueuedBatch {
     /// The same bytes as `serde_json::to_vec(self)`, with the batch written by
-    /// [`Batch::to_wire_json`]: an API node encodes every batch it queues.
+    /// [`Batch::write_wire_json`]: an API node encodes every batch it queues.
     pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
-        let batch = self.batch.to_wire_json();
-        let mut out = Vec::with_capacity(batch.len() + 256);
+        let mut out = Vec::new();
         out.extend_from_slice(b"{\"collector\":");
         serde_json::to_writer(&mut out, &self.collector)?;
         out.extend_from_slice(b",\"batch\":");
-        out.extend_from_slice(&batch);
+        self.batch.write_wire_json(&mut out);
         out.extend_from_slice(b",\"received_ms\":");
         out.extend_from_slice(self.received_ms.to_string().as_bytes());
         out.push(b'}');

@@ -96,10 +96,17 @@ impl Batch {
     /// written by [`wire::write_event`] (most of a batch's bytes, and most of a collector's
     /// encoding time, are its events' original lines).
     pub fn to_wire_json(&self) -> Vec<u8> {
-        let mut out =
-            Vec::with_capacity(256 + self.events.iter().map(|e| 192 + e.raw.len()).sum::<usize>());
+        let mut out = Vec::new();
+        self.write_wire_json(&mut out);
+        out
+    }
+
+    /// [`Batch::to_wire_json`], appended to `out` (for a caller that wraps the batch in more
+    /// JSON without copying it again).
+    pub fn write_wire_json(&self, out: &mut Vec<u8>) {
+        out.reserve(256 + self.events.iter().map(|e| 192 + e.raw.len()).sum::<usize>());
         out.extend_from_slice(b"{\"version\":");
-        out.extend_from_slice(itoa::Buffer::new().format(self.version).as_bytes());
+        wire::write_int(out, self.version);
         out.extend_from_slice(b",\"batch_id\":\"");
         out.extend_from_slice(
             self.batch_id
@@ -108,15 +115,15 @@ impl Batch {
                 .as_bytes(),
         );
         out.extend_from_slice(b"\",\"collector_version\":");
-        wire::write_str(&mut out, &self.collector_version);
+        wire::write_str(out, &self.collector_version);
         out.extend_from_slice(b",\"sealed_at_ms\":");
-        out.extend_from_slice(itoa::Buffer::new().format(self.sealed_at_ms).as_bytes());
+        wire::write_int(out, self.sealed_at_ms);
         out.extend_from_slice(b",\"events\":[");
         for (i, e) in self.events.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            wire::write_event(&mut out, e);
+            wire::write_event(out, e);
         }
         out.extend_from_slice(b"],\"stats\":");
         // Small beside the events: serde_json writes it. (It cannot fail for these types:
@@ -126,7 +133,6 @@ impl Batch {
             Err(_) => out.extend_from_slice(b"null"),
         }
         out.push(b'}');
-        out
     }
 }
 
@@ -228,7 +234,7 @@ mod tests {
 
     proptest! {
         /// The envelope around the events (their own writer is property-tested in
-        /// `watchhouse-event`): any collector version text, with or without stats, any number
+        /// `wire.rs`): any collector version text, with or without stats, any number
         /// of events, is written byte for byte as serde_json writes it.
         #[test]
         fn wire_json_is_what_serde_json_writes(

@@ -69,7 +69,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-fn write_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+pub(crate) fn write_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
@@ -141,21 +141,18 @@ fn key(out: &mut Vec<u8>, first: &mut bool, k: &str) {
 
 fn write_nat(out: &mut Vec<u8>, n: &Nat) {
     let mut first = true;
-    if let Some(ip) = &n.src_ip {
-        key(out, &mut first, "src_ip");
-        write_ip(out, ip);
-    }
-    if let Some(p) = n.src_port {
-        key(out, &mut first, "src_port");
-        write_int(out, p);
-    }
-    if let Some(ip) = &n.dst_ip {
-        key(out, &mut first, "dst_ip");
-        write_ip(out, ip);
-    }
-    if let Some(p) = n.dst_port {
-        key(out, &mut first, "dst_port");
-        write_int(out, p);
+    for (ip, port, ip_key, port_key) in [
+        (&n.src_ip, n.src_port, "src_ip", "src_port"),
+        (&n.dst_ip, n.dst_port, "dst_ip", "dst_port"),
+    ] {
+        if let Some(ip) = ip {
+            key(out, &mut first, ip_key);
+            write_ip(out, ip);
+        }
+        if let Some(p) = port {
+            key(out, &mut first, port_key);
+            write_int(out, p);
+        }
     }
     if first {
         out.push(b'{');
