@@ -20,8 +20,6 @@ static SRC: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new("SRC="));
 static DST: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new("DST="));
-static DESCR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memchr::memmem::Finder::new("DESCR="));
 
 /// Cheap check: does this message look like netfilter output (`SRC=` and `DST=` anywhere)?
 pub fn looks_like(msg: &str) -> bool {
@@ -69,12 +67,19 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
     let mut f = Fields::default();
     // One forward pass over the space-separated tokens. The wanted keys are few and fixed, so a
     // token is matched by its first bytes (`SRC=` is a token whose key is `SRC`), and the rest of
-    // a token is skipped eight bytes at a time.
+    // a token is skipped eight bytes at a time. A quoted value (UniFi's `DESCR="…"`, written by
+    // whoever named the rule) is skipped whole: `SRC=` inside it is not the packet's source.
     let b = msg.as_bytes();
     let mut i = kv_start;
+    let mut descr = false;
     while i < b.len() {
         let t = &b[i..];
         let (slot, key_len) = match t[0] {
+            b'D' if t.starts_with(b"DESCR=") => {
+                descr = true;
+                i = skip_token(b, i);
+                continue;
+            }
             b'I' if t.starts_with(b"IN=") => (&mut f.input, 3),
             b'O' if t.starts_with(b"OUT=") => (&mut f.output, 4),
             b'S' if t.starts_with(b"SRC=") => (&mut f.src, 4),
@@ -84,7 +89,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
             b'L' if t.starts_with(b"LEN=") => (&mut f.len, 4),
             b'P' if t.starts_with(b"PROTO=") => (&mut f.proto, 6),
             _ => {
-                i = next_space(b, i) + 1;
+                i = skip_token(b, i);
                 continue;
             }
         };
@@ -149,8 +154,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         count: 1,
         raw: raw.to_owned(),
         nat: None,
-        product: (unifi.is_some() || DESCR.find(msg.as_bytes()).is_some())
-            .then(|| "Ubiquiti|UniFi / EdgeOS".to_owned()),
+        product: (unifi.is_some() || descr).then(|| "Ubiquiti|UniFi / EdgeOS".to_owned()),
         host: None,
         url: None,
     })
@@ -166,6 +170,21 @@ struct Fields<'a> {
     proto: Option<&'a str>,
     spt: Option<&'a str>,
     dpt: Option<&'a str>,
+}
+
+/// Where the token at `i` ends, plus one (`b.len() + 1` when it runs to the end): at the first
+/// space, unless a double quote comes first, in which case the quoted text (to the next quote,
+/// or the end of the line) is part of the token, spaces and all.
+fn skip_token(b: &[u8], i: usize) -> usize {
+    let mut j = crate::fields::find_any(b, i, [b' ', b'"']);
+    while j < b.len() && b[j] == b'"' {
+        let close = crate::fields::find_any(b, j + 1, [b'"']);
+        if close >= b.len() {
+            return b.len() + 1;
+        }
+        j = crate::fields::find_any(b, close + 1, [b' ', b'"']);
+    }
+    j + 1
 }
 
 /// Position of the first space in `b` at or after `i`, or `b.len()`.
@@ -270,6 +289,20 @@ mod tests {
         hay.to_ascii_uppercase().contains(needle)
     }
 
+    #[test]
+    fn an_address_inside_a_quoted_rule_description_is_not_the_source() {
+        let ctx = crate::TimeContext::utc(1_664_496_000_000);
+        let l = "Jun 13 23:29:15 UDMP [WAN_LOCAL-D-2000] DESCR=\"Block SRC=9.9.9.9 DST=8.8.8.8 DPT=1\" IN=eth8 OUT= SRC=192.0.2.7 DST=198.51.100.25 LEN=40 PROTO=TCP SPT=5 DPT=443";
+        let e = crate::parse_str(l, &ctx, None).unwrap();
+        assert_eq!(e.src_ip.to_string(), "192.0.2.7");
+        assert_eq!(e.dst_ip.to_string(), "198.51.100.25");
+        assert_eq!((e.src_port, e.dst_port), (Some(5), Some(443)));
+        assert_eq!(e.product.as_deref(), Some("Ubiquiti|UniFi / EdgeOS"));
+        // A description never closed hides the rest of the line: refused, not guessed.
+        let open = "Jun 13 23:29:15 UDMP [WAN_LOCAL-D-2000] DESCR=\"Block SRC=9.9.9.9 IN=eth8 OUT= SRC=192.0.2.7 DST=198.51.100.25 LEN=40 PROTO=TCP SPT=5 DPT=443";
+        assert!(crate::parse_str(open, &ctx, None).is_err());
+    }
+
     proptest! {
         #[test]
         fn verdict_words_match_a_plain_case_insensitive_search(
@@ -280,6 +313,25 @@ mod tests {
             prop_assert_eq!(w.drop, naive_contains_ci(&p, "DROP"));
             prop_assert_eq!(w.deny, ["BLOCK", "DENY", "DENIED"].iter().any(|n| naive_contains_ci(&p, n)));
             prop_assert_eq!(w.allow, ["ACCEPT", "ALLOW", "PASS"].iter().any(|n| naive_contains_ci(&p, n)));
+        }
+
+        #[test]
+        fn a_token_ends_at_a_space_outside_quotes(b in proptest::collection::vec(prop_oneof![Just(b' '), Just(b'"'), any::<u8>()], 0..40), i in 0usize..40) {
+            let i = i.min(b.len());
+            // The plain definition: walk byte by byte, toggling "inside quotes" at each quote.
+            let mut quoted = false;
+            let mut end = b.len();
+            for (k, c) in b.iter().enumerate().skip(i) {
+                match c {
+                    b'"' => quoted = !quoted,
+                    b' ' if !quoted => {
+                        end = k;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(skip_token(&b, i), end + 1);
         }
 
         #[test]
