@@ -55,6 +55,24 @@ impl PgDb {
             .get(0)
     }
 
+    /// Every raw event stored, decoded from the event blocks.
+    #[allow(dead_code)]
+    pub async fn stored_events(&self) -> Vec<watchhouse_store::StoredEvent> {
+        let c = PgDb::connect(&self.url).await;
+        let mut out = Vec::new();
+        let rs = c
+            .query(
+                "SELECT member_id, collector_id, data FROM event_blocks",
+                &[],
+            )
+            .await
+            .unwrap();
+        for r in rs {
+            out.extend(watchhouse_store::block::decode(r.get(0), r.get(1), r.get(2)).unwrap());
+        }
+        out
+    }
+
     /// Drops the database.
     pub async fn drop_db(self) {
         PgDb::connect(&self.admin)

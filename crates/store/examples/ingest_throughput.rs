@@ -86,8 +86,14 @@ async fn copy_baseline(url: &str, a: &Args, now: i64) -> f64 {
         .unwrap();
     tokio::spawn(conn);
     c.batch_execute(
-        "DROP TABLE IF EXISTS copy_baseline; CREATE TABLE copy_baseline (LIKE events INCLUDING DEFAULTS); \
-         ALTER TABLE copy_baseline ADD PRIMARY KEY (member_id, time_ms, id)",
+        // A row per event, as raw events were stored before they went into blocks.
+        "DROP TABLE IF EXISTS copy_baseline; CREATE TABLE copy_baseline (id BIGINT NOT NULL, \
+         member_id BIGINT NOT NULL, collector_id BIGINT NOT NULL, time_ms BIGINT NOT NULL, \
+         last_ms BIGINT NOT NULL, action TEXT NOT NULL, protocol SMALLINT NOT NULL, src_ip INET NOT NULL, \
+         src_port INTEGER, dst_ip INET NOT NULL, dst_port INTEGER, direction TEXT NOT NULL, \
+         in_iface TEXT, out_iface TEXT, rule TEXT, device TEXT, format TEXT NOT NULL, bytes BIGINT, \
+         packets BIGINT, count BIGINT NOT NULL, raw TEXT NOT NULL, nat TEXT, product TEXT, host TEXT, \
+         url TEXT, PRIMARY KEY (member_id, time_ms, id))",
     )
     .await
     .unwrap();
@@ -205,7 +211,7 @@ async fn bytes_stored(url: &str, dir: Option<&std::path::Path>) -> u64 {
     let n: i64 = c
         .query_one(
             "SELECT (SELECT COALESCE(SUM(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits \
-             WHERE inhparent = 'events'::regclass)::bigint \
+             WHERE inhparent = 'event_blocks'::regclass)::bigint \
              + pg_total_relation_size('rollup_daily') + pg_total_relation_size('rollup_src') \
              + pg_total_relation_size('rollup_port') + pg_total_relation_size('ingest_batches')",
             &[],

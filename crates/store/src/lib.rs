@@ -24,6 +24,7 @@ use watchhouse_event::Event;
 use watchhouse_intel::{IndicatorValue, Tlp};
 use watchhouse_proto::{Batch, CollectorStats};
 
+pub mod block;
 pub mod postgres;
 pub mod sqlite;
 

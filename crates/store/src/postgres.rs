@@ -1,9 +1,10 @@
 //! The scale-out backend: PostgreSQL, shared by every hub process.
 //!
-//! A connection pool (deadpool) over tokio-postgres. Raw events go in with binary `COPY` into
-//! day partitions created on demand; rollups are upserted once per distinct key per batch, in key
-//! order so two workers never deadlock on them. Migrations are embedded, applied in order at
-//! open under an advisory lock, so several hub processes may start at once.
+//! A connection pool (deadpool) over tokio-postgres. Raw events go in as compressed blocks, one
+//! row per batch and day ([`crate::block`]), into day partitions created on demand; rollups are
+//! upserted once per distinct key per batch, in key order so two workers never deadlock on
+//! them. Migrations are embedded, applied in order at open under an advisory lock, so several
+//! hub processes may start at once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -12,9 +13,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, NoTls, Row};
 use watchhouse_detect::{AlertKind, Observation, ObservedLabel, Severity};
 use watchhouse_event::{Action, Direction, Event, Format, IpProto};
@@ -28,7 +28,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_source_reach.sql"),
     include_str!("../migrations/postgres/0003_rollup_fillfactor.sql"),
+    include_str!("../migrations/postgres/0004_event_blocks.sql"),
 ];
+
+/// The schema version that moved raw events into blocks; the rows of the old table are
+/// converted right after it (see [`convert_event_rows`]).
+const V_EVENT_BLOCKS: usize = 4;
 
 /// Advisory lock key serialising migrations and partition creation across hub processes.
 const LOCK_MIGRATE: i64 = 0x5741_5443_4801;
@@ -335,6 +340,12 @@ impl PostgresStore {
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             tx.batch_execute(sql).await.map_err(be)?;
+            if i + 1 == V_EVENT_BLOCKS {
+                let moved = convert_event_rows(&tx).await?;
+                if moved > 0 {
+                    tracing::info!(events = moved, "raw events moved into compressed blocks");
+                }
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
                 &[&(i as i64 + 1), &now_ms()],
@@ -364,13 +375,7 @@ impl PostgresStore {
             .await
             .map_err(be)?;
         for d in &missing {
-            tx.batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS events_d{d} PARTITION OF events FOR VALUES FROM ({}) TO ({})",
-                d * DAY_MS,
-                (d + 1) * DAY_MS
-            ))
-            .await
-            .map_err(be)?;
+            create_partition(&tx, *d).await?;
         }
         tx.commit().await.map_err(be)?;
         self.partitions
@@ -386,7 +391,7 @@ impl PostgresStore {
         let rs = c
             .query(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-                 JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events' \
+                 JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'event_blocks' \
                  AND p.relnamespace = to_regnamespace(current_schema())::oid",
                 &[],
             )
@@ -394,7 +399,12 @@ impl PostgresStore {
             .map_err(be)?;
         let mut days: Vec<i64> = rs
             .iter()
-            .filter_map(|r| r.get::<_, &str>(0).strip_prefix("events_d")?.parse().ok())
+            .filter_map(|r| {
+                r.get::<_, &str>(0)
+                    .strip_prefix("event_blocks_d")?
+                    .parse()
+                    .ok()
+            })
             .collect();
         days.sort_unstable();
         Ok(days)
@@ -427,93 +437,146 @@ fn rollups(events: &[Event]) -> Rollups {
     r
 }
 
-const EVENT_TYPES: &[Type] = &[
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::TEXT,
-    Type::INT2,
-    Type::INET,
-    Type::INT4,
-    Type::INET,
-    Type::INT4,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-];
+/// A batch's events as blocks, one per day (a batch rarely spans midnight). Event ids are
+/// `first_id` + the event's index in the batch, as the evidence links expect.
+fn event_blocks(events: &[Event], first_id: i64) -> Result<Vec<(i64, block::Block)>> {
+    let mut by_day: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        by_day.entry(day_of(e.time_ms)).or_default().push(i);
+    }
+    let mut out = Vec::with_capacity(by_day.len());
+    for (day, ixs) in by_day {
+        let items = ixs.iter().map(|&i| (first_id + i as i64, &events[i]));
+        if let Some(b) = block::encode(items)? {
+            out.push((day, b));
+        }
+    }
+    Ok(out)
+}
 
-async fn copy_events(
+async fn insert_blocks(
     tx: &tokio_postgres::Transaction<'_>,
-    collector: &Collector,
-    events: &[Event],
-    first_id: i64,
+    member_id: Id,
+    collector_id: Id,
+    blocks: &[(i64, block::Block)],
 ) -> Result<()> {
-    let sink = tx
-        .copy_in(
-            "COPY events (id, member_id, collector_id, time_ms, last_ms, action, protocol, src_ip, src_port, \
-             dst_ip, dst_port, direction, in_iface, out_iface, rule, device, format, bytes, packets, count, raw, \
-             nat, product, host, url) FROM STDIN (FORMAT binary)",
+    for (day, b) in blocks {
+        tx.execute(
+            "INSERT INTO event_blocks (member_id, day, first_id, last_id, collector_id, min_time_ms, \
+             max_time_ms, events, data) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+            &[
+                &member_id,
+                day,
+                &b.first_id,
+                &b.last_id,
+                &collector_id,
+                &b.min_time_ms,
+                &b.max_time_ms,
+                &b.events,
+                &b.data,
+            ],
         )
         .await
         .map_err(map_err)?;
-    let w = BinaryCopyInWriter::new(sink, EVENT_TYPES);
-    let mut w = std::pin::pin!(w);
-    for (i, e) in events.iter().enumerate() {
-        let id = first_id + i as i64;
-        let last = e.last_ms.max(e.time_ms);
-        let proto = e.protocol.0 as i16;
-        let sport = e.src_port.map(i32::from);
-        let dport = e.dst_port.map(i32::from);
-        let bytes = e.bytes.map(|b| b.min(i64::MAX as u64) as i64);
-        let packets = e.packets.map(|b| b.min(i64::MAX as u64) as i64);
-        let count = e.count as i64;
-        let nat = e.nat.as_ref().and_then(|n| serde_json::to_string(n).ok());
-        w.as_mut()
-            .write(&[
-                &id,
-                &collector.member_id,
-                &collector.id,
-                &e.time_ms,
-                &last,
-                &e.action.as_str(),
-                &proto,
-                &e.src_ip,
-                &sport,
-                &e.dst_ip,
-                &dport,
-                &e.direction.as_str(),
-                &e.in_iface,
-                &e.out_iface,
-                &e.rule,
-                &e.device,
-                &e.format.as_str(),
-                &bytes,
-                &packets,
-                &count,
-                &e.raw,
-                &nat,
-                &e.product,
-                &e.host,
-                &e.url,
-            ])
-            .await
-            .map_err(map_err)?;
     }
-    w.finish().await.map_err(map_err)?;
     Ok(())
+}
+
+/// Creates day `d`'s partition of the event blocks (the caller holds the partition lock). The
+/// data is compressed already: stored out of line as it is, without PostgreSQL trying again.
+async fn create_partition(tx: &tokio_postgres::Transaction<'_>, d: i64) -> Result<()> {
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS event_blocks_d{d} PARTITION OF event_blocks FOR VALUES FROM ({d}) TO ({}); \
+         ALTER TABLE event_blocks_d{d} ALTER COLUMN data SET STORAGE EXTERNAL",
+        d + 1
+    ))
+    .await
+    .map_err(be)
+}
+
+/// Moves the rows of `events` (raw events, one row each, before schema version 4) into
+/// blocks, a day partition at a time, and drops that table. Runs inside the migration's
+/// transaction, so a database is either wholly converted or untouched. The blocks are the ones
+/// ingest would have written: one per batch (its id block) and day. Returns the events moved.
+async fn convert_event_rows(tx: &tokio_postgres::Transaction<'_>) -> Result<u64> {
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('events') IS NOT NULL", &[])
+        .await
+        .map_err(be)?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let parts: Vec<String> = tx
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'events'::regclass ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(be)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut moved = 0u64;
+    for part in parts {
+        let day: i64 = part
+            .strip_prefix("events_d")
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "unexpected partition `{part}` of the old events table: move or drop it, then start again"
+                ))
+            })?;
+        create_partition(tx, day).await?;
+        let portal = tx
+            .bind(
+                &format!(
+                    "SELECT {EVENT_COLS} FROM {part} e ORDER BY e.member_id, e.collector_id, e.id"
+                ),
+                &[],
+            )
+            .await
+            .map_err(be)?;
+        let mut group: Vec<StoredEvent> = Vec::new();
+        loop {
+            let rs = tx.query_portal(&portal, 10_000).await.map_err(be)?;
+            if rs.is_empty() {
+                break;
+            }
+            for r in &rs {
+                let e = row_event(r)?;
+                let key = |e: &StoredEvent| {
+                    (e.member_id, e.collector_id, e.id.div_euclid(EVENT_ID_BLOCK))
+                };
+                if group.first().is_some_and(|g| key(g) != key(&e)) {
+                    moved += flush_rows(tx, day, &mut group).await?;
+                }
+                group.push(e);
+            }
+        }
+        moved += flush_rows(tx, day, &mut group).await?;
+    }
+    tx.batch_execute("DROP TABLE events").await.map_err(be)?;
+    Ok(moved)
+}
+
+/// Stores one batch's converted rows of one day as a block and empties `group`.
+async fn flush_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    day: i64,
+    group: &mut Vec<StoredEvent>,
+) -> Result<u64> {
+    let Some(g) = group.first() else {
+        return Ok(0);
+    };
+    let (member_id, collector_id) = (g.member_id, g.collector_id);
+    if let Some(b) = block::encode(group.iter().map(|e| (e.id, &e.event)))? {
+        insert_blocks(tx, member_id, collector_id, &[(day, b)]).await?;
+    }
+    let n = group.len() as u64;
+    group.clear();
+    Ok(n)
 }
 
 async fn upsert_rollups(
@@ -1224,7 +1287,7 @@ impl Store for PostgresStore {
             .await
             .map_err(be)?;
         for d in &old {
-            tx.batch_execute(&format!("DROP TABLE IF EXISTS events_d{d}"))
+            tx.batch_execute(&format!("DROP TABLE IF EXISTS event_blocks_d{d}"))
                 .await
                 .map_err(be)?;
         }
@@ -1249,15 +1312,56 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<StoredEvent>> {
         let c = self.conn().await?;
-        let mut p = Params::default();
-        let mid = p.push(member_id);
-        let cond = scope_sql(scope, &mut p);
-        let lim = p.push(limit.min(1000) as i64);
-        let sql = format!(
-            "SELECT {EVENT_COLS} FROM events e JOIN members m ON m.id = e.member_id \
-             WHERE e.member_id = {mid} AND {cond} ORDER BY e.time_ms DESC, e.id DESC LIMIT {lim}"
-        );
-        rows(c.query(&sql, &p.refs()).await.map_err(be)?, row_event)
+        let limit = limit.min(1000) as usize;
+        let newest_first = |a: &StoredEvent, b: &StoredEvent| {
+            (b.event.time_ms, b.id).cmp(&(a.event.time_ms, a.id))
+        };
+        let mut out: Vec<StoredEvent> = Vec::new();
+        // Blocks newest first (by their latest event), a page at a time, growing: a busy
+        // member's newest block usually holds enough, a quiet one's events are spread thin.
+        let mut after: Option<(i64, i64, i64)> = None;
+        let mut page = 2i64;
+        if limit == 0 {
+            return Ok(out);
+        }
+        loop {
+            let mut p = Params::default();
+            let mid = p.push(member_id);
+            let cond = scope_sql(scope, &mut p);
+            let mut sql = format!(
+                "SELECT b.max_time_ms, b.day, b.first_id, b.collector_id, b.data FROM event_blocks b \
+                 JOIN members m ON m.id = b.member_id WHERE b.member_id = {mid} AND {cond}"
+            );
+            if let Some((t, d, f)) = after {
+                sql.push_str(&format!(
+                    " AND (b.max_time_ms, b.day, b.first_id) < ({}, {}, {})",
+                    p.push(t),
+                    p.push(d),
+                    p.push(f)
+                ));
+            }
+            sql.push_str(&format!(
+                " ORDER BY b.max_time_ms DESC, b.day DESC, b.first_id DESC LIMIT {}",
+                p.push(page)
+            ));
+            let rs = c.query(&sql, &p.refs()).await.map_err(be)?;
+            for r in &rs {
+                let newest: i64 = r.get(0);
+                // No event of this block or of any later one can rank above the last kept.
+                if out.len() >= limit && newest < out[limit - 1].event.time_ms {
+                    return Ok(out);
+                }
+                after = Some((newest, r.get(1), r.get(2)));
+                out.extend(block::decode_newest(member_id, r.get(3), r.get(4), limit)?);
+                out.sort_unstable_by(newest_first);
+                out.truncate(limit);
+            }
+            if (rs.len() as i64) < page {
+                break;
+            }
+            page = (page * 2).min(64);
+        }
+        Ok(out)
     }
 
     async fn event_total(&self, scope: &Scope, member_id: Id) -> Result<u64> {
@@ -1307,19 +1411,32 @@ impl Store for PostgresStore {
             return Ok(None);
         };
         let alert = row_alert(&r)?;
-        let evidence = rows(
-            c.query(
-                &format!(
-                    "SELECT {EVENT_COLS} FROM alert_events ae JOIN events e ON e.member_id = ae.member_id \
-                     AND e.time_ms = ae.event_time_ms AND e.id = ae.event_id \
-                     WHERE ae.member_id = $1 AND ae.alert_id = $2 ORDER BY e.time_ms, e.id"
-                ),
+        // The blocks holding the evidence (an event's block is found by its member, its day and
+        // its id, which lies in one block's range only), each with the ids wanted from it.
+        let rs = c
+            .query(
+                "SELECT b.collector_id, b.data, w.ids FROM ( \
+                   SELECT b.day, b.first_id, array_agg(ae.event_id) AS ids FROM alert_events ae \
+                   JOIN event_blocks b ON b.member_id = ae.member_id \
+                    AND b.day = floor(ae.event_time_ms / 86400000.0)::bigint \
+                    AND ae.event_id BETWEEN b.first_id AND b.last_id \
+                   WHERE ae.member_id = $1 AND ae.alert_id = $2 GROUP BY b.day, b.first_id) w \
+                 JOIN event_blocks b ON b.member_id = $1 AND b.day = w.day AND b.first_id = w.first_id",
                 &[&alert.member_id, &id],
             )
             .await
-            .map_err(be)?,
-            row_event,
-        )?;
+            .map_err(be)?;
+        let mut evidence = Vec::new();
+        for r in &rs {
+            let wanted: HashSet<i64> = r.get::<_, Vec<i64>>(2).into_iter().collect();
+            evidence.extend(block::decode_where(
+                alert.member_id,
+                r.get(0),
+                r.get(1),
+                |id| wanted.contains(&id),
+            )?);
+        }
+        evidence.sort_unstable_by_key(|e| (e.event.time_ms, e.id));
         Ok(Some((alert, evidence)))
     }
 
@@ -2149,6 +2266,15 @@ impl PostgresStore {
         };
         let sums = rollups(events);
         let mut c = self.conn().await?;
+        // The batch's ids, and its events encoded and compressed, before the transaction opens:
+        // a sequence is outside transactions anyway (a duplicate delivery leaves a gap).
+        let block: i64 = c
+            .query_one("SELECT nextval('event_id_blocks')", &[])
+            .await
+            .map_err(be)?
+            .get(0);
+        let first_id = block * EVENT_ID_BLOCK;
+        let blocks = event_blocks(events, first_id)?;
         let tx = c.transaction().await.map_err(be)?;
         // A concurrent delivery of the same batch waits here for the first to commit, then
         // finds the row and stores nothing.
@@ -2189,15 +2315,7 @@ impl PostgresStore {
                 ..Default::default()
             });
         }
-        let block: i64 = tx
-            .query_one("SELECT nextval('event_id_blocks')", &[])
-            .await
-            .map_err(be)?
-            .get(0);
-        let first_id = block * EVENT_ID_BLOCK;
-        if !events.is_empty() {
-            copy_events(&tx, collector, events, first_id).await?;
-        }
+        insert_blocks(&tx, collector.member_id, collector.id, &blocks).await?;
         upsert_rollups(&tx, collector.member_id, &sums).await?;
         let (alerts_created, alerts_updated) = upsert_alerts(
             &tx,

@@ -141,6 +141,89 @@ async fn suite(store: Arc<dyn Store>) {
     retention_keeps_rollups(&w).await;
     leases_have_one_holder(&w).await;
     stored_events_keep_every_field(&w).await;
+    latest_events_are_newest_first_across_batches(&w).await;
+}
+
+/// A member's latest events are the newest by time, then by id (a later batch's are higher),
+/// however the batches' times interleave, whatever the limit; PostgreSQL reads them from
+/// blocks and must merge them.
+async fn latest_events_are_newest_first_across_batches(w: &World) {
+    let m = w
+        .store
+        .create_member(w.f1.id, "Interleaved Ltd", &[], false)
+        .await
+        .unwrap();
+    w.store
+        .create_enrolment_token(m.id, "tok-il", T0, T0 + DAY)
+        .await
+        .unwrap();
+    let col = w
+        .store
+        .redeem_enrolment_token("tok-il", "fw-il", "cred-il", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    // (time, batch, index in batch, line)
+    let mut sent: Vec<(i64, usize, usize, String)> = Vec::new();
+    for k in 0..6usize {
+        let events: Vec<Event> = (0..9usize)
+            .map(|j| {
+                // Batches k and k + 3 share times; the last event of each is the day before.
+                let t = if j == 8 {
+                    T0 - DAY + k as i64
+                } else {
+                    T0 + 10 * j as i64 + (k % 3) as i64
+                };
+                let mut e = event("192.0.2.50", 80, Action::Drop, t);
+                e.raw = format!("b{k} e{j}");
+                e
+            })
+            .collect();
+        for (j, e) in events.iter().enumerate() {
+            sent.push((e.time_ms, k, j, e.raw.clone()));
+        }
+        ingest(w, &col, &batch(events)).await;
+    }
+    // An older batch whose newest event is the newest of all, and a later one whose only event
+    // ties with the older batch's second: the later one's id is higher, so it ranks first.
+    for (k, times) in [(6usize, vec![T0 + 1000, T0 + 500]), (7, vec![T0 + 500])] {
+        let events: Vec<Event> = times
+            .iter()
+            .enumerate()
+            .map(|(j, t)| {
+                let mut e = event("192.0.2.50", 80, Action::Drop, *t);
+                e.raw = format!("b{k} e{j}");
+                sent.push((*t, k, j, e.raw.clone()));
+                e
+            })
+            .collect();
+        ingest(w, &col, &batch(events)).await;
+    }
+    sent.sort_by_key(|b| std::cmp::Reverse((b.0, b.1, b.2)));
+    for limit in [1u32, 2, 3, 5, 9, 17, 56, 57, 100] {
+        let got: Vec<String> = w
+            .store
+            .recent_events(&Scope::All, m.id, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.event.raw)
+            .collect();
+        let want: Vec<&str> = sent
+            .iter()
+            .take(limit as usize)
+            .map(|s| s.3.as_str())
+            .collect();
+        assert_eq!(got, want, "limit {limit}");
+    }
+    assert!(
+        w.store
+            .recent_events(&Scope::Force(w.f2.id), m.id, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another force sees none of them"
+    );
 }
 
 /// Every field of every event comes back as it went in, whatever position it had in the batch
@@ -1233,7 +1316,8 @@ async fn sqlite_conformance() {
     suite(store).await;
     // Re-opening applies no migration twice and keeps the data.
     let again = open(&url).await.unwrap();
-    assert_eq!(again.list_members(&Scope::All).await.unwrap().len(), 3);
+    // The world's three members and the one the latest-events check adds.
+    assert_eq!(again.list_members(&Scope::All).await.unwrap().len(), 4);
     let third = open(&url).await.unwrap();
     concurrent_ingest_is_exactly_once(again, third).await;
 }
@@ -1249,7 +1333,8 @@ async fn postgres_conformance() {
     let store = open(&db.url).await.unwrap();
     suite(store).await;
     let again = open(&db.url).await.unwrap();
-    assert_eq!(again.list_members(&Scope::All).await.unwrap().len(), 3);
+    // The world's three members and the one the latest-events check adds.
+    assert_eq!(again.list_members(&Scope::All).await.unwrap().len(), 4);
     let third = open(&db.url).await.unwrap();
     concurrent_ingest_is_exactly_once(again, third).await;
     db.drop_db().await;
@@ -1308,6 +1393,121 @@ async fn postgres_partitions_by_day_and_retention_drops_them() {
             .unwrap()
             .len(),
         3
+    );
+    db.drop_db().await;
+}
+
+/// A database from before raw events went into blocks (schema version 3, a row per event) is
+/// converted when a hub opens it: the same events, ids and alert evidence come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_event_rows_of_an_older_schema_move_into_blocks() {
+    let db = PgDb::new().await;
+    let store = open(&db.url).await.unwrap();
+    let w = world(store.clone()).await;
+    // Two days, two batches, attacks from the intelligence list so an alert links evidence.
+    let mut first: Vec<Event> = (0..40u16)
+        .map(|i| event("203.0.113.9", 1000 + i, Action::Drop, T0 + i64::from(i)))
+        .collect();
+    first[3].time_ms = T0 - DAY;
+    first[3].last_ms = T0 - DAY;
+    first[5].nat = Some(watchhouse_event::Nat {
+        src_ip: Some("192.0.2.1".parse().unwrap()),
+        src_port: Some(9),
+        dst_ip: None,
+        dst_port: None,
+    });
+    ingest(&w, &w.col_a, &batch(first)).await;
+    let second: Vec<Event> = (0..7u16)
+        .map(|i| event("192.0.2.77", 80, Action::Allow, T0 + 100 + i64::from(i)))
+        .collect();
+    ingest(&w, &w.col_a, &batch(second)).await;
+    let all = Scope::All;
+    let before = store.recent_events(&all, w.a.id, 1000).await.unwrap();
+    assert_eq!(before.len(), 47);
+    let alert = store.alerts(&all, Some(w.a.id), 10).await.unwrap()[0].clone();
+    let (_, evidence_before) = store.alert(&all, alert.id).await.unwrap().unwrap();
+    assert!(!evidence_before.is_empty());
+    drop(store);
+
+    // Put the database back the way schema version 3 kept raw events.
+    let c = PgDb::connect(&db.url).await;
+    c.batch_execute(
+        "DROP TABLE event_blocks; DELETE FROM schema_migrations WHERE version = 4; \
+         CREATE TABLE events (id BIGINT NOT NULL, member_id BIGINT NOT NULL, \
+           collector_id BIGINT NOT NULL, time_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL, \
+           action TEXT NOT NULL, protocol SMALLINT NOT NULL, src_ip INET NOT NULL, src_port INTEGER, \
+           dst_ip INET NOT NULL, dst_port INTEGER, direction TEXT NOT NULL, in_iface TEXT, \
+           out_iface TEXT, rule TEXT, device TEXT, format TEXT NOT NULL, bytes BIGINT, packets BIGINT, \
+           count BIGINT NOT NULL, raw TEXT NOT NULL, nat TEXT, product TEXT, host TEXT, url TEXT, \
+           PRIMARY KEY (member_id, time_ms, id)) PARTITION BY RANGE (time_ms);",
+    )
+    .await
+    .unwrap();
+    for d in [day_of(T0) - 1, day_of(T0)] {
+        c.batch_execute(&format!(
+            "CREATE TABLE events_d{d} PARTITION OF events FOR VALUES FROM ({}) TO ({})",
+            d * DAY,
+            (d + 1) * DAY
+        ))
+        .await
+        .unwrap();
+    }
+    for s in &before {
+        let e = &s.event;
+        c.execute(
+            "INSERT INTO events VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25)",
+            &[
+                &s.id,
+                &s.member_id,
+                &s.collector_id,
+                &e.time_ms,
+                &e.last_ms,
+                &e.action.as_str(),
+                &(e.protocol.0 as i16),
+                &e.src_ip,
+                &e.src_port.map(i32::from),
+                &e.dst_ip,
+                &e.dst_port.map(i32::from),
+                &e.direction.as_str(),
+                &e.in_iface,
+                &e.out_iface,
+                &e.rule,
+                &e.device,
+                &e.format.as_str(),
+                &e.bytes.map(|b| b as i64),
+                &e.packets.map(|b| b as i64),
+                &(e.count as i64),
+                &e.raw,
+                &e.nat.as_ref().map(|n| serde_json::to_string(n).unwrap()),
+                &e.product,
+                &e.host,
+                &e.url,
+            ],
+        )
+        .await
+        .unwrap();
+    }
+
+    let store = open(&db.url).await.unwrap();
+    let after = store.recent_events(&all, w.a.id, 1000).await.unwrap();
+    let json = |v: &[StoredEvent]| serde_json::to_value(v).unwrap();
+    assert_eq!(
+        json(&after),
+        json(&before),
+        "the same events, ids and fields"
+    );
+    let (_, evidence_after) = store.alert(&all, alert.id).await.unwrap().unwrap();
+    assert_eq!(json(&evidence_after), json(&evidence_before));
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM event_blocks").await,
+        3,
+        "one block per batch and day"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pg_class WHERE relname = 'events'")
+            .await,
+        0,
+        "the old table is gone"
     );
     db.drop_db().await;
 }
