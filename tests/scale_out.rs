@@ -72,12 +72,61 @@ const STORED: &str = "watchhouse_ingest_batches_total{result=\"stored\"}";
 /// Waits until the worker at `url` has stored more than `before` batches, then returns at once:
 /// the failure-injection pause means the worker now holds a committed, unacknowledged batch.
 /// `before` is read before the last batch for every member is posted, so the worker has new
-/// work whichever partitions it holds, however fast it drained the earlier ones.
-async fn stored_after(url: &str, before: u64) -> Result<()> {
-    eventually(
+/// work whichever two partitions it holds. On a timeout the error carries who held which
+/// partition and the end of the worker's log.
+async fn stored_after(db: &PgDb, worker: &Proc, url: &str, before: u64) -> Result<()> {
+    let waited = eventually(
         Duration::from_secs(60),
         "the worker to store a batch",
         || async { Ok((metric(&[url.to_owned()], STORED).await? > before).then_some(())) },
+    )
+    .await;
+    if let Err(e) = waited {
+        let c = PgDb::connect(&db.url).await;
+        let leases: Vec<String> = c
+            .query(
+                "SELECT name, holder, until_ms FROM leases ORDER BY name",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {}",
+                    r.get::<_, &str>(0),
+                    r.get::<_, &str>(1),
+                    r.get::<_, i64>(2)
+                )
+            })
+            .collect();
+        let log = worker.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        anyhow::bail!(
+            "{e}\nleases at {}: {leases:#?}\nworker log, last lines first:\n{}",
+            watchhouse_hub::now_ms(),
+            tail.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Waits until the four partitions are held two by each of two live workers. The first worker
+/// to start takes all four and gives two up only at the end of a round; a batch posted before
+/// then can be stored by the wrong worker, leaving the one the test means to kill with nothing
+/// to store (the cause of a CI timeout).
+async fn split_two_and_two(db: &PgDb) -> Result<()> {
+    eventually(
+        Duration::from_secs(60),
+        "partitions split 2 + 2",
+        || async {
+            let live = "FROM leases WHERE name LIKE 'partition:%' \
+                    AND until_ms > (extract(epoch FROM now()) * 1000)::bigint";
+            let held = db.count(&format!("SELECT COUNT(*) {live}")).await;
+            let holders = db
+                .count(&format!("SELECT COUNT(DISTINCT holder) {live}"))
+                .await;
+            Ok((held == 4 && holders == 2).then_some(()))
+        },
     )
     .await
 }
@@ -185,6 +234,10 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
         );
     }
 
+    // Each worker must hold two members' partitions before the first batch goes in, so that the
+    // batches posted before each kill give the worker to be killed something to store.
+    split_two_and_two(&db).await?;
+
     let t0 = Instant::now();
     let now = watchhouse_hub::now_ms();
     let batches: Vec<Batch> = (0..BATCHES).map(|b| batch(b, now)).collect();
@@ -225,13 +278,13 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
             ensure!(again["duplicate"] == true, "resent batch {b}: {again}");
         }
         if b == KILL_W1 {
-            stored_after(&w1_url, w1_before).await?;
+            stored_after(&db, &w1, &w1_url, w1_before).await?;
             kill9(&mut w1);
             let (p, u) = start("worker1b", "worker")?;
             restarted.push((p, u));
         }
         if b == KILL_W2 {
-            stored_after(&w2_url, w2_before).await?;
+            stored_after(&db, &w2, &w2_url, w2_before).await?;
             kill9(&mut w2);
         }
         if b == 33 {
@@ -370,20 +423,7 @@ async fn killing_workers_mid_batch_loses_and_duplicates_nothing() -> Result<()> 
     // each (two members each), one internet source reaches the four members in turn, blocked
     // at the first two and let through by the last two: the third and fourth are told, though
     // no worker ever saw three of them.
-    eventually(
-        Duration::from_secs(30),
-        "partitions split 2 + 2",
-        || async {
-            let live = "FROM leases WHERE name LIKE 'partition:%' \
-                    AND until_ms > (extract(epoch FROM now()) * 1000)::bigint";
-            let held = db.count(&format!("SELECT COUNT(*) {live}")).await;
-            let holders = db
-                .count(&format!("SELECT COUNT(DISTINCT holder) {live}"))
-                .await;
-            Ok((held == 4 && holders == 2).then_some(()))
-        },
-    )
-    .await?;
+    split_two_and_two(&db).await?;
     let scanner: std::net::IpAddr = "45.33.32.50".parse()?;
     for (m, credential) in credentials.iter().enumerate() {
         let mut b = batch(BATCHES + m, watchhouse_hub::now_ms());
