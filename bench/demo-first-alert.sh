@@ -3,7 +3,7 @@
 # HTTP, N times (default 5), and prints each run and the median.
 #   bench/demo-first-alert.sh [path/to/watchhouse] [runs]
 set -euo pipefail
-bin=${1:-target/release/watchhouse}
+bin=${1:-${CARGO_TARGET_DIR:-target}/release/watchhouse}
 runs=${2:-5}
 times=()
 for i in $(seq 1 "$runs"); do

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 EVENTS=${1:-200000}
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 cargo build --release --locked -q --bin watchhouse --example ingest_load
-W=${BIN:-target/release/watchhouse}
-LOAD=target/release/examples/ingest_load
+W=${BIN:-${CARGO_TARGET_DIR:-target}/release/watchhouse}
+LOAD=${CARGO_TARGET_DIR:-target}/release/examples/ingest_load
 D=$(mktemp -d)
 HP=
 cleanup() { [ -n "$HP" ] && kill "$HP" 2>/dev/null; rm -rf "$D"; }

@@ -26,14 +26,14 @@ time_ms() { local s e; s=$(date +%s%N); "$@"; e=$(date +%s%N); echo $(( (e - s) 
 declare -a g w
 for i in $(seq 1 "$runs"); do
   g+=("$(time_ms sh -c "taskset -c $core grepcidr -f '$work/merged.txt' '$work/lines.log' > '$work/g.out'")")
-  w+=("$(time_ms sh -c "taskset -c $core ./target/release/watchhouse intel check --filter --feed '$work/merged.txt' < '$work/lines.log' > '$work/w.out'; test \$? -le 1")")
+  w+=("$(time_ms sh -c "taskset -c $core ${CARGO_TARGET_DIR:-target}/release/watchhouse intel check --filter --feed '$work/merged.txt' < '$work/lines.log' > '$work/w.out'; test \$? -le 1")")
 done
 # Loading the list alone (empty input), to separate start-up from filtering.
 : > "$work/empty.log"
 declare -a gz wz
 for i in $(seq 1 "$runs"); do
   gz+=("$(time_ms sh -c "taskset -c $core grepcidr -f '$work/merged.txt' '$work/empty.log' > /dev/null; true")")
-  wz+=("$(time_ms sh -c "taskset -c $core ./target/release/watchhouse intel check --filter --feed '$work/merged.txt' < '$work/empty.log' > /dev/null; true")")
+  wz+=("$(time_ms sh -c "taskset -c $core ${CARGO_TARGET_DIR:-target}/release/watchhouse intel check --filter --feed '$work/merged.txt' < '$work/empty.log' > /dev/null; true")")
 done
 gl=$(wc -l < "$work/g.out"); wl=$(wc -l < "$work/w.out")
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

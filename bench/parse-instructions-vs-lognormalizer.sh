@@ -19,7 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release --locked -q
-wh=target/release/watchhouse
+wh=${CARGO_TARGET_DIR:-target}/release/watchhouse
 out=bench/out
 mkdir -p "$out"
 . bench/lognorm-lines.sh

@@ -16,7 +16,7 @@ if ! command -v lognormalizer >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblognorm-utils >/dev/null
 fi
 cargo build --release --locked -q
-wh=target/release/watchhouse
+wh=${CARGO_TARGET_DIR:-target}/release/watchhouse
 out=bench/out
 mkdir -p "$out"
 . bench/lognorm-lines.sh

@@ -13,7 +13,7 @@ RATE=${1:-100000}
 SECS=${2:-10}
 cargo build --release --locked -q
 cargo build --release --locked -q -p watchhouse-collector --example udp_flood
-W=target/release/watchhouse
+W=${CARGO_TARGET_DIR:-target}/release/watchhouse
 D=$(mktemp -d)
 trap 'kill $HUB $COL 2>/dev/null || true; rm -rf "$D"' EXIT
 $W admin --data-dir "$D/hub" force add --name F --region R >/dev/null
@@ -28,7 +28,7 @@ WATCHHOUSE_LOG=info WATCHHOUSE_ENROL_TOKEN=$TOKEN WATCHHOUSE__COLLECTOR__HEARTBE
   $W collect --hub "http://127.0.0.1:$HP" --data-dir "$D/col" --udp "127.0.0.1:$UP" --tcp 127.0.0.1:0 2>"$D/col.log" & COL=$!
 sleep 2
 kill -INT $HUB; wait $HUB || true
-target/release/examples/udp_flood "127.0.0.1:$UP" "$RATE" "$SECS" | tee "$D/sent"
+${CARGO_TARGET_DIR:-target}/release/examples/udp_flood "127.0.0.1:$UP" "$RATE" "$SECS" | tee "$D/sent"
 SENT=$(awk '{print $1}' "$D/sent")
 sleep 2
 kill -INT $COL; wait $COL || true

@@ -8,5 +8,5 @@ N=${N:-1000000}
 [ -s bench/out/botnet-day.log ] && [ "$(wc -l < bench/out/botnet-day.log)" -eq "$N" ] || python3 bench/gen-botnet-day.py "$N" > bench/out/botnet-day.log
 cargo build --release --locked -q -p watchhouse-collector --example upload_size
 for w in 0 60 300; do
-  target/release/examples/upload_size bench/out/botnet-day.log "$w" 2>/dev/null | { [ "$w" = 0 ] && cat || tail -1; }
+  ${CARGO_TARGET_DIR:-target}/release/examples/upload_size bench/out/botnet-day.log "$w" 2>/dev/null | { [ "$w" = 0 ] && cat || tail -1; }
 done

@@ -8,8 +8,14 @@
 //!
 //! ```text
 //! cargo run --release --example ingest_load -- --hub URL --tokens FILE --metrics URL \
-//!     [--metrics URL…] [--events N] [--batch N] [--concurrency N]
+//!     [--metrics URL…] [--events N] [--batch N] [--concurrency N] [--days D]
 //! ```
+//!
+//! `--days 1` (the default) is live traffic: every batch is from the last hour, so a member's
+//! batches add to the same day's rollups, as on a running service. `--days 27` spreads the
+//! batches over four weeks (batch b on day b % 27, member b % 8): then every batch of a
+//! 1,000,000-event run is a member-day of its own, the worst case for the per-source rollup
+//! (a backfill, or a service with as many members as batches).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -24,6 +30,7 @@ struct Args {
     events: u64,
     batch: u64,
     concurrency: usize,
+    days: u64,
 }
 
 fn args() -> Args {
@@ -34,6 +41,7 @@ fn args() -> Args {
         events: 2_000_000,
         batch: 5_000,
         concurrency: 4,
+        days: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -45,8 +53,9 @@ fn args() -> Args {
             "--events" => a.events = v().replace('_', "").parse().expect("--events N"),
             "--batch" => a.batch = v().parse().expect("--batch N"),
             "--concurrency" => a.concurrency = v().parse().expect("--concurrency N"),
+            "--days" => a.days = v().parse::<u64>().expect("--days D").max(1),
             "--help" | "-h" => {
-                println!("ingest_load --hub URL --tokens FILE --metrics URL [--metrics URL…] [--events N] [--batch N] [--concurrency N]");
+                println!("ingest_load --hub URL --tokens FILE --metrics URL [--metrics URL…] [--events N] [--batch N] [--concurrency N] [--days D]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}; try --help"),
@@ -120,8 +129,9 @@ async fn main() {
             if b % 50 == 0 {
                 eprint!(".");
             }
-            // Batch b: collector b % K, one day of the last four weeks.
-            let day0 = now - (b % 27) as i64 * 86_400_000 - 3_600_000;
+            // Batch b: collector b % K, day b % D of the last D days (D = 1: all from the last
+            // hour).
+            let day0 = now - (b % a.days) as i64 * 86_400_000 - 3_600_000;
             let batch = Batch {
                 version: watchhouse_proto::WIRE_VERSION,
                 batch_id: uuid::Uuid::new_v4(),
