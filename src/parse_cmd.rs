@@ -1,11 +1,11 @@
 //! `watchhouse parse`: log lines in, OCSF Network Activity JSON out, reasons for the rest.
 
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use watchhouse_event::Format;
-use watchhouse_parse::{parse_line, TimeContext};
+use watchhouse_parse::{parse_line_ref, parse_str_ref, TimeContext};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -57,7 +57,7 @@ pub fn run(args: ParseArgs) -> Result<()> {
     };
     let now = jiff::Timestamp::now().as_millisecond();
     let ctx = TimeContext::new(now, tz);
-    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut lines = Lines::new(input, watchhouse_parse::framing::DEFAULT_MAX_FRAME);
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let stderr = std::io::stderr();
@@ -67,62 +67,53 @@ pub fn run(args: ParseArgs) -> Result<()> {
     let mut by_format = vec![0u64; Format::ALL.len()];
     let mut by_reason: std::collections::BTreeMap<String, u64> = Default::default();
     let started = std::time::Instant::now();
-    let mut line = Vec::new();
     let mut n = 0u64;
-    let max = watchhouse_parse::framing::DEFAULT_MAX_FRAME;
-    loop {
-        // A line whole in the read buffer is parsed where it lies; one that straddles the
-        // buffer's end is copied out first.
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            break;
-        }
-        let (text, used) = match memchr::memchr(b'\n', buf) {
-            Some(p) if p <= max => (&buf[..p], p + 1),
-            _ => {
-                line.clear();
-                // Cap memory on hostile input: a line over 64 KiB is reported and skipped.
-                (&mut reader)
-                    .take(max as u64 + 1)
-                    .read_until(b'\n', &mut line)?;
-                if !line.ends_with(b"\n") && line.len() > max {
-                    skip_rest_of_line(&mut reader)?;
-                    n += 1;
-                    bad += 1;
-                    writeln!(err, "line {n}: oversize: longer than 64 KiB")?;
-                    continue;
+    lines.for_each(|line| {
+        n += 1;
+        // A line of a region that was valid UTF-8 as a whole needs no check of its own.
+        let (text, parsed) = match line {
+            Line::Oversize => {
+                bad += 1;
+                writeln!(err, "line {n}: oversize: longer than 64 KiB")?;
+                return Ok(());
+            }
+            Line::Text(t) => {
+                let t = t.trim_end_matches(['\r', '\n']);
+                if t.is_empty() {
+                    return Ok(());
                 }
-                (&line[..], 0)
+                (t.as_bytes(), parse_str_ref(t, &ctx, format))
+            }
+            Line::Bytes(b) => {
+                let b = trim(b);
+                if b.is_empty() {
+                    return Ok(());
+                }
+                (b, parse_line_ref(b, &ctx, format))
             }
         };
-        n += 1;
-        let text = trim(text);
-        if !text.is_empty() {
-            match parse_line(text, &ctx, format) {
-                Ok(e) if args.summary => {
-                    ok += 1;
-                    by_format[format_index(e.format)] += 1;
-                }
-                Ok(e) => {
-                    ok += 1;
-                    e.write_ocsf(&mut out)?;
-                    out.write_all(b"\n")?;
-                }
-                Err(u) if args.summary => {
-                    bad += 1;
-                    *by_reason.entry(u.to_string()).or_default() += 1;
-                }
-                Err(u) => {
-                    bad += 1;
-                    let shown = String::from_utf8_lossy(&text[..text.len().min(300)]);
-                    writeln!(err, "line {n}: {u}: {shown}")?;
-                }
+        match parsed {
+            Ok(e) if args.summary => {
+                ok += 1;
+                by_format[format_index(e.format)] += 1;
+            }
+            Ok(e) => {
+                ok += 1;
+                e.write_ocsf(&mut out)?;
+                out.write_all(b"\n")?;
+            }
+            Err(u) if args.summary => {
+                bad += 1;
+                *by_reason.entry(u.to_string()).or_default() += 1;
+            }
+            Err(u) => {
+                bad += 1;
+                let shown = String::from_utf8_lossy(&text[..text.len().min(300)]);
+                writeln!(err, "line {n}: {u}: {shown}")?;
             }
         }
-        if used > 0 {
-            reader.consume(used);
-        }
-    }
+        Ok(())
+    })?;
     out.flush()?;
     let secs = started.elapsed().as_secs_f64();
     if args.summary {
@@ -156,22 +147,116 @@ fn format_index(f: Format) -> usize {
     Format::ALL.iter().position(|x| *x == f).unwrap_or(0)
 }
 
-/// Discards input up to and including the next line end.
-fn skip_rest_of_line(reader: &mut impl BufRead) -> std::io::Result<()> {
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(());
+/// One line of input, without its `\n`.
+enum Line<'a> {
+    /// From a region that was valid UTF-8 as a whole.
+    Text(&'a str),
+    /// From a region with invalid UTF-8 somewhere: the parser checks this line itself.
+    Bytes(&'a [u8]),
+    /// Longer than the limit: skipped without being held in memory.
+    Oversize,
+}
+
+/// Lines read a large chunk at a time and handed to a closure. Each chunk, up to its last
+/// newline, is a region: its UTF-8 check runs once for all of it (SIMD) and one newline search
+/// walks it, so no line pays a call of its own for either (those calls were about 2% of the
+/// instructions on 150–560-byte firewall lines). A valid region's lines are `&str` slices of the checked
+/// region, without a copy, a second check or `unsafe`.
+struct Lines<R> {
+    input: R,
+    /// Read but not yet handed out: the unterminated end of the last region, then new input.
+    buf: Vec<u8>,
+    max: usize,
+    eof: bool,
+}
+
+/// Bytes read at a time.
+const CHUNK: usize = 1 << 20;
+
+impl<R: Read> Lines<R> {
+    fn new(input: R, max: usize) -> Self {
+        Lines {
+            input,
+            buf: Vec::with_capacity(CHUNK + max + 1),
+            max,
+            eof: false,
         }
-        match memchr::memchr(b'\n', buf) {
-            Some(p) => {
-                reader.consume(p + 1);
-                return Ok(());
+    }
+
+    /// Appends up to a chunk of input to `buf` (into its spare room, not zeroed first); at the
+    /// end of input sets `eof`.
+    fn read_more(&mut self) -> std::io::Result<()> {
+        if (&mut self.input)
+            .take(CHUNK as u64)
+            .read_to_end(&mut self.buf)?
+            == 0
+        {
+            self.eof = true;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every line, in order, then returns; stops at `f`'s first error.
+    fn for_each(
+        &mut self,
+        mut f: impl FnMut(Line<'_>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        loop {
+            if let Some(last) = memchr::memrchr(b'\n', &self.buf) {
+                let region = &self.buf[..last + 1];
+                let max = self.max;
+                let mut start = 0;
+                match simdutf8::basic::from_utf8(region) {
+                    Ok(text) => {
+                        for nl in memchr::memchr_iter(b'\n', region) {
+                            if nl - start > max {
+                                f(Line::Oversize)?;
+                            } else {
+                                // A newline never falls inside a character: both ends are
+                                // boundaries.
+                                f(Line::Text(&text[start..nl]))?;
+                            }
+                            start = nl + 1;
+                        }
+                    }
+                    Err(_) => {
+                        for nl in memchr::memchr_iter(b'\n', region) {
+                            if nl - start > max {
+                                f(Line::Oversize)?;
+                            } else {
+                                f(Line::Bytes(&region[start..nl]))?;
+                            }
+                            start = nl + 1;
+                        }
+                    }
+                }
+                self.buf.drain(..last + 1);
+                continue;
             }
-            None => {
-                let l = buf.len();
-                reader.consume(l);
+            // No newline among the bytes read.
+            if self.buf.len() > self.max {
+                // A line longer than the limit: reported once, its bytes dropped as they come.
+                self.buf.clear();
+                while !self.eof {
+                    self.read_more()?;
+                    if let Some(p) = memchr::memchr(b'\n', &self.buf) {
+                        self.buf.drain(..p + 1);
+                        break;
+                    }
+                    self.buf.clear();
+                }
+                f(Line::Oversize)?;
+                continue;
             }
+            if self.eof {
+                if self.buf.is_empty() {
+                    return Ok(());
+                }
+                // The last line, without its newline: given one.
+                self.buf.push(b'\n');
+                continue;
+            }
+            self.read_more()?;
         }
     }
 }

@@ -79,3 +79,84 @@ fn an_unknown_format_is_refused_with_the_known_ones() {
         assert!(err.contains(name), "{name} missing: {err}");
     }
 }
+
+/// A file of bytes: `watchhouse parse FILE --summary`; (exit success, stderr).
+fn parse_file_summary(bytes: &[u8]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("input.log");
+    std::fs::write(&path, bytes).unwrap();
+    let (code, _, err) = common::run_status(&["parse", "--summary", path.to_str().unwrap()], "");
+    (code == 0, err)
+}
+
+/// Hostile lines among good ones: an oversize line, a line that is not UTF-8, CRLF endings, an
+/// empty line and a last line without its newline. Each bad line is counted once with its
+/// reason, and every good line around it is still read.
+#[test]
+fn bad_lines_are_counted_and_the_good_ones_around_them_read() {
+    let mut input = Vec::new();
+    input.extend_from_slice(UFW.as_bytes());
+    input.extend_from_slice(b"\r\n");
+    input.extend_from_slice(&vec![b'x'; 70 * 1024]);
+    input.push(b'\n');
+    input.extend_from_slice(UFW.as_bytes());
+    input.push(b'\n');
+    input.extend_from_slice(b"Nov 21 06:00:00 fw kernel: \xff\xfe SRC=1.2.3.4 DST=5.6.7.8\n");
+    input.extend_from_slice(b"\n");
+    input.extend_from_slice(FORTIGATE.as_bytes());
+    input.push(b'\n');
+    input.extend_from_slice(UFW.as_bytes());
+    let (ok, err) = parse_file_summary(&input);
+    assert!(ok, "{err}");
+    assert!(err.contains("netfilter: 3"), "{err}");
+    assert!(err.contains("fortigate: 1"), "{err}");
+    assert!(err.contains("not parsed (invalid_utf8): 1"), "{err}");
+    assert!(err.contains("oversize"), "{err}");
+    assert!(err.contains("parsed 4 lines, could not parse 2"), "{err}");
+}
+
+/// A line longer than anything the reader holds at once (several MiB without a newline) is
+/// refused as oversize without being kept in memory, and reading goes on after it.
+#[test]
+fn a_line_of_megabytes_is_skipped_and_reading_goes_on() {
+    let mut input = Vec::new();
+    input.extend_from_slice(&vec![b'y'; 5 << 20]);
+    input.push(b'\n');
+    input.extend_from_slice(UFW.as_bytes());
+    input.push(b'\n');
+    let (ok, err) = parse_file_summary(&input);
+    assert!(ok, "{err}");
+    assert!(err.contains("line 1: oversize"), "{err}");
+    assert!(err.contains("parsed 1 lines, could not parse 1"), "{err}");
+}
+
+/// Many lines, so that reads end mid-line and mid-character: every line is read once, and a
+/// line of multi-byte text that straddles a read is neither split nor refused.
+#[test]
+fn lines_across_reads_are_read_whole() {
+    let mut input = Vec::new();
+    let mut want = 0;
+    for i in 0..40_000u32 {
+        if i % 1000 == 7 {
+            // Valid UTF-8 that no parser takes: unknown_format, not invalid_utf8.
+            input.extend_from_slice(
+                "Nov 21 06:00:00 fw app: é€😀 not a firewall line "
+                    .repeat(3)
+                    .as_bytes(),
+            );
+        } else {
+            input.extend_from_slice(UFW.replace("ID=1 ", &format!("ID={i} ")).as_bytes());
+            want += 1;
+        }
+        input.push(b'\n');
+    }
+    let (ok, err) = parse_file_summary(&input);
+    assert!(ok, "{err}");
+    assert!(err.contains(&format!("netfilter: {want}")), "{err}");
+    assert!(err.contains("not parsed (unknown_format): 40"), "{err}");
+    assert!(!err.contains("invalid_utf8"), "{err}");
+    assert!(
+        err.contains(&format!("parsed {want} lines, could not parse 40")),
+        "{err}"
+    );
+}

@@ -6,6 +6,7 @@
 //! 4001) object at the edges (the `watchhouse parse` command, exports).
 
 pub mod names;
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -451,86 +452,287 @@ impl Event {
 
     /// The OCSF view of the event, borrowing from it.
     pub fn ocsf(&self) -> ocsf::NetworkActivity<'_> {
-        use ocsf::*;
-        let allowed = self.action.is_allowed();
-        let (activity_id, activity_name) = if allowed {
-            (6, "Traffic")
-        } else {
-            (5, "Refuse")
-        };
-        let (disposition_id, disposition) = match self.action {
-            Action::Allow => (1, "Allowed"),
-            Action::Deny => (2, "Blocked"),
-            Action::Drop => (6, "Dropped"),
-            Action::Reject => (25, "Rejected"),
-        };
-        let (direction_id, direction) = match self.direction {
-            Direction::Inbound => (1, "Inbound"),
-            Direction::Outbound => (2, "Outbound"),
-            Direction::Internal => (3, "Lateral"),
-            Direction::Unknown => (0, "Unknown"),
-        };
-        let (vendor_name, product_name) =
-            match self.product.as_deref().and_then(|p| p.split_once('|')) {
-                Some((v, p)) => (v, p),
-                None => (self.format.vendor_name(), self.format.product_name()),
-            };
-        NetworkActivity {
-            class_uid: 4001,
-            class_name: "Network Activity",
-            category_uid: 4,
-            category_name: "Network Activity",
-            activity_id,
-            activity_name,
-            type_uid: 400100 + activity_id as u32,
-            severity_id: 1,
-            severity: "Informational",
-            time: self.time_ms,
-            start_time: (self.count > 1).then_some(self.time_ms),
-            end_time: (self.count > 1).then_some(self.last_ms),
+        ocsf_of(Parts {
+            time_ms: self.time_ms,
+            last_ms: self.last_ms,
+            action: self.action,
+            protocol: self.protocol,
+            src_ip: self.src_ip,
+            src_port: self.src_port,
+            dst_ip: self.dst_ip,
+            dst_port: self.dst_port,
+            direction: self.direction,
+            in_iface: self.in_iface.as_deref(),
+            out_iface: self.out_iface.as_deref(),
+            rule: self.rule.as_deref(),
+            device: self.device.as_deref(),
+            format: self.format,
+            bytes: self.bytes,
+            packets: self.packets,
             count: self.count,
-            action_id: if allowed { 1 } else { 2 },
-            action: if allowed { "Allowed" } else { "Denied" },
-            disposition_id,
-            disposition,
-            src_endpoint: Endpoint {
-                ip: self.src_ip,
-                port: self.src_port,
-                interface_name: self.in_iface.as_deref(),
-            },
-            dst_endpoint: Endpoint {
-                ip: self.dst_ip,
-                port: self.dst_port,
-                interface_name: self.out_iface.as_deref(),
-            },
-            connection_info: ConnectionInfo {
-                protocol_name: ProtoName(self.protocol),
-                protocol_num: self.protocol.0,
-                direction,
-                direction_id,
-                protocol_ver_id: if self.src_ip.is_ipv4() { 4 } else { 6 },
-            },
-            traffic: (self.bytes.is_some() || self.packets.is_some()).then_some(Traffic {
-                bytes: self.bytes,
-                packets: self.packets,
-            }),
-            firewall_rule: self.rule.as_deref().map(|uid| FirewallRule { uid }),
-            device: self.device.as_deref().map(|hostname| Device {
-                hostname,
-                type_id: 9,
-                r#type: "Firewall",
-            }),
-            unmapped: self.nat.as_ref().map(|nat| Unmapped { nat }),
-            metadata: Metadata {
-                version: OCSF_VERSION,
-                log_name: self.format.as_str(),
-                product: Product {
-                    vendor_name,
-                    name: product_name,
-                },
-            },
-            raw_data: &self.raw,
+            nat: self.nat.as_ref(),
+            product: self.product.as_deref(),
+            raw: &self.raw,
+        })
+    }
+
+    /// The event borrowed as an [`EventRef`] (no copy of its text).
+    pub fn borrowed(&self) -> EventRef<'_> {
+        fn b(s: &Option<String>) -> Option<Cow<'_, str>> {
+            s.as_deref().map(Cow::Borrowed)
         }
+        EventRef {
+            time_ms: self.time_ms,
+            last_ms: self.last_ms,
+            action: self.action,
+            protocol: self.protocol,
+            src_ip: self.src_ip,
+            src_port: self.src_port,
+            dst_ip: self.dst_ip,
+            dst_port: self.dst_port,
+            direction: self.direction,
+            in_iface: b(&self.in_iface),
+            out_iface: b(&self.out_iface),
+            rule: b(&self.rule),
+            device: b(&self.device),
+            format: self.format,
+            bytes: self.bytes,
+            packets: self.packets,
+            count: self.count,
+            nat: self.nat.clone(),
+            product: b(&self.product),
+            host: b(&self.host),
+            url: b(&self.url),
+            raw: &self.raw,
+        }
+    }
+}
+
+/// An [`Event`] whose text borrows from the line it was read from, where it can: what the
+/// parsers produce, so that a line that is only counted, filtered out or folded into a repeat
+/// costs no allocation. [`EventRef::to_event`] (or [`EventRef::into_event`]) makes the owned
+/// event; the fields mean what [`Event`]'s do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct EventRef<'a> {
+    pub time_ms: i64,
+    pub last_ms: i64,
+    pub action: Action,
+    pub protocol: IpProto,
+    pub src_ip: IpAddr,
+    pub src_port: Option<u16>,
+    pub dst_ip: IpAddr,
+    pub dst_port: Option<u16>,
+    pub direction: Direction,
+    pub in_iface: Option<Cow<'a, str>>,
+    pub out_iface: Option<Cow<'a, str>>,
+    pub rule: Option<Cow<'a, str>>,
+    pub device: Option<Cow<'a, str>>,
+    pub format: Format,
+    pub bytes: Option<u64>,
+    pub packets: Option<u64>,
+    pub count: u32,
+    pub nat: Option<Nat>,
+    pub product: Option<Cow<'a, str>>,
+    pub host: Option<Cow<'a, str>>,
+    pub url: Option<Cow<'a, str>>,
+    pub raw: &'a str,
+}
+
+impl EventRef<'_> {
+    /// The owned event, copying the borrowed text.
+    pub fn to_event(&self) -> Event {
+        let o = |s: &Option<Cow<'_, str>>| s.as_deref().map(str::to_owned);
+        Event {
+            time_ms: self.time_ms,
+            last_ms: self.last_ms,
+            action: self.action,
+            protocol: self.protocol,
+            src_ip: self.src_ip,
+            src_port: self.src_port,
+            dst_ip: self.dst_ip,
+            dst_port: self.dst_port,
+            direction: self.direction,
+            in_iface: o(&self.in_iface),
+            out_iface: o(&self.out_iface),
+            rule: o(&self.rule),
+            device: o(&self.device),
+            format: self.format,
+            bytes: self.bytes,
+            packets: self.packets,
+            count: self.count,
+            nat: self.nat.clone(),
+            product: o(&self.product),
+            host: o(&self.host),
+            url: o(&self.url),
+            raw: self.raw.to_owned(),
+        }
+    }
+
+    /// The owned event, moving text that is owned already instead of copying it.
+    pub fn into_event(self) -> Event {
+        let o = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned);
+        Event {
+            time_ms: self.time_ms,
+            last_ms: self.last_ms,
+            action: self.action,
+            protocol: self.protocol,
+            src_ip: self.src_ip,
+            src_port: self.src_port,
+            dst_ip: self.dst_ip,
+            dst_port: self.dst_port,
+            direction: self.direction,
+            in_iface: o(self.in_iface),
+            out_iface: o(self.out_iface),
+            rule: o(self.rule),
+            device: o(self.device),
+            format: self.format,
+            bytes: self.bytes,
+            packets: self.packets,
+            count: self.count,
+            nat: self.nat,
+            product: o(self.product),
+            host: o(self.host),
+            url: o(self.url),
+            raw: self.raw.to_owned(),
+        }
+    }
+
+    /// Writes the event as one line of OCSF JSON, as [`Event::write_ocsf`] does.
+    pub fn write_ocsf<W: std::io::Write>(&self, w: W) -> serde_json::Result<()> {
+        serde_json::to_writer(w, &self.ocsf())
+    }
+
+    /// The OCSF view of the event, as [`Event::ocsf`] gives it.
+    pub fn ocsf(&self) -> ocsf::NetworkActivity<'_> {
+        ocsf_of(Parts {
+            time_ms: self.time_ms,
+            last_ms: self.last_ms,
+            action: self.action,
+            protocol: self.protocol,
+            src_ip: self.src_ip,
+            src_port: self.src_port,
+            dst_ip: self.dst_ip,
+            dst_port: self.dst_port,
+            direction: self.direction,
+            in_iface: self.in_iface.as_deref(),
+            out_iface: self.out_iface.as_deref(),
+            rule: self.rule.as_deref(),
+            device: self.device.as_deref(),
+            format: self.format,
+            bytes: self.bytes,
+            packets: self.packets,
+            count: self.count,
+            nat: self.nat.as_ref(),
+            product: self.product.as_deref(),
+            raw: self.raw,
+        })
+    }
+}
+
+/// What the OCSF view reads of an event, borrowed from an [`Event`] or an [`EventRef`].
+struct Parts<'s> {
+    time_ms: i64,
+    last_ms: i64,
+    action: Action,
+    protocol: IpProto,
+    src_ip: IpAddr,
+    src_port: Option<u16>,
+    dst_ip: IpAddr,
+    dst_port: Option<u16>,
+    direction: Direction,
+    in_iface: Option<&'s str>,
+    out_iface: Option<&'s str>,
+    rule: Option<&'s str>,
+    device: Option<&'s str>,
+    format: Format,
+    bytes: Option<u64>,
+    packets: Option<u64>,
+    count: u32,
+    nat: Option<&'s Nat>,
+    product: Option<&'s str>,
+    raw: &'s str,
+}
+
+fn ocsf_of(p: Parts<'_>) -> ocsf::NetworkActivity<'_> {
+    use ocsf::*;
+    let allowed = p.action.is_allowed();
+    let (activity_id, activity_name) = if allowed {
+        (6, "Traffic")
+    } else {
+        (5, "Refuse")
+    };
+    let (disposition_id, disposition) = match p.action {
+        Action::Allow => (1, "Allowed"),
+        Action::Deny => (2, "Blocked"),
+        Action::Drop => (6, "Dropped"),
+        Action::Reject => (25, "Rejected"),
+    };
+    let (direction_id, direction) = match p.direction {
+        Direction::Inbound => (1, "Inbound"),
+        Direction::Outbound => (2, "Outbound"),
+        Direction::Internal => (3, "Lateral"),
+        Direction::Unknown => (0, "Unknown"),
+    };
+    let (vendor_name, product_name) = match p.product.and_then(|p| p.split_once('|')) {
+        Some((v, p)) => (v, p),
+        None => (p.format.vendor_name(), p.format.product_name()),
+    };
+    NetworkActivity {
+        class_uid: 4001,
+        class_name: "Network Activity",
+        category_uid: 4,
+        category_name: "Network Activity",
+        activity_id,
+        activity_name,
+        type_uid: 400100 + activity_id as u32,
+        severity_id: 1,
+        severity: "Informational",
+        time: p.time_ms,
+        start_time: (p.count > 1).then_some(p.time_ms),
+        end_time: (p.count > 1).then_some(p.last_ms),
+        count: p.count,
+        action_id: if allowed { 1 } else { 2 },
+        action: if allowed { "Allowed" } else { "Denied" },
+        disposition_id,
+        disposition,
+        src_endpoint: Endpoint {
+            ip: p.src_ip,
+            port: p.src_port,
+            interface_name: p.in_iface,
+        },
+        dst_endpoint: Endpoint {
+            ip: p.dst_ip,
+            port: p.dst_port,
+            interface_name: p.out_iface,
+        },
+        connection_info: ConnectionInfo {
+            protocol_name: ProtoName(p.protocol),
+            protocol_num: p.protocol.0,
+            direction,
+            direction_id,
+            protocol_ver_id: if p.src_ip.is_ipv4() { 4 } else { 6 },
+        },
+        traffic: (p.bytes.is_some() || p.packets.is_some()).then_some(Traffic {
+            bytes: p.bytes,
+            packets: p.packets,
+        }),
+        firewall_rule: p.rule.map(|uid| FirewallRule { uid }),
+        device: p.device.map(|hostname| Device {
+            hostname,
+            type_id: 9,
+            r#type: "Firewall",
+        }),
+        unmapped: p.nat.map(|nat| Unmapped { nat }),
+        metadata: Metadata {
+            version: OCSF_VERSION,
+            log_name: p.format.as_str(),
+            product: Product {
+                vendor_name,
+                name: product_name,
+            },
+        },
+        raw_data: p.raw,
     }
 }
 
@@ -691,6 +893,54 @@ mod tests {
             host: None,
             url: None,
         }
+    }
+
+    /// Every field set, so that a field forgotten in a conversion shows.
+    fn full() -> Event {
+        Event {
+            last_ms: 1_700_000_000_500,
+            out_iface: Some("eth1".into()),
+            rule: Some("r7".into()),
+            bytes: Some(40),
+            packets: Some(2),
+            count: 3,
+            nat: Some(Nat {
+                src_ip: Some("192.0.2.1".parse().unwrap()),
+                src_port: Some(9),
+                dst_ip: None,
+                dst_port: Some(80),
+            }),
+            product: Some("Vendor|Product".into()),
+            host: Some("example.org".into()),
+            url: Some("https://example.org/x".into()),
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn a_borrowed_event_made_owned_again_is_the_same_event() {
+        for e in [sample(), full()] {
+            let r = e.borrowed();
+            assert_eq!(r.to_event(), e);
+            assert_eq!(r.clone().into_event(), e);
+            // Borrowing copies no text.
+            assert!(r.in_iface.iter().all(|c| matches!(c, Cow::Borrowed(_))));
+            assert!(std::ptr::eq(r.raw, e.raw.as_str()));
+        }
+    }
+
+    #[test]
+    fn an_event_and_its_borrowed_view_render_the_same_ocsf() {
+        for e in [sample(), full()] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            e.write_ocsf(&mut a).unwrap();
+            e.borrowed().write_ocsf(&mut b).unwrap();
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
+        let v = full().to_ocsf();
+        assert_eq!(v["metadata"]["product"]["vendor_name"], "Vendor");
+        assert_eq!(v["firewall_rule"]["uid"], "r7");
+        assert_eq!(v["dst_endpoint"]["interface_name"], "eth1");
     }
 
     #[test]

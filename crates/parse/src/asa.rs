@@ -12,9 +12,10 @@
 //! %ASA-3-710003: TCP access denied by ACL from 192.0.2.1/4444 to outside:203.0.113.5/22
 //! ```
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
-use watchhouse_event::{Action, Event, Format, IpProto};
+use watchhouse_event::{Action, EventRef, Format, IpProto};
 
 use crate::fields::{parse_ip, proto};
 use crate::syslog::Envelope;
@@ -204,7 +205,11 @@ fn need_ports(
 }
 
 /// Parses an ASA / FTD message.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     // The tag may be the syslog TAG (then the text is the message) or inside the message.
     let (tag, text) = match env.app.filter(|a| is_tag(a)) {
         Some(a) => (a, env.msg),
@@ -359,7 +364,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
             s.push_str(r);
             clip_owned(s, 64)
         }
-        None => id.to_owned(),
+        None => Cow::Borrowed(id),
     });
     e.nat = nat(nat_parts.0, nat_parts.1, nat_parts.2, nat_parts.3);
     if tag.starts_with("%FTD-") {

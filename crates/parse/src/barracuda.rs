@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use watchhouse_event::{Action, Event, Format};
+use watchhouse_event::{Action, EventRef, Format};
 
 use crate::fields::{ip, opt_ip, ports, proto};
 use crate::syslog::Envelope;
@@ -19,7 +19,11 @@ pub fn looks_like(msg: &str) -> bool {
 }
 
 /// Parses an activity-log record.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let i = env.msg.find("type=").ok_or(Reason::NotTraffic)?;
     let head = env.msg[..i].trim_end();
     let verb = head.rsplit(' ').next().unwrap_or("").trim_end_matches(':');

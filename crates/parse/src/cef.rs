@@ -11,11 +11,11 @@
 
 use std::collections::HashMap;
 
-use watchhouse_event::{Action, Event, Format};
+use watchhouse_event::{Action, EventRef, Format};
 
 use crate::fields::{epoch_ms, ip, opt_ip, opt_port, ports, proto};
 use crate::syslog::{parse_rfc3339, Envelope};
-use crate::{clip, nat, Flow, Reason, TimeContext};
+use crate::{clip_copy, clip_owned, nat, Flow, Reason, TimeContext};
 
 /// A CEF line whose `CEF:` prefix was lost: `0|Vendor|Product|Version|ID|Name|Severity|…`.
 pub fn looks_like_headerless(msg: &str) -> bool {
@@ -145,7 +145,11 @@ fn time_field(v: &str, ctx: &TimeContext) -> Option<i64> {
 }
 
 /// Parses a CEF message.
-pub fn parse_cef(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse_cef<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let msg = env.msg;
     let body = match msg.find("CEF:") {
         Some(i) => msg[i + 4..].trim_start(),
@@ -182,14 +186,14 @@ pub fn parse_cef(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Eve
         dst_port,
     }
     .event(Format::Cef, raw, env, time_ms);
-    e.product = Some(clip(&format!("{}|{}", h[1], h[2]), 128));
-    e.in_iface = get("deviceInboundInterface").map(|s| clip(s, 64));
-    e.out_iface = get("deviceOutboundInterface").map(|s| clip(s, 64));
+    e.product = Some(clip_owned(format!("{}|{}", h[1], h[2]), 128));
+    e.in_iface = get("deviceInboundInterface").map(|s| clip_copy(s, 64));
+    e.out_iface = get("deviceOutboundInterface").map(|s| clip_copy(s, 64));
     e.rule = get("cs1")
         .filter(|_| get("cs1Label").is_some_and(|l| l.to_ascii_lowercase().contains("rule")))
         .or(Some(h[4].as_str()))
         .filter(|s| !s.is_empty())
-        .map(|s| clip(s, 64));
+        .map(|s| clip_copy(s, 64));
     e.nat = nat(
         opt_ip(get("sourceTranslatedAddress"))?,
         opt_port(get("sourceTranslatedPort"))?,
@@ -200,13 +204,17 @@ pub fn parse_cef(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Eve
     let bytes_out = get("out").and_then(|v| v.parse::<u64>().ok());
     e.bytes = crate::fields::sum_opt(bytes_in, bytes_out);
     if let Some(dev) = get("dvchost") {
-        e.device = Some(clip(dev, 128));
+        e.device = Some(clip_copy(dev, 128));
     }
     Ok(e)
 }
 
 /// Parses a LEEF 1.0 or 2.0 message.
-pub fn parse_leef(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse_leef<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let msg = env.msg;
     let i = msg
         .find("LEEF:")
@@ -268,8 +276,8 @@ pub fn parse_leef(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Ev
         dst_port,
     }
     .event(Format::Leef, raw, env, time_ms);
-    e.product = Some(clip(&format!("{vendor}|{product}"), 128));
-    e.rule = Some(clip(event_id, 64)).filter(|s| !s.is_empty());
+    e.product = Some(clip_owned(format!("{vendor}|{product}"), 128));
+    e.rule = Some(clip_copy(event_id, 64)).filter(|s| !s.is_empty());
     e.nat = nat(
         opt_ip(get("srcPostNAT"))?,
         opt_port(get("srcPostNATPort"))?,

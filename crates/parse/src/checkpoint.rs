@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use watchhouse_event::{Action, Event, Format};
+use watchhouse_event::{Action, EventRef, Format};
 
 use crate::fields::{epoch_ms, ip, opt_ip, opt_port, ports, proto};
 use crate::syslog::Envelope;
@@ -59,7 +59,11 @@ fn action(s: &str) -> Option<Action> {
 }
 
 /// Parses a Check Point Log Exporter record.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let x: HashMap<&str, &str> = if let Some(sd) = env.sd.filter(|sd| sd.contains(":\"")) {
         colon_pairs(sd)
     } else if let Some(i) = env

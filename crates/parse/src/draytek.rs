@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use watchhouse_event::{Action, Event, Format, IpProto};
+use watchhouse_event::{Action, EventRef, Format, IpProto};
 
 use crate::syslog::Envelope;
 use crate::{clip, Flow, Reason, TimeContext};
@@ -44,7 +44,11 @@ fn endpoint(s: &str) -> Result<(IpAddr, Option<u16>), Reason> {
 }
 
 /// Parses a Vigor firewall record.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let start = env
         .msg
         .find("[FILTER][")

@@ -9,7 +9,9 @@
 
 use std::net::IpAddr;
 
-use watchhouse_event::{Action, Direction, Event, Format, IpProto};
+use std::borrow::Cow;
+
+use watchhouse_event::{Action, Direction, EventRef, Format, IpProto};
 
 use crate::fields::parse_ip;
 use crate::syslog::Envelope;
@@ -27,7 +29,7 @@ pub fn looks_like(msg: &str) -> bool {
 }
 
 /// Parses a filterlog CSV body.
-pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason> {
+pub fn parse<'a>(env: &Envelope<'a>, raw: &'a str, now_ms: i64) -> Result<EventRef<'a>, Reason> {
     let mut f: [&str; 24] = [""; 24];
     let mut n = 0;
     // Split at commas with a plain loop: the fields are a few bytes each.
@@ -94,14 +96,14 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
     } else {
         (None, None)
     };
-    let iface = (!f[4].is_empty()).then(|| f[4].to_owned());
+    let iface = (!f[4].is_empty()).then(|| Cow::Borrowed(f[4]));
     let (in_iface, out_iface) = match hint {
         Direction::Outbound => (None, iface),
         _ => (iface, None),
     };
     let rule = if !f[3].is_empty() { f[3] } else { f[0] };
     let time_ms = env.time_ms.unwrap_or(now_ms);
-    Ok(Event {
+    Ok(EventRef {
         time_ms,
         last_ms: time_ms,
         action,
@@ -113,13 +115,13 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         direction: hint,
         in_iface,
         out_iface,
-        rule: (!rule.is_empty()).then(|| rule.to_owned()),
-        device: env.hostname.map(str::to_owned),
+        rule: (!rule.is_empty()).then_some(Cow::Borrowed(rule)),
+        device: env.hostname.map(Cow::Borrowed),
         format: Format::Filterlog,
         bytes: f[len_ix].parse().ok(),
         packets: Some(1),
         count: 1,
-        raw: raw.to_owned(),
+        raw,
         nat: None,
         product: None,
         host: None,

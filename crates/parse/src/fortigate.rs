@@ -8,7 +8,7 @@
 //! For traffic logs FortiOS defines `action`: `deny` = blocked by policy, `start` = session start,
 //! anything else = allowed (and says how the session ended).
 
-use watchhouse_event::{Action, Event, Format};
+use watchhouse_event::{Action, EventRef, Format};
 
 use crate::fields::{epoch_ms, ip, opt_ip, opt_port, pairs, ports, proto};
 use crate::syslog::{civil_ms, parse_offset, Envelope};
@@ -127,7 +127,11 @@ fn key_index(k: &str) -> Option<usize> {
 }
 
 /// Parses a FortiGate message.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     static DATE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("date="));
     static LOGID: std::sync::LazyLock<memchr::memmem::Finder<'static>> =

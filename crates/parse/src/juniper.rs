@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use watchhouse_event::{Action, Event, Format, IpProto};
+use watchhouse_event::{Action, EventRef, Format, IpProto};
 
 use crate::fields::{ip, opt_ip, opt_port, pairs, ports, proto};
 use crate::syslog::Envelope;
@@ -43,7 +43,11 @@ fn pair(s: &str) -> Result<(Ep, Ep), Reason> {
 }
 
 /// Parses an SRX session log.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let time_ms = env.time_ms.unwrap_or(ctx.now_ms);
     // Structured-data form.
     if let Some(sd) = env.sd.filter(|sd| sd.contains("source-address=")) {

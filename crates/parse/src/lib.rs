@@ -34,10 +34,11 @@ pub mod untangle;
 pub mod watchguard;
 pub mod zeek;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 pub use syslog::TimeContext;
-use watchhouse_event::{Action, Direction, Event, Format, IpProto, Nat};
+use watchhouse_event::{Action, Direction, Event, EventRef, Format, IpProto, Nat};
 
 /// The five-tuple and verdict every parser must read; the rest of an [`Event`] is optional.
 #[derive(Debug, Clone)]
@@ -52,14 +53,14 @@ pub(crate) struct Flow {
 
 impl Flow {
     /// An event with the flow, the line, the device from the envelope and no optional fields.
-    pub fn event(
+    pub fn event<'a>(
         self,
         format: Format,
-        raw: &str,
-        env: &syslog::Envelope<'_>,
+        raw: &'a str,
+        env: &syslog::Envelope<'a>,
         time_ms: i64,
-    ) -> Event {
-        Event {
+    ) -> EventRef<'a> {
+        EventRef {
             time_ms,
             last_ms: time_ms,
             action: self.action,
@@ -72,12 +73,12 @@ impl Flow {
             in_iface: None,
             out_iface: None,
             rule: None,
-            device: env.hostname.map(str::to_owned),
+            device: env.hostname.map(Cow::Borrowed),
             format,
             bytes: None,
             packets: None,
             count: 1,
-            raw: raw.to_owned(),
+            raw,
             nat: None,
             product: None,
             host: None,
@@ -111,16 +112,22 @@ pub(crate) fn prefix_within(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Truncates a vendor text field to a storable length on a character boundary.
-pub(crate) fn clip(s: &str, max: usize) -> String {
-    prefix_within(s, max).to_owned()
+/// Truncates a vendor text field to a storable length on a character boundary (borrowed: no
+/// copy until the event is made owned).
+pub(crate) fn clip(s: &str, max: usize) -> Cow<'_, str> {
+    Cow::Borrowed(prefix_within(s, max))
+}
+
+/// [`clip`] as an owned copy, for text that does not live in the line (an unescaped value).
+pub(crate) fn clip_copy<'a>(s: &str, max: usize) -> Cow<'a, str> {
+    Cow::Owned(prefix_within(s, max).to_owned())
 }
 
 /// [`clip`] for a string already owned: truncated in place, no copy.
-pub(crate) fn clip_owned(mut s: String, max: usize) -> String {
+pub(crate) fn clip_owned<'a>(mut s: String, max: usize) -> Cow<'a, str> {
     let end = prefix_within(&s, max).len();
     s.truncate(end);
-    s
+    Cow::Owned(s)
 }
 
 /// Why a line did not become an event.
@@ -288,16 +295,35 @@ pub fn parse_line(
     ctx: &TimeContext,
     format: Option<Format>,
 ) -> Result<Event, Unparsed> {
+    parse_line_ref(line, ctx, format).map(EventRef::into_event)
+}
+
+/// [`parse_line`] for text already known to be UTF-8.
+pub fn parse_str(text: &str, ctx: &TimeContext, format: Option<Format>) -> Result<Event, Unparsed> {
+    parse_str_ref(text, ctx, format).map(EventRef::into_event)
+}
+
+/// [`parse_line`], the event borrowing its text from the line: nothing is allocated unless
+/// a field had to be rewritten. For callers that count, filter or fold most lines away.
+pub fn parse_line_ref<'a>(
+    line: &'a [u8],
+    ctx: &TimeContext,
+    format: Option<Format>,
+) -> Result<EventRef<'a>, Unparsed> {
     // SIMD validation: the whole line is checked once, and it is most of the bytes read.
     let text = simdutf8::basic::from_utf8(line).map_err(|_| Unparsed {
         format,
         reason: Reason::InvalidUtf8,
     })?;
-    parse_str(text, ctx, format)
+    parse_str_ref(text, ctx, format)
 }
 
-/// [`parse_line`] for text already known to be UTF-8.
-pub fn parse_str(text: &str, ctx: &TimeContext, format: Option<Format>) -> Result<Event, Unparsed> {
+/// [`parse_str`], the event borrowing its text from `text` ([`parse_line_ref`]).
+pub fn parse_str_ref<'a>(
+    text: &'a str,
+    ctx: &TimeContext,
+    format: Option<Format>,
+) -> Result<EventRef<'a>, Unparsed> {
     let text = text.trim_end_matches(['\r', '\n', '\0']);
     if text.trim().is_empty() {
         return Err(Unparsed {

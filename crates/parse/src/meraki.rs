@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use watchhouse_event::{Action, Event, Format};
+use watchhouse_event::{Action, EventRef, Format};
 
 use crate::fields::{epoch_ms, ip, opt_ip, opt_port, pairs, ports, proto};
 use crate::syslog::Envelope;
@@ -50,7 +50,11 @@ pub fn looks_like(msg: &str) -> bool {
 }
 
 /// Parses a Meraki message.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let (ts, dev, kind, rest) = header(env.msg).ok_or(Reason::Malformed("bad_meraki_header"))?;
     if !TYPES.contains(&kind) {
         return Err(Reason::NotTraffic);

@@ -12,10 +12,10 @@
 
 use std::net::IpAddr;
 
-use watchhouse_event::{Action, Event, Format, IpProto};
+use watchhouse_event::{Action, EventRef, Format, IpProto};
 
 use crate::syslog::Envelope;
-use crate::{clip, nat, Flow, Reason, TimeContext};
+use crate::{clip, clip_owned, nat, Flow, Reason, TimeContext};
 
 /// RouterOS log topics that start a message (`firewall,info`, `system,error,critical`, …).
 const TOPICS: &[&str] = &[
@@ -98,7 +98,11 @@ fn prefix_action(p: &str) -> Action {
 }
 
 /// Parses a RouterOS firewall message.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let msg = env.msg;
     if !msg.contains("->") || !msg.contains(" proto ") {
         return Err(Reason::NotTraffic);
@@ -174,7 +178,11 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
     .event(Format::MikroTik, raw, env, time_ms);
     e.in_iface = in_iface.map(|s| clip(s, 64));
     e.out_iface = out_iface.map(|s| clip(s, 64));
-    e.rule = Some(clip(if prefix.is_empty() { chain } else { &prefix }, 64));
+    e.rule = Some(if prefix.is_empty() {
+        clip(chain, 64)
+    } else {
+        clip_owned(prefix, 64)
+    });
     e.bytes = len;
     e.packets = Some(1);
     // "NAT (orig_src->translated_src)->dst": only a well-formed pair is kept.

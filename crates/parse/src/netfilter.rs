@@ -10,7 +10,9 @@
 //! `policy DROP:`) says what the rule did. Without a recognisable word the event is recorded as
 //! [`Action::Deny`], because a `LOG` rule almost always precedes a drop; see ARCHITECTURE.md.
 
-use watchhouse_event::{Action, Direction, Event, Format, IpProto};
+use std::borrow::Cow;
+
+use watchhouse_event::{Action, Direction, EventRef, Format, IpProto};
 
 use crate::fields::parse_ip;
 use crate::syslog::{find_clf_time, Envelope};
@@ -30,7 +32,7 @@ pub fn looks_like(msg: &str) -> bool {
 }
 
 /// Parses a netfilter message.
-pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason> {
+pub fn parse<'a>(env: &Envelope<'a>, raw: &'a str, now_ms: i64) -> Result<EventRef<'a>, Reason> {
     let msg = env.msg;
     // The prefix is everything before the first KEY= token.
     let kv_start = first_kv(msg).ok_or(Reason::Malformed("no_fields"))?;
@@ -125,7 +127,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
     } else {
         (None, None)
     };
-    let nonempty = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+    let nonempty = |s: Option<&'a str>| s.filter(|s| !s.is_empty()).map(Cow::Borrowed);
     let in_iface = nonempty(f.input);
     let out_iface = nonempty(f.output);
     let direction = match (&in_iface, &out_iface) {
@@ -134,7 +136,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         _ => Direction::Unknown,
     };
     let time_ms = time_ms.unwrap_or(now_ms);
-    Ok(Event {
+    Ok(EventRef {
         time_ms,
         last_ms: time_ms,
         action,
@@ -147,14 +149,14 @@ pub fn parse(env: &Envelope<'_>, raw: &str, now_ms: i64) -> Result<Event, Reason
         in_iface,
         out_iface,
         rule: rule.map(|r| crate::clip(r, 64)),
-        device: env.hostname.map(str::to_owned),
+        device: env.hostname.map(Cow::Borrowed),
         format: Format::Netfilter,
         bytes: f.len.and_then(|l| l.parse().ok()),
         packets: Some(1),
         count: 1,
-        raw: raw.to_owned(),
+        raw,
         nat: None,
-        product: (unifi.is_some() || descr).then(|| "Ubiquiti|UniFi / EdgeOS".to_owned()),
+        product: (unifi.is_some() || descr).then_some(Cow::Borrowed("Ubiquiti|UniFi / EdgeOS")),
         host: None,
         url: None,
     })

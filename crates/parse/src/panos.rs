@@ -8,7 +8,7 @@
 //! ```
 //! TRAFFIC continues with bytes, bytes sent, bytes received, packets, …
 
-use watchhouse_event::{Action, Event, Format};
+use watchhouse_event::{Action, EventRef, Format};
 
 use crate::fields::{csv, ip, opt_ip, opt_port, ports, proto};
 use crate::syslog::{civil_ms, Envelope};
@@ -50,7 +50,11 @@ fn action(s: &str) -> Option<Action> {
 }
 
 /// Parses a PAN-OS CSV record.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let f = csv(env.msg, 40);
     if f.len() < 4 {
         return Err(Reason::Malformed("too_few_fields"));

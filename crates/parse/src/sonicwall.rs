@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use watchhouse_event::{Action, Event, Format, IpProto};
+use watchhouse_event::{Action, EventRef, Format, IpProto};
 
 use crate::fields::{pairs, ports};
 use crate::syslog::{civil_ms, parse_offset, Envelope};
@@ -52,7 +52,11 @@ fn action(fw_action: Option<&str>, msg: &str) -> Option<Action> {
 }
 
 /// Parses a SonicWall message.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let x: HashMap<&str, &str> = pairs(env.msg).collect();
     let get = |k: &str| x.get(k).copied();
     let (Some(src), Some(dst)) = (get("src"), get("dst")) else {

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use jiff::civil::DateTime;
-use watchhouse_event::{Action, Event, Format};
+use watchhouse_event::{Action, EventRef, Format};
 
 use crate::cef::action_word;
 use crate::fields::{ip, opt_ip, opt_port, pairs, ports, proto};
@@ -41,7 +41,11 @@ fn utm_time(s: &str, ctx: &TimeContext) -> Option<i64> {
 }
 
 /// Parses a Sophos XG or UTM message.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let x: HashMap<&str, &str> = pairs(env.msg).collect();
     let get = |k: &str| x.get(k).copied().filter(|v| !v.is_empty());
     let mut e = if get("log_type").is_some() || get("device").is_some() {

@@ -8,13 +8,17 @@
 //! ```
 
 use serde_json::Value;
-use watchhouse_event::{Action, Event, Format, IpProto};
+use watchhouse_event::{Action, EventRef, Format, IpProto};
 
 use crate::syslog::{parse_rfc3339, Envelope};
-use crate::{clip, Flow, Reason, TimeContext};
+use crate::{clip_copy, Flow, Reason, TimeContext};
 
 /// Parses one EVE record.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let start = env.msg.find('{').ok_or(Reason::Malformed("bad_json"))?;
     let v: Value =
         serde_json::from_str(&env.msg[start..]).map_err(|_| Reason::Malformed("bad_json"))?;
@@ -65,12 +69,12 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
         dst_port,
     }
     .event(Format::Suricata, raw, env, time_ms);
-    e.in_iface = s("in_iface").map(|s| clip(s, 64));
+    e.in_iface = s("in_iface").map(|s| clip_copy(s, 64));
     if kind == "alert" {
         e.rule = v
             .pointer("/alert/signature")
             .and_then(Value::as_str)
-            .map(|s| clip(s, 128));
+            .map(|s| clip_copy(s, 128));
     }
     // Host names and URLs, where the event carries them (alert events with app-layer metadata,
     // or http/tls/dns events logged as alerts). Only well-formed ones are kept.
@@ -92,10 +96,11 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
                 "http"
             };
             watchhouse_event::names::normalise_url(&format!("{scheme}://{h}{path}"))
+                .map(std::borrow::Cow::Owned)
         }
         _ => None,
     };
-    e.host = host;
+    e.host = host.map(std::borrow::Cow::Owned);
     let sum = |a: &str, b: &str| {
         let x = v.pointer(a).and_then(Value::as_u64);
         let y = v.pointer(b).and_then(Value::as_u64);

@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 
 use serde_json::Value;
-use watchhouse_event::{Action, Event, Format, IpProto};
+use watchhouse_event::{Action, EventRef, Format, IpProto};
 
 use crate::syslog::Envelope;
 use crate::{nat, Flow, Reason, TimeContext};
@@ -43,7 +43,11 @@ fn port(v: Option<&Value>) -> Result<Option<u16>, Reason> {
 }
 
 /// Parses one event.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let start = env.msg.find('{').ok_or(Reason::Malformed("bad_json"))?;
     let v: Value =
         serde_json::from_str(&env.msg[start..]).map_err(|_| Reason::Malformed("bad_json"))?;
@@ -92,7 +96,7 @@ pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, 
         dst_port,
     }
     .event(Format::Untangle, raw, env, time_ms);
-    e.rule = rule;
+    e.rule = rule.map(std::borrow::Cow::Owned);
     let (sc, scp) = (
         addr(session.get("SClientAddr"))?,
         port(session.get("SClientPort"))?,

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use watchhouse_event::{Action, Event, Format, IpProto};
+use watchhouse_event::{Action, EventRef, Format, IpProto};
 
 use crate::syslog::Envelope;
 use crate::{clip, Flow, Reason, TimeContext};
@@ -20,7 +20,11 @@ pub fn looks_like(msg: &str) -> bool {
 }
 
 /// Parses a Firebox traffic log line.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let i = env
         .msg
         .find("msg_id=\"")

@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 
 use serde_json::Value;
-use watchhouse_event::{Action, Event, Format, IpProto};
+use watchhouse_event::{Action, EventRef, Format, IpProto};
 
 use crate::fields::epoch_ms;
 use crate::syslog::{parse_rfc3339, Envelope};
@@ -46,7 +46,12 @@ struct Conn<'a> {
     state: Option<&'a str>,
 }
 
-fn build(c: Conn<'_>, env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+fn build<'a>(
+    c: Conn<'_>,
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let src_ip: IpAddr = c.orig.parse().map_err(|_| Reason::Malformed("bad_src"))?;
     let dst_ip: IpAddr = c.resp.parse().map_err(|_| Reason::Malformed("bad_dst"))?;
     let protocol = match c.proto {
@@ -89,12 +94,16 @@ fn build(c: Conn<'_>, env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Resul
     .event(Format::Zeek, raw, env, time_ms);
     e.bytes = crate::fields::sum_opt(c.orig_bytes, c.resp_bytes);
     e.packets = crate::fields::sum_opt(c.orig_pkts, c.resp_pkts);
-    e.rule = c.state.map(|s| format!("conn_state {s}"));
+    e.rule = c.state.map(|s| format!("conn_state {s}").into());
     Ok(e)
 }
 
 /// Parses a conn.log record.
-pub fn parse(env: &Envelope<'_>, raw: &str, ctx: &TimeContext) -> Result<Event, Reason> {
+pub fn parse<'a>(
+    env: &Envelope<'a>,
+    raw: &'a str,
+    ctx: &TimeContext,
+) -> Result<EventRef<'a>, Reason> {
     let msg = env.msg;
     if msg.starts_with('#') {
         return Err(Reason::NotTraffic);
