@@ -78,7 +78,9 @@ pub fn run(args: ParseArgs) -> Result<()> {
                 return Ok(());
             }
             Line::Text(t) => {
-                let t = t.trim_end_matches(['\r', '\n']);
+                let b = trim(t.as_bytes());
+                // Only ASCII bytes were cut: `b.len()` is a character boundary.
+                let t = &t[..b.len()];
                 if t.is_empty() {
                     return Ok(());
                 }

@@ -131,21 +131,29 @@ impl IpProto {
 
     /// Reads a protocol name or number as firewalls write it (`TCP`, `tcp`, `6`, `ICMPv6`).
     pub fn parse(s: &str) -> Option<IpProto> {
-        if let Ok(n) = s.parse::<u8>() {
-            return Some(IpProto(n));
+        let b = s.as_bytes();
+        // A number (`u8`'s own reader, sign and all) or a name: the first byte tells which.
+        if matches!(b.first(), Some(b'0'..=b'9' | b'+')) {
+            return s.parse::<u8>().ok().map(IpProto);
         }
-        let p = match s.len() {
-            3 if s.eq_ignore_ascii_case("tcp") => 6,
-            3 if s.eq_ignore_ascii_case("udp") => 17,
-            3 if s.eq_ignore_ascii_case("gre") => 47,
-            3 if s.eq_ignore_ascii_case("esp") => 50,
-            2 if s.eq_ignore_ascii_case("ah") => 51,
-            4 if s.eq_ignore_ascii_case("icmp") => 1,
-            4 if s.eq_ignore_ascii_case("igmp") => 2,
-            4 if s.eq_ignore_ascii_case("sctp") => 132,
-            6 if s.eq_ignore_ascii_case("icmpv6") || s.eq_ignore_ascii_case("icmp6") => 58,
-            5 if s.eq_ignore_ascii_case("icmp6") => 58,
-            9 if s.eq_ignore_ascii_case("ipv6-icmp") => 58,
+        if b.len() > 9 {
+            return None;
+        }
+        // Lower-cased into a fixed buffer, then one comparison per name of that length.
+        let mut low = [0u8; 9];
+        for (l, c) in low.iter_mut().zip(b) {
+            *l = c.to_ascii_lowercase();
+        }
+        let p = match &low[..b.len()] {
+            b"tcp" => 6,
+            b"udp" => 17,
+            b"gre" => 47,
+            b"esp" => 50,
+            b"ah" => 51,
+            b"icmp" => 1,
+            b"igmp" => 2,
+            b"sctp" => 132,
+            b"icmpv6" | b"icmp6" | b"ipv6-icmp" => 58,
             _ => return None,
         };
         Some(IpProto(p))
@@ -867,6 +875,91 @@ pub mod ocsf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The protocol reader as first written (number first, then names compared one by one):
+    /// the reference the table-driven reader is held to.
+    fn proto_reference(s: &str) -> Option<IpProto> {
+        if let Ok(n) = s.parse::<u8>() {
+            return Some(IpProto(n));
+        }
+        let names: [(&str, u8); 11] = [
+            ("tcp", 6),
+            ("udp", 17),
+            ("gre", 47),
+            ("esp", 50),
+            ("ah", 51),
+            ("icmp", 1),
+            ("igmp", 2),
+            ("sctp", 132),
+            ("icmpv6", 58),
+            ("icmp6", 58),
+            ("ipv6-icmp", 58),
+        ];
+        names
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(s))
+            .map(|&(_, p)| IpProto(p))
+    }
+
+    #[test]
+    fn the_protocol_reader_agrees_with_its_reference() {
+        let mut inputs: Vec<String> = (0..300).map(|n| n.to_string()).collect();
+        for name in [
+            "tcp",
+            "udp",
+            "gre",
+            "esp",
+            "ah",
+            "icmp",
+            "igmp",
+            "sctp",
+            "icmpv6",
+            "icmp6",
+            "ipv6-icmp",
+        ] {
+            // Every upper/lower-case spelling of the name.
+            for mask in 0u32..(1 << name.len()) {
+                let spelled: String = name
+                    .chars()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if mask >> i & 1 == 1 {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                inputs.push(spelled.clone());
+                inputs.push(format!("{spelled} "));
+                inputs.push(format!("x{spelled}"));
+                inputs.push(spelled[..spelled.len() - 1].to_string());
+            }
+        }
+        for odd in [
+            "",
+            "+6",
+            "-6",
+            "+",
+            "06",
+            "0x6",
+            "256",
+            " tcp",
+            "tcp\0",
+            "tcp\u{e9}",
+            "\u{212a}cp",
+            "ipv6-icmpx",
+            "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
+        ] {
+            inputs.push(odd.to_string());
+        }
+        for s in &inputs {
+            assert_eq!(IpProto::parse(s), proto_reference(s), "{s:?}");
+        }
+        assert_eq!(IpProto::parse("TCP"), Some(IpProto::TCP));
+        assert_eq!(IpProto::parse("ICMPv6"), Some(IpProto(58)));
+        assert_eq!(IpProto::parse("tcpx"), None);
+    }
 
     fn sample() -> Event {
         Event {

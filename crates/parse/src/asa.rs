@@ -182,6 +182,144 @@ fn deny_words(text: &str) -> DenyWords<'_> {
     (p, src, dst, acl)
 }
 
+/// An endpoint as [`endpoint`] returns it: interface, address, port.
+type Endpoint<'a> = (Option<&'a str>, IpAddr, Option<u16>);
+
+/// What a 106023 deny yields: protocol, source, destination and the ACL's name.
+type Deny<'a> = (IpProto, Endpoint<'a>, Endpoint<'a>, Option<&'a str>);
+
+/// `Deny <proto> src <ep> dst <ep> … by access-group "<acl>"`, read by its words.
+fn deny_general(text: &str) -> Result<Deny<'_>, Reason> {
+    let (p, src, dst, acl) = deny_words(text);
+    let p = proto(p)?;
+    let s = endpoint(src.ok_or(Reason::Malformed("missing_src"))?, Iface::Named)?;
+    let d = endpoint(dst.ok_or(Reason::Malformed("missing_dst"))?, Iface::Named)?;
+    Ok((p, s, d, acl.map(unquote)))
+}
+
+/// The end of the token at `i`: visible ASCII bytes up to a space or the end of the text.
+/// `None` for an empty token or one holding any other byte (whitespace of another kind,
+/// control bytes, non-ASCII), which only the general reader takes.
+fn visible_token(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i;
+    while let Some(&c) = b.get(j) {
+        if c == b' ' {
+            break;
+        }
+        if !c.is_ascii_graphic() {
+            return None;
+        }
+        j += 1;
+    }
+    (j > i).then_some(j)
+}
+
+/// The token at `i` read as `name:a.b.c.d/port` and ended by a space or the end of the text:
+/// visible ASCII, a name that cannot be read as hex (so never part of an IPv6 address), a
+/// dotted quad as std reads one and a port of plain digits, in one pass. Returns the endpoint
+/// and where the token ends; `None` for any other shape.
+fn named_v4_at(text: &str, mut i: usize) -> Option<(Endpoint<'_>, usize)> {
+    let b = text.as_bytes();
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10);
+    let start = i;
+    let mut hex = true;
+    loop {
+        let c = *b.get(i)?;
+        if c == b':' {
+            break;
+        }
+        if !c.is_ascii_graphic() {
+            return None;
+        }
+        hex &= c.is_ascii_hexdigit();
+        i += 1;
+    }
+    let name = &text[start..i];
+    if name.is_empty() || (name.len() <= 4 && hex) {
+        return None;
+    }
+    i += 1;
+    let mut ip = 0u32;
+    for k in 0..4 {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let mut v = u32::from(digit(i)?);
+        i += 1;
+        if v != 0 {
+            // No leading zero: a second and third digit only after a non-zero first.
+            for _ in 0..2 {
+                match digit(i) {
+                    Some(d) => {
+                        v = v * 10 + u32::from(d);
+                        i += 1;
+                    }
+                    None => break,
+                }
+            }
+        }
+        if v > 255 {
+            return None;
+        }
+        ip = ip << 8 | v;
+    }
+    if b.get(i) != Some(&b'/') {
+        return None;
+    }
+    i += 1;
+    let digits_at = i;
+    let mut port = 0u32;
+    while let Some(&c) = b.get(i) {
+        if c == b' ' {
+            break;
+        }
+        let d = c.wrapping_sub(b'0');
+        if d > 9 || i - digits_at == 5 {
+            return None;
+        }
+        port = port * 10 + u32::from(d);
+        i += 1;
+    }
+    if i == digits_at {
+        return None;
+    }
+    let port = u16::try_from(port).ok()?;
+    Some(((Some(name), IpAddr::V4(ip.into()), Some(port)), i))
+}
+
+/// A 106023 deny exactly as Cisco writes it, `Deny <proto> src <name>:<IPv4>/<port> dst
+/// <name>:<IPv4>/<port> by access-group <acl>…`, single spaces and visible ASCII, read by
+/// position in one pass. `None` for any other shape (IPv6, no port, another spacing, a name
+/// that could be hex), which [`deny_general`] reads; where this answers, it answers what
+/// `deny_general` would.
+fn deny_fixed(text: &str) -> Option<Deny<'_>> {
+    let b = text.as_bytes();
+    let rest = text.strip_prefix("Deny ")?;
+    let i = b.len() - rest.len();
+    let e = visible_token(b, i)?;
+    let p = IpProto::parse(&text[i..e])?;
+    let i = e + b" src ".len();
+    if !b[e..].starts_with(b" src ") {
+        return None;
+    }
+    let (s, e) = named_v4_at(text, i)?;
+    if !b[e..].starts_with(b" dst ") {
+        return None;
+    }
+    let i = e + b" dst ".len();
+    let (d, e) = named_v4_at(text, i)?;
+    const BY: &[u8] = b" by access-group ";
+    if !b[e..].starts_with(BY) {
+        return None;
+    }
+    let i = e + BY.len();
+    let e = visible_token(b, i)?;
+    Some((p, s, d, Some(unquote(&text[i..e]))))
+}
+
 fn after<'a>(words: &[&'a str], w: &str) -> Option<&'a str> {
     words
         .iter()
@@ -240,12 +378,12 @@ pub fn parse<'a>(
     };
     let (action, protocol, s, d, rule) = match id {
         "106023" => {
-            // Deny <proto> src <ep> dst <ep> … by access-group "<acl>"
-            let (p, src, dst, acl) = deny_words(text);
-            let p = proto(p)?;
-            let s = endpoint(src.ok_or(Reason::Malformed("missing_src"))?, Iface::Named)?;
-            let d = endpoint(dst.ok_or(Reason::Malformed("missing_dst"))?, Iface::Named)?;
-            (Action::Deny, p, s, d, acl.map(unquote))
+            // The shape Cisco writes is read by position; any other by its words.
+            let (p, s, d, acl) = match deny_fixed(text) {
+                Some(deny) => deny,
+                None => deny_general(text)?,
+            };
+            (Action::Deny, p, s, d, acl)
         }
         "106001" | "106006" | "106007" | "106015" => {
             // … <PROTO> … from <addr/port> to <addr/port> … on interface <if>
@@ -389,6 +527,72 @@ mod one_pass_tests {
             let w: Vec<&str> = words(&text).collect();
             let expect = (w.get(1).copied(), after(&w, "src"), after(&w, "dst"), after(&w, "access-group"));
             prop_assert_eq!(deny_words(&text), expect);
+        }
+
+        /// Where the fixed-shape reader answers, the general reader agrees; on the shape Cisco
+        /// writes, it answers.
+        #[test]
+        fn the_fixed_deny_reader_agrees_with_the_general_one(
+            ws in proptest::collection::vec(
+                "Deny|deny|tcp|TCP|udp|icmp|src|dst|by|access-group|\"acl\"|acl|outside:1.2.3.4/5|inside:10.0.0.1/65535|dc:1.2.3.4/5|o:1.2.3.4/70000|o:1.2.3.4/|o:1.2.3.4|o:01.2.3.4/5|o:2001:db8::1/5|in:1.2.3.4/5,|x\u{e9}|\t|", 0..12),
+            sep in "( |  |\t)",
+        ) {
+            let text = ws.join(&sep);
+            if let Some(fixed) = deny_fixed(&text) {
+                prop_assert_eq!(Ok(fixed), deny_general(&text), "{:?}", text);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// The same near the shape Cisco writes: each slot of the canonical message mostly
+        /// holds what Cisco writes and otherwise something close to it, so most cases reach
+        /// deep into both readers.
+        #[test]
+        fn the_fixed_deny_reader_agrees_near_the_canonical_shape(
+            verb in slot("Deny", "deny|src|dst|access-group|Deny "),
+            p in slot("tcp", "udp|icmp|6|src|dst|xyz|tcp\t|TCP"),
+            k1 in slot("src", "SRC|dst|access-group"),
+            ep1 in slot("outside:1.2.3.4/5", "dmz-1:255.255.255.255/65535|dc:1.2.3.4/5|o:1.2.3.4/70000|o:1.2.3.4/|o:1.2.3.4|o:1.2.3.04/5|o:2001:db8::1/5|o:1.2.3.4/5,|o/x:1.2.3.4/5|1.2.3.4/5|:1.2.3.4/5|dst|access-group"),
+            k2 in slot("dst", "DST|src|access-group"),
+            ep2 in slot("inside:10.0.0.1/22", "inside:10.0.0.1/+22|inside:10.0.0.256/22|access-group|inside:10.0.0.1/22;|src"),
+            by in slot(" by access-group ", "  by access-group | by access-group\t| by ACCESS-GROUP | access-group | by access-group| by access-group src "),
+            acl in slot("\"outside_in\"", "outside_in|\"\"|\"a\u{e9}\"|src|"),
+            tail in slot(" [0x0, 0x0]", "| src x| access-group y"),
+        ) {
+            let text = format!("{verb} {p} {k1} {ep1} {k2} {ep2}{by}{acl}{tail}");
+            if let Some(fixed) = deny_fixed(&text) {
+                prop_assert_eq!(Ok(fixed), deny_general(&text), "{:?}", text);
+            }
+        }
+    }
+
+    /// Mostly `good`, sometimes a string matching the regex `bad`.
+    fn slot(good: &'static str, bad: &'static str) -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => Just(good.to_string()),
+            1 => proptest::string::string_regex(bad).expect("a valid regex"),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_fixed_deny_reader_takes_what_cisco_writes(
+            p in "tcp|udp|TCP",
+            a: [u8; 4],
+            sp: u16,
+            b: [u8; 4],
+            dp: u16,
+            si in "[a-z][a-z0-9_-]{4,12}",
+            di in "[a-z][a-z0-9_-]{4,12}",
+            acl in "[A-Za-z0-9_-]{1,20}",
+        ) {
+            let (sa, da) = (std::net::Ipv4Addr::from(a), std::net::Ipv4Addr::from(b));
+            let text = format!("Deny {p} src {si}:{sa}/{sp} dst {di}:{da}/{dp} by access-group \"{acl}\" [0x0, 0x0]");
+            let fixed = deny_fixed(&text);
+            prop_assert!(fixed.is_some(), "{}", text);
+            prop_assert_eq!(Ok(fixed.unwrap()), deny_general(&text));
         }
 
         #[test]

@@ -224,11 +224,19 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     if opens_with_date && fortigate() {
         return Some(Format::FortiGate);
     }
-    // `CEF:` and `LEEF:` share `EF:`: one search tells whether either may be present.
-    let maybe_cef_or_leef = EF.find(msg.as_bytes()).is_some();
-    if netfilter::looks_like(msg) && !(maybe_cef_or_leef && (has("CEF:") || has("LEEF:"))) {
-        return Some(Format::Netfilter);
-    }
+    // `CEF:` and `LEEF:` share `EF:`: one search tells whether either may be present. A CEF
+    // or LEEF header precedes its fields, so in a line with netfilter's `SRC=` only the text
+    // before it is searched: a `CEF:` after it is text inside a netfilter line.
+    let maybe_cef_or_leef = match netfilter::src_of(msg) {
+        Some(src) => {
+            let header = EF.find(&msg.as_bytes()[..src]).is_some();
+            if !(header && (has("CEF:") || has("LEEF:"))) {
+                return Some(Format::Netfilter);
+            }
+            true
+        }
+        None => EF.find(msg.as_bytes()).is_some(),
+    };
     // A `date=` message was asked above already.
     if !opens_with_date && fortigate() {
         return Some(Format::FortiGate);
@@ -324,8 +332,19 @@ pub fn parse_str_ref<'a>(
     ctx: &TimeContext,
     format: Option<Format>,
 ) -> Result<EventRef<'a>, Unparsed> {
-    let text = text.trim_end_matches(['\r', '\n', '\0']);
-    if text.trim().is_empty() {
+    // Byte loops, not `char` patterns: this runs for every line.
+    let mut end = text.len();
+    while end > 0 && matches!(text.as_bytes()[end - 1], b'\r' | b'\n' | b'\0') {
+        end -= 1;
+    }
+    // Only ASCII bytes were cut: `end` is a character boundary.
+    let text = &text[..end];
+    // A line that opens with a visible ASCII byte is not blank; only others need the full test.
+    let opens_visible = text
+        .as_bytes()
+        .first()
+        .is_some_and(|c| c.is_ascii_graphic());
+    if !opens_visible && text.trim().is_empty() {
         return Err(Unparsed {
             format,
             reason: Reason::Empty,
@@ -459,5 +478,19 @@ mod tests {
         let l = "Jun  8 14:34:33 h kernel: IN=eth0 SRC=1.2.3.4 DST=5.6.7.8 PROTO=TCP SPT=1 DPT=2";
         let err = parse_str(l, &ctx(), Some(Format::Filterlog)).unwrap_err();
         assert_eq!(err.format, Some(Format::Filterlog));
+    }
+
+    #[test]
+    fn cef_text_after_the_kernel_fields_does_not_hide_a_netfilter_line() {
+        let l = r#"Jun  8 14:34:33 h kernel: [WAN_IN-2-D] IN=eth0 OUT= SRC=1.2.3.4 DST=5.6.7.8 PROTO=TCP SPT=1 DPT=2 note=CEF:1"#;
+        let env = syslog::parse_envelope(l, &ctx());
+        assert_eq!(detect(&env), Some(Format::Netfilter));
+        let l = "Jun  8 14:34:33 h kernel: IN=eth0 SRC=1.2.3.4 DST=5.6.7.8 PROTO=TCP SPT=1 DPT=2 msg=LEEF:2.0";
+        let env = syslog::parse_envelope(l, &ctx());
+        assert_eq!(detect(&env), Some(Format::Netfilter));
+        // A CEF header before fields that happen to read like the kernel's stays CEF.
+        let l = "Jun  8 14:34:33 h CEF:0|Vendor|Product|1|100|Deny|5|cs1=SRC=1.2.3.4 DST=5.6.7.8 src=1.2.3.4 dst=5.6.7.8";
+        let env = syslog::parse_envelope(l, &ctx());
+        assert_eq!(detect(&env), Some(Format::Cef));
     }
 }

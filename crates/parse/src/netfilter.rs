@@ -25,10 +25,20 @@ static DST: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
 
 /// Cheap check: does this message look like netfilter output (`SRC=` and `DST=` anywhere)?
 pub fn looks_like(msg: &str) -> bool {
+    src_of(msg).is_some()
+}
+
+/// Where `SRC=` starts in a message that also holds `DST=` (netfilter's shape), or `None`.
+pub fn src_of(msg: &str) -> Option<usize> {
     let b = msg.as_bytes();
-    // The kernel writes DST after SRC, so the second search usually covers only the rest.
-    SRC.find(b)
-        .is_some_and(|p| DST.find(&b[p..]).is_some() || DST.find(&b[..p + 3]).is_some())
+    let p = SRC.find(b)?;
+    // The kernel writes ` DST=` right after the source address: one short scan, not a search.
+    let after = crate::fields::find_any(b, p, [b' ']);
+    if b[after..].starts_with(b" DST=") {
+        return Some(p);
+    }
+    // Anywhere else: after `SRC=` (usually), or before it.
+    (DST.find(&b[p..]).is_some() || DST.find(&b[..p + 3]).is_some()).then_some(p)
 }
 
 /// Parses a netfilter message.

@@ -73,18 +73,44 @@ fn month(s: &str) -> Option<i8> {
     if b.len() != 3 {
         return None;
     }
-    let key = [
-        b[0].to_ascii_lowercase(),
-        b[1].to_ascii_lowercase(),
-        b[2].to_ascii_lowercase(),
-    ];
-    MONTHS
+    // OR-ing 0x20 lower-cases a letter and never turns any other byte into a letter, so the
+    // three bytes compare case-blind as one word.
+    let key = u32::from_le_bytes([b[0] | 0x20, b[1] | 0x20, b[2] | 0x20, 0]);
+    const fn word(m: &[u8; 3]) -> u32 {
+        u32::from_le_bytes([m[0] | 0x20, m[1], m[2], 0])
+    }
+    const WORDS: [u32; 12] = {
+        let mut w = [0u32; 12];
+        let mut i = 0;
+        while i < 12 {
+            let m = MONTHS[i].as_bytes();
+            w[i] = word(&[m[0], m[1], m[2]]);
+            i += 1;
+        }
+        w
+    };
+    WORDS.iter().position(|&w| w == key).map(|i| i as i8 + 1)
+}
+
+/// `<PRI>` at the start of a line: one to three digits (a `+` before them, as `u8`'s reader
+/// takes, is allowed) and at most 191. Returns the value and the text after `>`.
+fn pri(line: &str) -> Option<(u8, &str)> {
+    let b = line.as_bytes();
+    if b.first() != Some(&b'<') {
+        return None;
+    }
+    let end = 1 + b.iter().skip(1).take(4).position(|&c| c == b'>')?;
+    let digits = match &b[1..end] {
+        [b'+', d @ ..] => d,
+        d => d,
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits
         .iter()
-        .position(|m| {
-            let m = m.as_bytes();
-            [m[0].to_ascii_lowercase(), m[1], m[2]] == key
-        })
-        .map(|i| i as i8 + 1)
+        .fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
+    (v <= 191).then(|| (v as u8, &line[end + 1..]))
 }
 
 /// Reads the envelope of one line. Never fails.
@@ -99,17 +125,9 @@ pub fn parse_envelope<'a>(line: &'a str, ctx: &TimeContext) -> Envelope<'a> {
         msg: line,
     };
     let mut rest = line;
-    if let Some(after) = rest.strip_prefix('<') {
-        if let Some(end) = after.bytes().take(4).position(|c| c == b'>') {
-            {
-                if let Ok(p) = after[..end].parse::<u8>() {
-                    if p <= 191 {
-                        env.pri = Some(p);
-                        rest = &after[end + 1..];
-                    }
-                }
-            }
-        }
+    if let Some((p, after)) = pri(line) {
+        env.pri = Some(p);
+        rest = after;
     }
     if env.pri.is_some() {
         if let Some(r) = rest.strip_prefix("1 ") {
@@ -626,6 +644,25 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn the_pri_reader_agrees_with_the_u8_reader(body in "[<>+0-9a ]{0,7}") {
+            let line = format!("<{body}");
+            let reference = line.strip_prefix('<').and_then(|after| {
+                let end = after.bytes().take(4).position(|c| c == b'>')?;
+                let p = after[..end].parse::<u8>().ok().filter(|p| *p <= 191)?;
+                Some((p, &after[end + 1..]))
+            });
+            proptest::prop_assert_eq!(pri(&line), reference);
+        }
+
+        #[test]
+        fn the_month_reader_is_case_blind_and_exact(m in "[a-zA-Z\\x00-\\x7f\u{e9}]{0,4}") {
+            let reference = MONTHS.iter().position(|x| x.eq_ignore_ascii_case(&m)).map(|i| i as i8 + 1);
+            proptest::prop_assert_eq!(month(&m), reference);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
         fn the_fixed_width_time_reader_agrees_with_the_general_one(
             s in "(Jan|Feb|nov|Dec|Xyz|Nov) ( [0-9]|[0-9]{2}|[0-9]|x[0-9]) ([0-9]{4} |[0-9]{3} )?[0-9]{1,2}:[0-9]{2}:[0-9]{2}(:|\\.[0-9]{1,3}|x)?( [a-z: ]{0,6})?",
             now in 1_600_000_000_000i64..1_800_000_000_000,
@@ -664,6 +701,29 @@ mod tests {
 
     fn ms(s: &str) -> i64 {
         s.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn every_spelling_of_every_month_is_read() {
+        for (i, m) in MONTHS.iter().enumerate() {
+            for mask in 0..8u32 {
+                let spelled: String = m
+                    .chars()
+                    .enumerate()
+                    .map(|(k, c)| {
+                        if mask >> k & 1 == 1 {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c.to_ascii_lowercase()
+                        }
+                    })
+                    .collect();
+                assert_eq!(month(&spelled), Some(i as i8 + 1), "{spelled}");
+            }
+        }
+        for bad in ["Ja", "Janu", "J@n", "Jan ", "\u{e9}an", "Jbn", "Mai"] {
+            assert_eq!(month(bad), None, "{bad}");
+        }
     }
 
     #[test]
