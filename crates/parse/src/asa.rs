@@ -220,7 +220,6 @@ fn visible_token(b: &[u8], i: usize) -> Option<usize> {
 /// and where the token ends; `None` for any other shape.
 fn named_v4_at(text: &str, mut i: usize) -> Option<(Endpoint<'_>, usize)> {
     let b = text.as_bytes();
-    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10);
     let start = i;
     let mut hex = true;
     loop {
@@ -239,33 +238,8 @@ fn named_v4_at(text: &str, mut i: usize) -> Option<(Endpoint<'_>, usize)> {
         return None;
     }
     i += 1;
-    let mut ip = 0u32;
-    for k in 0..4 {
-        if k > 0 {
-            if b.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-        let mut v = u32::from(digit(i)?);
-        i += 1;
-        if v != 0 {
-            // No leading zero: a second and third digit only after a non-zero first.
-            for _ in 0..2 {
-                match digit(i) {
-                    Some(d) => {
-                        v = v * 10 + u32::from(d);
-                        i += 1;
-                    }
-                    None => break,
-                }
-            }
-        }
-        if v > 255 {
-            return None;
-        }
-        ip = ip << 8 | v;
-    }
+    let (ip, end) = crate::fields::dotted_quad_at(b, i)?;
+    i = end;
     if b.get(i) != Some(&b'/') {
         return None;
     }
@@ -287,7 +261,7 @@ fn named_v4_at(text: &str, mut i: usize) -> Option<(Endpoint<'_>, usize)> {
         return None;
     }
     let port = u16::try_from(port).ok()?;
-    Some(((Some(name), IpAddr::V4(ip.into()), Some(port)), i))
+    Some(((Some(name), IpAddr::V4(ip), Some(port)), i))
 }
 
 /// A 106023 deny exactly as Cisco writes it, `Deny <proto> src <name>:<IPv4>/<port> dst

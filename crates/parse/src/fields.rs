@@ -152,15 +152,22 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
 }
 
 /// A dotted-quad IPv4 address, exactly as std's parser reads one (no leading zeros, each
-/// octet at most 255). Octet by octet: the known shape (one to three digits, then a dot)
-/// compiles to fewer instructions than a byte loop with state.
+/// octet at most 255).
 pub(crate) fn dotted_quad(b: &[u8]) -> Option<std::net::Ipv4Addr> {
     if !(7..=15).contains(&b.len()) {
         return None;
     }
+    dotted_quad_at(b, 0).and_then(|(ip, end)| (end == b.len()).then_some(ip))
+}
+
+/// The dotted quad that starts at `i` (read as [`dotted_quad`] reads one) and where it ends;
+/// what follows it is the caller's to check. Octet by octet: the known shape (one to three
+/// digits, then a dot) compiles to fewer instructions than a byte loop with state.
+// Inlined into both readers: as a call it cost ASA 2% and iptables 1% more instructions a line.
+#[inline(always)]
+pub(crate) fn dotted_quad_at(b: &[u8], mut i: usize) -> Option<(std::net::Ipv4Addr, usize)> {
     let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10);
     let mut octets = [0u8; 4];
-    let mut i = 0;
     for (k, octet) in octets.iter_mut().enumerate() {
         if k > 0 {
             if b.get(i) != Some(&b'.') {
@@ -184,7 +191,7 @@ pub(crate) fn dotted_quad(b: &[u8]) -> Option<std::net::Ipv4Addr> {
         }
         *octet = u8::try_from(v).ok()?;
     }
-    (i == b.len()).then(|| octets.into())
+    Some((octets.into(), i))
 }
 
 /// Reads an address; `what` names the field in the reason code.
