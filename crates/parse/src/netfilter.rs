@@ -23,12 +23,8 @@ static SRC: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
 static DST: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new("DST="));
 
-/// Cheap check: does this message look like netfilter output (`SRC=` and `DST=` anywhere)?
-pub fn looks_like(msg: &str) -> bool {
-    src_of(msg).is_some()
-}
-
-/// Where `SRC=` starts in a message that also holds `DST=` (netfilter's shape), or `None`.
+/// Cheap check for netfilter output (`SRC=` and `DST=` anywhere): where `SRC=` starts, or
+/// `None` when the message does not look like netfilter's.
 pub fn src_of(msg: &str) -> Option<usize> {
     let b = msg.as_bytes();
     let p = SRC.find(b)?;
