@@ -56,10 +56,7 @@ fn endpoint(tok: &str, iface: Iface) -> Result<(Option<&str>, IpAddr, Option<u16
     };
     let (iface, ip) = split_iface(addr, iface)?;
     let port = match port {
-        Some(p) => Some(
-            p.parse::<u16>()
-                .map_err(|_| Reason::Malformed("bad_port"))?,
-        ),
+        Some(p) => Some(crate::fields::dec_u16(p).ok_or(Reason::Malformed("bad_port"))?),
         None => None,
     };
     Ok((iface, ip, port))

@@ -194,6 +194,54 @@ pub(crate) fn dotted_quad_at(b: &[u8], mut i: usize) -> Option<(std::net::Ipv4Ad
     Some((octets.into(), i))
 }
 
+/// A decimal `u16` read exactly as `str::parse::<u16>` reads one (an optional `+`, then one or
+/// more ASCII digits, leading zeros allowed, at most 65535), without the standard library's
+/// radix-generic loop: ports are read twice a line (property-tested against `parse`).
+#[inline]
+pub(crate) fn dec_u16(s: &str) -> Option<u16> {
+    let b = s.as_bytes();
+    let b = b.strip_prefix(b"+").unwrap_or(b);
+    if b.is_empty() {
+        return None;
+    }
+    let mut v = 0u32;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u32::from(d);
+        if v > u32::from(u16::MAX) {
+            return None;
+        }
+    }
+    Some(v as u16)
+}
+
+/// A decimal `u64` read exactly as `str::parse::<u64>` reads one (property-tested).
+#[inline]
+pub(crate) fn dec_u64(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let b = b.strip_prefix(b"+").unwrap_or(b);
+    if b.is_empty() {
+        return None;
+    }
+    let mut v = 0u64;
+    for (k, &c) in b.iter().enumerate() {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        // Nineteen digits always fit; past them, every step is checked.
+        v = if k < 19 {
+            v * 10 + u64::from(d)
+        } else {
+            v.checked_mul(10)?.checked_add(u64::from(d))?
+        };
+    }
+    Some(v)
+}
+
 /// Reads an address; `what` names the field in the reason code.
 pub fn ip(v: Option<&str>, missing: &'static str, bad: &'static str) -> Result<IpAddr, Reason> {
     let v = v.ok_or(Reason::Malformed(missing))?;
@@ -203,9 +251,7 @@ pub fn ip(v: Option<&str>, missing: &'static str, bad: &'static str) -> Result<I
 
 /// Reads a port.
 pub fn port(v: Option<&str>) -> Result<u16, Reason> {
-    v.ok_or(Reason::Malformed("missing_port"))?
-        .parse()
-        .map_err(|_| Reason::Malformed("bad_port"))
+    dec_u16(v.ok_or(Reason::Malformed("missing_port"))?).ok_or(Reason::Malformed("bad_port"))
 }
 
 /// Ports for protocols that have them: both must be present and valid. For others, `None`.
@@ -241,10 +287,9 @@ pub fn opt_ip(v: Option<&str>) -> Result<Option<IpAddr>, Reason> {
 pub fn opt_port(v: Option<&str>) -> Result<Option<u16>, Reason> {
     match v.map(str::trim) {
         None | Some("") | Some("0") => Ok(None),
-        Some(s) => s
-            .parse()
+        Some(s) => dec_u16(s)
             .map(Some)
-            .map_err(|_| Reason::Malformed("bad_nat_port")),
+            .ok_or(Reason::Malformed("bad_nat_port")),
     }
 }
 
@@ -329,6 +374,19 @@ mod tests {
         ) {
             let expect = b.iter().enumerate().skip(i).find(|(_, c)| **c == b' ' || **c == b'=').map_or(b.len(), |(p, _)| p);
             prop_assert_eq!(find_any(&b, i, [b' ', b'=']), expect);
+        }
+
+        #[test]
+        fn the_decimal_readers_agree_with_std(s in "\\+?[0-9]{0,22}|[0-9+ a-]{0,8}|\\PC{0,6}") {
+            prop_assert_eq!(dec_u16(&s), s.parse::<u16>().ok());
+            prop_assert_eq!(dec_u64(&s), s.parse::<u64>().ok());
+        }
+
+        #[test]
+        fn the_decimal_readers_read_every_value(a: u16, b: u64, zeros in 0usize..4) {
+            let pad = "0".repeat(zeros);
+            prop_assert_eq!(dec_u16(&format!("{pad}{a}")), Some(a));
+            prop_assert_eq!(dec_u64(&format!("{pad}{b}")), Some(b));
         }
 
         #[test]

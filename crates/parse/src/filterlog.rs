@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use watchhouse_event::{Action, Direction, EventRef, Format, IpProto};
 
-use crate::fields::parse_ip;
+use crate::fields::{dec_u16, dec_u64, parse_ip};
 use crate::syslog::Envelope;
 use crate::Reason;
 
@@ -86,12 +86,8 @@ pub fn parse<'a>(env: &Envelope<'a>, raw: &'a str, now_ms: i64) -> Result<EventR
         if n < src_ix + 4 {
             return Err(Reason::Malformed("missing_port"));
         }
-        let sp = f[src_ix + 2]
-            .parse::<u16>()
-            .map_err(|_| Reason::Malformed("bad_port"))?;
-        let dp = f[src_ix + 3]
-            .parse::<u16>()
-            .map_err(|_| Reason::Malformed("bad_port"))?;
+        let sp = dec_u16(f[src_ix + 2]).ok_or(Reason::Malformed("bad_port"))?;
+        let dp = dec_u16(f[src_ix + 3]).ok_or(Reason::Malformed("bad_port"))?;
         (Some(sp), Some(dp))
     } else {
         (None, None)
@@ -118,7 +114,7 @@ pub fn parse<'a>(env: &Envelope<'a>, raw: &'a str, now_ms: i64) -> Result<EventR
         rule: (!rule.is_empty()).then_some(Cow::Borrowed(rule)),
         device: env.hostname.map(Cow::Borrowed),
         format: Format::Filterlog,
-        bytes: f[len_ix].parse().ok(),
+        bytes: dec_u64(f[len_ix]),
         packets: Some(1),
         count: 1,
         raw,

@@ -201,7 +201,7 @@ pub fn parse<'a>(
         opt_ip(get(K_TRANIP))?,
         opt_port(get(K_TRANPORT))?,
     );
-    let num = |k: usize| get(k).and_then(|v| v.parse::<u64>().ok());
+    let num = |k: usize| get(k).and_then(crate::fields::dec_u64);
     e.bytes = crate::fields::sum_opt(num(K_SENTBYTE), num(K_RCVDBYTE));
     e.packets = crate::fields::sum_opt(num(K_SENTPKT), num(K_RCVDPKT));
     Ok(e)
