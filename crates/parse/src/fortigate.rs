@@ -10,7 +10,7 @@
 
 use watchhouse_event::{Action, EventRef, Format};
 
-use crate::fields::{epoch_ms, ip, opt_ip, opt_port, pairs, ports, proto};
+use crate::fields::{epoch_ms, ip, opt_ip, opt_port, ports, proto};
 use crate::syslog::{civil_ms, parse_offset, Envelope};
 use crate::{clip, nat, Flow, Reason, TimeContext};
 
@@ -62,7 +62,7 @@ fn packed<const N: usize>(b: &[u8]) -> u64 {
 /// The slot of a key this parser reads, or `None` for the many it skips. A line has 30–60
 /// keys, so a key is compared as its length and first eight bytes packed in one word (the
 /// ninth byte of the two nine-byte keys checked apart) rather than byte by byte.
-fn key_index(k: &str) -> Option<usize> {
+fn key_index(k: &[u8]) -> Option<usize> {
     const TYPE: u64 = word(b"type");
     const SRCIP: u64 = word(b"srcip");
     const DSTIP: u64 = word(b"dstip");
@@ -86,7 +86,7 @@ fn key_index(k: &str) -> Option<usize> {
     const RCVDBYTE: u64 = word(b"rcvdbyte");
     const SENTPKT: u64 = word(b"sentpkt");
     const RCVDPKT: u64 = word(b"rcvdpkt");
-    let b = k.as_bytes();
+    let b = k;
     // A fixed-size copy per length: a variable one would be a `memcpy` call per key.
     let w = match b.len() {
         2 => packed::<2>(b),
@@ -137,17 +137,17 @@ pub fn parse<'a>(
     static LOGID: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new("logid="));
     let m = env.msg.as_bytes();
-    let start = DATE.find(m).or_else(|| LOGID.find(m)).unwrap_or(0);
+    // FortiOS opens its messages with `date=`; otherwise the pairs start at `date=` or
+    // `logid=` wherever they are.
+    let start = if m.starts_with(b"date=") {
+        0
+    } else {
+        DATE.find(m).or_else(|| LOGID.find(m)).unwrap_or(0)
+    };
     // One pass, keeping only the keys used (a FortiGate line has 30–60 pairs); the first
     // occurrence of a key wins.
     let mut vals: [Option<&str>; K_COUNT] = [None; K_COUNT];
-    for (k, v) in pairs(&env.msg[start..]) {
-        if let Some(i) = key_index(k) {
-            if vals[i].is_none() {
-                vals[i] = Some(v);
-            }
-        }
-    }
+    crate::fields::pairs_into(&env.msg[start..], key_index, &mut vals);
     let get = |k: usize| vals[k];
     let kind = get(K_TYPE).unwrap_or("");
     if kind != "traffic" && kind != "utm" {
@@ -246,7 +246,7 @@ mod key_tests {
     #[test]
     fn every_key_read_has_its_own_slot() {
         for (k, i) in KEYS {
-            assert_eq!(key_index(k), Some(i), "{k}");
+            assert_eq!(key_index(k.as_bytes()), Some(i), "{k}");
         }
         let mut slots: Vec<usize> = KEYS.iter().map(|(_, i)| *i).collect();
         slots.sort_unstable();
@@ -264,7 +264,7 @@ mod key_tests {
             let b = k.as_bytes();
             let mut check = |v: Vec<u8>| {
                 let s = String::from_utf8_lossy(&v).into_owned();
-                assert_eq!(key_index(&s), reference(&s), "{s:?}");
+                assert_eq!(key_index(s.as_bytes()), reference(&s), "{s:?}");
                 tried += 1;
             };
             for at in 0..b.len() {
@@ -291,7 +291,7 @@ mod key_tests {
         fn the_packed_comparison_agrees_with_plain_string_equality(
             k in prop_oneof!["[a-z\\x00]{0,11}", any::<String>()]
         ) {
-            prop_assert_eq!(key_index(&k), reference(&k));
+            prop_assert_eq!(key_index(k.as_bytes()), reference(&k));
         }
     }
 }

@@ -213,14 +213,14 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     if env.app.is_some_and(asa::is_tag) {
         return Some(Format::CiscoAsa);
     }
+    // FortiOS starts its messages with `date=`: such a line is decided before the scans for
+    // other formats' marks run over its 500-odd bytes (and needs no search for `date=`).
+    let opens_with_date = msg.starts_with("date=");
     let fortigate = || {
         LOGID.find(msg.as_bytes()).is_some()
             && (DEVID.find(msg.as_bytes()).is_some() || TYPE.find(msg.as_bytes()).is_some())
-            && DATE.find(msg.as_bytes()).is_some()
+            && (opens_with_date || DATE.find(msg.as_bytes()).is_some())
     };
-    // FortiOS starts its messages with `date=`: such a line is decided before the scans for
-    // other formats' marks run over its 500-odd bytes.
-    let opens_with_date = msg.starts_with("date=");
     if opens_with_date && fortigate() {
         return Some(Format::FortiGate);
     }
