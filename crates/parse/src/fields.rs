@@ -88,6 +88,36 @@ pub(crate) fn find_blank_or<const N: usize>(b: &[u8], mut i: usize, set: [u8; N]
     }
 }
 
+/// Position of the first space or double quote in `b` at or after `i`, or `b.len()`: one test
+/// a word (bytes below `#`, which takes in both), the few other such bytes stepped over.
+#[inline]
+pub(crate) fn find_space_or_quote(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    loop {
+        let Some(chunk) = b.get(i..i + 8) else {
+            while i < b.len() {
+                if b[i] == b' ' || b[i] == b'"' {
+                    return i;
+                }
+                i += 1;
+            }
+            return b.len();
+        };
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let hits = w.wrapping_sub(ONES * 0x23) & !w & HIGHS;
+        if hits == 0 {
+            i += 8;
+            continue;
+        }
+        i += (hits.trailing_zeros() / 8) as usize;
+        if b[i] == b' ' || b[i] == b'"' {
+            return i;
+        }
+        i += 1;
+    }
+}
+
 impl<'a> Iterator for Pairs<'a> {
     type Item = (&'a str, &'a str);
 
@@ -508,6 +538,15 @@ mod tests {
         ) {
             let expect = b.iter().enumerate().skip(i).find(|(_, c)| **c == b' ' || **c == b'=').map_or(b.len(), |(p, _)| p);
             prop_assert_eq!(find_any(&b, i, [b' ', b'=']), expect);
+        }
+
+        #[test]
+        fn find_space_or_quote_agrees_with_a_byte_loop(
+            b in proptest::collection::vec(prop_oneof![Just(b' '), Just(b'"'), Just(b'!'), 0u8..0x24, Just(0xA2), any::<u8>()], 0..40),
+            i in 0usize..45,
+        ) {
+            let expect = b.iter().enumerate().skip(i).find(|(_, c)| matches!(**c, b' ' | b'"')).map_or(b.len(), |(p, _)| p);
+            prop_assert_eq!(find_space_or_quote(&b, i), expect);
         }
 
         #[test]

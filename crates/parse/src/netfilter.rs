@@ -248,21 +248,8 @@ fn read_canonical(msg: &str, kv_start: usize) -> Option<Packet<'_>> {
     };
     let (proto, i) = word(proto_at);
     let protocol = IpProto::parse(proto).filter(|p| p.has_ports())?;
-    // A port as `read_tokens` reads one: digits to a space (or the end), at most 65535.
-    let port_at = |v: usize| {
-        let mut n = 0u32;
-        let mut j = v;
-        while let Some(d) = b.get(j).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10) {
-            n = n * 10 + u32::from(d);
-            if n > u32::from(u16::MAX) {
-                return None;
-            }
-            j += 1;
-        }
-        (j > v && (j == b.len() || b[j] == b' ')).then_some((n as u16, j + 1))
-    };
-    let (sp, i) = port_at(key(i, b"SPT=")?)?;
-    let (dp, _) = port_at(key(i, b"DPT=")?)?;
+    let (sp, i) = port_at(b, key(i, b"SPT=")?)?;
+    let (dp, _) = port_at(b, key(i, b"DPT=")?)?;
     Some(Packet {
         input: Some(input),
         output: Some(output),
@@ -281,42 +268,71 @@ fn read_canonical(msg: &str, kv_start: usize) -> Option<Packet<'_>> {
 /// next token starts. A token it passes holds no quote and ends at a space, so it ends where
 /// [`skip_token`] says; anything else is left for the caller's token loop.
 fn kernel_tokens(b: &[u8], mut i: usize) -> usize {
-    let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
-    let space = |j: usize| b.get(j) == Some(&b' ');
-    for (k, n) in [(&b"TOS=0x"[..], 6), (&b"PREC=0x"[..], 7)] {
-        if b.get(i..).is_some_and(|t| t.starts_with(k))
-            && hex(i + n)
-            && hex(i + n + 1)
-            && space(i + n + 2)
-        {
-            i += n + 3;
+    // Default type of service and precedence, as 54 of the 65 real lines in the fixtures have.
+    if b.get(i..i + 19) == Some(b"TOS=0x00 PREC=0x00 ") {
+        i += 19;
+    } else {
+        for (k, n) in [(&b"TOS=0x"[..], 6), (&b"PREC=0x"[..], 7)] {
+            if b.get(i..).is_some_and(|t| t.starts_with(k))
+                && b.get(i + n..i + n + 2)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+                && b.get(i + n + 2) == Some(&b' ')
+            {
+                i += n + 3;
+            }
         }
     }
-    for k in [&b"TTL="[..], &b"ID="[..]] {
-        if b.get(i..).is_some_and(|t| t.starts_with(k)) {
-            let mut j = i + k.len();
-            while b.get(j).is_some_and(u8::is_ascii_digit) {
-                j += 1;
-            }
-            if j > i + k.len() && space(j) {
-                i = j + 1;
-            }
-        }
+    if b.get(i..i + 4) == Some(b"TTL=") {
+        i = digits_then_space(b, i, 4);
+    }
+    if b.get(i..i + 3) == Some(b"ID=") {
+        i = digits_then_space(b, i, 3);
     }
     i
+}
+
+/// After a `KEY=` of `key_len` bytes at `i`: past the space that ends one or more digits, or
+/// `i` itself when the token is not digits and a space.
+#[inline(always)]
+fn digits_then_space(b: &[u8], i: usize, key_len: usize) -> usize {
+    let mut j = i + key_len;
+    while b.get(j).is_some_and(u8::is_ascii_digit) {
+        j += 1;
+    }
+    if j > i + key_len && b.get(j) == Some(&b' ') {
+        j + 1
+    } else {
+        i
+    }
+}
+
+/// A port as [`read_tokens`] reads one, at `v`: digits to a space (or the end), at most 65535;
+/// the port and where the next token starts.
+#[inline(always)]
+fn port_at(b: &[u8], v: usize) -> Option<(u16, usize)> {
+    let mut n = 0u32;
+    let mut j = v;
+    while let Some(d) = b.get(j).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10) {
+        n = n * 10 + u32::from(d);
+        if n > u32::from(u16::MAX) {
+            return None;
+        }
+        j += 1;
+    }
+    (j > v && (j == b.len() || b[j] == b' ')).then_some((n as u16, j + 1))
 }
 
 /// Where the token at `i` ends, plus one (`b.len() + 1` when it runs to the end): at the first
 /// space, unless a double quote comes first, in which case the quoted text (to the next quote,
 /// or the end of the line) is part of the token, spaces and all.
 fn skip_token(b: &[u8], i: usize) -> usize {
-    let mut j = crate::fields::find_any(b, i, [b' ', b'"']);
+    let mut j = crate::fields::find_space_or_quote(b, i);
     while j < b.len() && b[j] == b'"' {
         let close = crate::fields::find_any(b, j + 1, [b'"']);
         if close >= b.len() {
             return b.len() + 1;
         }
-        j = crate::fields::find_any(b, close + 1, [b' ', b'"']);
+        j = crate::fields::find_space_or_quote(b, close + 1);
     }
     j + 1
 }

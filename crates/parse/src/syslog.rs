@@ -559,31 +559,33 @@ pub fn parse_offset(s: &str) -> Option<TimeZone> {
 /// `TAG:` or `TAG[pid]:` at the start of `s`, returning the tag without pid and the message.
 fn split_tag(s: &str) -> Option<(&str, &str)> {
     let (tok, rest) = next_token(s)?;
+    Some((as_tag(tok)?, rest))
+}
+
+/// A header token as a tag: `app:` or `app[pid]:`, the name at most 48 bytes.
+fn as_tag(tok: &str) -> Option<&str> {
     let tag = tok.strip_suffix(':')?;
     let tag = match tag.bytes().position(|c| c == b'[') {
         Some(i) if tag.ends_with(']') => &tag[..i],
         Some(_) => return None,
         None => tag,
     };
-    if tag.is_empty() || tag.len() > 48 {
-        return None;
-    }
-    Some((tag, rest))
+    (!tag.is_empty() && tag.len() <= 48).then_some(tag)
 }
 
 /// After a 3164 timestamp: `HOST TAG: msg`, `TAG: msg` (no host) or `HOST msg`.
 fn split_host_tag(s: &str) -> (Option<&str>, Option<&str>, &str) {
-    if let Some((tag, msg)) = split_tag(s) {
-        // The first token is a tag: this device wrote no host name (`Jun 8 … kernel: …`).
-        // Unless the token after it is also a tag, e.g. `fw1: kernel: …` — rare; keep it simple.
-        return (None, Some(tag), msg);
-    }
-    let Some((host, rest)) = next_token(s) else {
+    let Some((first, rest)) = next_token(s) else {
         return (None, None, s);
     };
+    if let Some(tag) = as_tag(first) {
+        // The first token is a tag: this device wrote no host name (`Jun 8 … kernel: …`).
+        // Unless the token after it is also a tag, e.g. `fw1: kernel: …` — rare; keep it simple.
+        return (None, Some(tag), rest);
+    }
     match split_tag(rest) {
-        Some((tag, msg)) => (Some(host), Some(tag), msg),
-        None => (Some(host), None, rest),
+        Some((tag, msg)) => (Some(first), Some(tag), msg),
+        None => (Some(first), None, rest),
     }
 }
 
