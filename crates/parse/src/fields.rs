@@ -445,8 +445,13 @@ pub fn epoch_ms(v: &str) -> Option<i64> {
         }
         n = n * 10 + u64::from(d);
     }
-    let n = i64::try_from(n).ok()?;
-    let ms = match int.len() {
+    scale_epoch(i64::try_from(n).ok()?, int.len(), frac)
+}
+
+/// An epoch of `digits` integer digits (`n`, with `frac` the bytes after its dot) as
+/// milliseconds, by magnitude.
+fn scale_epoch(n: i64, digits: usize, frac: &[u8]) -> Option<i64> {
+    let ms = match digits {
         0..=11 => {
             // Milliseconds from the first three fraction digits, padded with zeros.
             let mut f = 0i64;
@@ -472,31 +477,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The first definition of `epoch_ms`, through `str::split_once` and `str::parse`.
+    /// The first definition of `epoch_ms`'s reading, through `str::split_once` and `str::parse`.
     fn reference_epoch_ms(v: &str) -> Option<i64> {
         let (int, frac) = v.split_once('.').unwrap_or((v, ""));
         if int.is_empty() || !int.bytes().all(|c| c.is_ascii_digit()) || int.len() > 19 {
             return None;
         }
         let n: i64 = int.parse().ok()?;
-        let ms = match int.len() {
-            0..=11 => {
-                let mut f = 0i64;
-                for k in 0..3 {
-                    let d = match frac.as_bytes().get(k) {
-                        Some(c) if c.is_ascii_digit() => i64::from(c - b'0'),
-                        Some(_) => return None,
-                        None => 0,
-                    };
-                    f = f * 10 + d;
-                }
-                n.checked_mul(1000)?.checked_add(f)?
-            }
-            12..=14 => n,
-            15..=17 => n / 1000,
-            _ => n / 1_000_000,
-        };
-        Some(ms)
+        scale_epoch(n, int.len(), frac.as_bytes())
     }
 
     /// The plain definition of `pairs`, re-slicing the text token by token.
