@@ -229,7 +229,7 @@ pub fn detect(env: &syslog::Envelope<'_>) -> Option<Format> {
     // before it is searched: a `CEF:` after it is text inside a netfilter line.
     let maybe_cef_or_leef = match netfilter::src_of(msg) {
         Some(src) => {
-            let header = EF.find(&msg.as_bytes()[..src]).is_some();
+            let header = fields::find_short(&msg.as_bytes()[..src], b"EF:").is_some();
             if !(header && (has("CEF:") || has("LEEF:"))) {
                 return Some(Format::Netfilter);
             }

@@ -19,8 +19,6 @@ use crate::fields::{dec_u64, parse_ip, port};
 use crate::syslog::{find_clf_time, Envelope};
 use crate::Reason;
 
-static SRC: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| memchr::memmem::Finder::new("SRC="));
 static DST: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new("DST="));
 
@@ -28,7 +26,7 @@ static DST: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
 /// `None` when the message does not look like netfilter's.
 pub fn src_of(msg: &str) -> Option<usize> {
     let b = msg.as_bytes();
-    let p = SRC.find(b)?;
+    let p = crate::fields::find_short(b, b"SRC=")?;
     // The kernel writes ` DST=` right after the source address: one short scan, not a search.
     let after = crate::fields::find_any(b, p, [b' ']);
     if b[after..].starts_with(b" DST=") {
