@@ -101,7 +101,10 @@ pub(crate) fn find_short(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(p) = memchr::memchr(first, hay.get(i..)?) {
         let at = i + p;
-        if hay.get(at + 1..).is_some_and(|after| after.starts_with(rest)) {
+        if hay
+            .get(at + 1..)
+            .is_some_and(|after| after.starts_with(rest))
+        {
             return Some(at);
         }
         i = at + 1;
