@@ -98,18 +98,7 @@ pub(crate) fn find_short(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let Some((&first, rest)) = needle.split_first() else {
         return Some(0);
     };
-    let mut i = 0;
-    while let Some(p) = memchr::memchr(first, hay.get(i..)?) {
-        let at = i + p;
-        if hay
-            .get(at + 1..)
-            .is_some_and(|after| after.starts_with(rest))
-        {
-            return Some(at);
-        }
-        i = at + 1;
-    }
-    None
+    memchr::memchr_iter(first, hay).find(|&at| hay[at + 1..].starts_with(rest))
 }
 
 /// Position of the first space or double quote in `b` at or after `i`, or `b.len()`: one test
