@@ -983,6 +983,33 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A batch's rollup sums, one per key (every backend upserts once per distinct key, not per
+/// event), in key order so that concurrent writers touch rows in the same order.
+#[derive(Default)]
+pub(crate) struct Rollups {
+    pub(crate) daily: std::collections::BTreeMap<(i64, bool), i64>,
+    pub(crate) src: std::collections::BTreeMap<(i64, IpAddr), i64>,
+    pub(crate) port: std::collections::BTreeMap<(i64, u8, u16), i64>,
+}
+
+/// Sums `events` into their rollups: every event by day and disposition; inbound ones by
+/// source, and by protocol and destination port.
+pub(crate) fn rollups(events: &[Event]) -> Rollups {
+    let mut r = Rollups::default();
+    for e in events {
+        let day = day_of(e.time_ms);
+        let n = e.count.max(1) as i64;
+        *r.daily.entry((day, e.action.is_allowed())).or_default() += n;
+        if e.direction == watchhouse_event::Direction::Inbound {
+            *r.src.entry((day, e.src_ip)).or_default() += n;
+            if let Some(p) = e.dst_port {
+                *r.port.entry((day, e.protocol.0, p)).or_default() += n;
+            }
+        }
+    }
+    r
+}
+
 /// Days since the epoch for a millisecond timestamp (UTC).
 pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(86_400_000)

@@ -430,32 +430,6 @@ impl PostgresStore {
     }
 }
 
-/// Rollup sums of one batch.
-#[derive(Default)]
-struct Rollups {
-    daily: BTreeMap<(i64, bool), i64>,
-    src: BTreeMap<(i64, IpAddr), i64>,
-    port: BTreeMap<(i64, i16, i32), i64>,
-}
-
-fn rollups(events: &[Event]) -> Rollups {
-    let mut r = Rollups::default();
-    for e in events {
-        let day = day_of(e.time_ms);
-        let n = e.count.max(1) as i64;
-        *r.daily.entry((day, e.action.is_allowed())).or_default() += n;
-        if e.direction == Direction::Inbound {
-            *r.src.entry((day, e.src_ip)).or_default() += n;
-            if let Some(p) = e.dst_port {
-                *r.port
-                    .entry((day, e.protocol.0 as i16, p as i32))
-                    .or_default() += n;
-            }
-        }
-    }
-    r
-}
-
 /// A batch's events as blocks, one per day (a batch rarely spans midnight). Event ids are
 /// `first_id` + the event's index in the batch, as the evidence links expect.
 fn event_blocks(events: &[Event], first_id: i64) -> Result<Vec<(i64, block::Block)>> {
@@ -631,8 +605,8 @@ async fn upsert_rollups(
     }
     if !r.port.is_empty() {
         let days: Vec<i64> = r.port.keys().map(|k| k.0).collect();
-        let protos: Vec<i16> = r.port.keys().map(|k| k.1).collect();
-        let ports: Vec<i32> = r.port.keys().map(|k| k.2).collect();
+        let protos: Vec<i16> = r.port.keys().map(|k| i16::from(k.1)).collect();
+        let ports: Vec<i32> = r.port.keys().map(|k| i32::from(k.2)).collect();
         let n: Vec<i64> = r.port.values().copied().collect();
         tx.execute(
             "INSERT INTO rollup_port (member_id, day, protocol, dst_port, events) \

@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -34,7 +34,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_notify.sql"),
     include_str!("../migrations/sqlite/0006_host_url.sql"),
     include_str!("../migrations/sqlite/0007_leases.sql"),
+    include_str!("../migrations/sqlite/0008_event_blocks.sql"),
 ];
+
+/// The schema version that moved raw events into blocks; the old rows are converted right
+/// after its script (see [`convert_event_rows`]).
+const BLOCKS_VERSION: usize = 8;
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -43,6 +48,9 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     /// Write transactions so far, read by the checkpointer to skip idle rounds.
     writes: Arc<AtomicU64>,
+    /// The next event id this handle gives out: batches take their ids from here before the
+    /// write lock, so their blocks are encoded outside it ([`store_blocks`] checks them).
+    next_id: Arc<AtomicI64>,
     /// Dropped with the store, which stops the checkpointer thread.
     _checkpointer: Checkpointer,
 }
@@ -168,6 +176,9 @@ fn migrate(c: &mut Connection) -> Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = c.transaction().map_err(be)?;
         tx.execute_batch(sql).map_err(be)?;
+        if i + 1 == BLOCKS_VERSION {
+            convert_event_rows(&tx)?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_ms) VALUES (?, ?)",
             params![i as i64 + 1, now_ms()],
@@ -374,11 +385,15 @@ impl SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         let writes = Arc::new(AtomicU64::new(0));
         let checkpointer = Checkpointer::start(path, writes.clone())?;
+        let next: Id = w
+            .query_row("SELECT next FROM event_ids", [], |r| r.get(0))
+            .map_err(be)?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(w)),
             readers,
             next_reader: AtomicUsize::new(0),
             writes,
+            next_id: Arc::new(AtomicI64::new(next)),
             _checkpointer: checkpointer,
         })
     }
@@ -450,24 +465,6 @@ fn select_members(c: &Connection, scope: &Scope, id: Option<Id>) -> Result<Vec<M
     Ok(rows)
 }
 
-/// Rows per multi-row `INSERT` into `events`: one statement per this many events (25 values
-/// each, well under SQLite's 32,766 parameters), which saves most of the per-statement cost.
-const EVENT_ROWS_PER_INSERT: usize = 32;
-const EVENT_COLUMNS: &str = "id, member_id, collector_id, time_ms, last_ms, action, protocol, src_ip, src_port, \
-     dst_ip, dst_port, direction, in_iface, out_iface, rule, device, format, bytes, packets, count, raw, \
-     nat, product, host, url";
-
-/// `INSERT INTO events` for `rows` rows.
-fn insert_events_sql(rows: usize) -> String {
-    let row = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-    let mut sql = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES {row}");
-    for _ in 1..rows {
-        sql.push(',');
-        sql.push_str(row);
-    }
-    sql
-}
-
 /// An address as SQLite stores it: the same text as `IpAddr`'s `Display`, without the
 /// formatting machinery for IPv4 (the common case, and a measurable part of ingest).
 fn ip_text(ip: &IpAddr) -> String {
@@ -492,131 +489,203 @@ fn ip_text(ip: &IpAddr) -> String {
     }
 }
 
-/// Binds one event's columns, starting at parameter `at` (1-based); returns the next.
-fn bind_event(
-    st: &mut rusqlite::CachedStatement<'_>,
-    at: usize,
-    id: Id,
-    collector: &Collector,
-    e: &Event,
-) -> rusqlite::Result<usize> {
-    let nat = e.nat.as_ref().and_then(|n| serde_json::to_string(n).ok());
-    let values: [&dyn rusqlite::ToSql; 25] = [
-        &id,
-        &collector.member_id,
-        &collector.id,
-        &e.time_ms,
-        &e.last_ms.max(e.time_ms),
-        &e.action.as_str(),
-        &(e.protocol.0 as i64),
-        &ip_text(&e.src_ip),
-        &e.src_port.map(i64::from),
-        &ip_text(&e.dst_ip),
-        &e.dst_port.map(i64::from),
-        &e.direction.as_str(),
-        &e.in_iface,
-        &e.out_iface,
-        &e.rule,
-        &e.device,
-        &e.format.as_str(),
-        &e.bytes.map(|b| b.min(i64::MAX as u64) as i64),
-        &e.packets.map(|b| b.min(i64::MAX as u64) as i64),
-        &(e.count as i64),
-        &e.raw,
-        &nat,
-        &e.product,
-        &e.host,
-        &e.url,
-    ];
-    for (k, v) in values.iter().enumerate() {
-        st.raw_bind_parameter(at + k, v)?;
-    }
-    Ok(at + values.len())
+/// A batch's events laid out as blocks before the write lock is taken (encoding is most of
+/// the cost of storing raw events, and the writer is the embedded hub's bottleneck): ids from
+/// `base`, given one day after another so each day's block holds consecutive ids.
+struct Planned {
+    base: Id,
+    /// The id of each event, in the batch's order.
+    ids: Vec<Id>,
+    /// `(day, block)`, in id order.
+    blocks: Vec<(i64, block::Block)>,
 }
 
-fn insert_events(tx: &Transaction<'_>, collector: &Collector, events: &[Event]) -> Result<Vec<Id>> {
-    // Ids are given here, not taken one by one from `last_insert_rowid`: this transaction holds
-    // SQLite's only write lock, so nothing else can take the ids after the largest.
-    let first: Id = tx
-        .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM events", [], |r| {
-            r.get(0)
-        })
-        .map_err(be)?;
-    let ids: Vec<Id> = (0..events.len() as Id).map(|k| first + k).collect();
-    let mut many = None;
-    for (chunk, chunk_ids) in events
-        .chunks(EVENT_ROWS_PER_INSERT)
-        .zip(ids.chunks(EVENT_ROWS_PER_INSERT))
-    {
-        if chunk.len() == EVENT_ROWS_PER_INSERT {
-            let st = match &mut many {
-                Some(st) => st,
-                None => many.insert(
-                    tx.prepare_cached(&insert_events_sql(EVENT_ROWS_PER_INSERT))
-                        .map_err(be)?,
-                ),
-            };
-            let mut at = 1;
-            for (e, id) in chunk.iter().zip(chunk_ids) {
-                at = bind_event(st, at, *id, collector, e).map_err(be)?;
-            }
-            st.raw_execute().map_err(map_err)?;
-        } else {
-            // The batch's last few events.
-            let mut one = tx.prepare_cached(&insert_events_sql(1)).map_err(be)?;
-            for (e, id) in chunk.iter().zip(chunk_ids) {
-                bind_event(&mut one, 1, *id, collector, e).map_err(be)?;
-                one.raw_execute().map_err(map_err)?;
-            }
+fn plan_blocks(events: &[Event], base: Id) -> Result<Planned> {
+    let days: Vec<i64> = events.iter().map(|e| day_of(e.time_ms)).collect();
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    // Stable: within a day the batch's order, which is the usual case's whole batch.
+    order.sort_by_key(|&i| days[i]);
+    let mut ids = vec![0; events.len()];
+    let mut blocks = Vec::new();
+    let mut next = base;
+    for group in order.chunk_by(|a, b| days[*a] == days[*b]) {
+        for &i in group {
+            ids[i] = next;
+            next += 1;
+        }
+        if let Some(b) = block::encode(group.iter().map(|&i| (ids[i], &events[i])))? {
+            blocks.push((days[group[0]], b));
         }
     }
+    Ok(Planned { base, ids, blocks })
+}
+
+/// Whether no stored block holds an id in `base .. base + n`. Blocks hold disjoint ranges, so
+/// only the one starting last before the range's end can reach into it.
+fn ids_free(tx: &Transaction<'_>, base: Id, n: Id) -> Result<bool> {
+    let last: Option<Id> = tx
+        .prepare_cached(
+            "SELECT last_id FROM event_blocks WHERE first_id < ? ORDER BY first_id DESC LIMIT 1",
+        )
+        .map_err(be)?
+        .query_row([base + n], |r| r.get(0))
+        .optional()
+        .map_err(be)?;
+    Ok(last.is_none_or(|l| l < base))
+}
+
+fn insert_block(
+    tx: &Transaction<'_>,
+    member_id: Id,
+    collector_id: Id,
+    day: i64,
+    b: &block::Block,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO event_blocks (first_id, last_id, member_id, day, collector_id, min_time_ms, \
+         max_time_ms, events, data) VALUES (?,?,?,?,?,?,?,?,?)",
+    )
+    .map_err(be)?
+    .execute(params![
+        b.first_id,
+        b.last_id,
+        member_id,
+        day,
+        collector_id,
+        b.min_time_ms,
+        b.max_time_ms,
+        b.events,
+        b.data
+    ])
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Stores the planned blocks, moving them to fresh ids first if another handle on the same
+/// database took some of theirs since they were planned. Returns the events' ids.
+fn store_blocks(
+    tx: &Transaction<'_>,
+    collector: &Collector,
+    events: &[Event],
+    mut plan: Planned,
+    next_id: &AtomicI64,
+) -> Result<Vec<Id>> {
+    let n = events.len() as Id;
+    if !ids_free(tx, plan.base, n)? {
+        let next: Id = tx
+            .query_row(
+                "SELECT MAX((SELECT next FROM event_ids), \
+                 COALESCE((SELECT MAX(last_id) FROM event_blocks), 0) + 1)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(be)?;
+        let base = next.max(next_id.fetch_add(n, Ordering::Relaxed));
+        plan = plan_blocks(events, base)?;
+    }
+    for (day, b) in &plan.blocks {
+        insert_block(tx, collector.member_id, collector.id, *day, b)?;
+    }
+    let end = plan.base + n;
+    tx.prepare_cached("UPDATE event_ids SET next = MAX(next, ?) WHERE one = 1")
+        .map_err(be)?
+        .execute([end])
+        .map_err(be)?;
+    next_id.fetch_max(end, Ordering::Relaxed);
+    Ok(plan.ids)
+}
+
+/// Adds a batch's sums to the rollups: one upsert per distinct key.
+fn upsert_rollups(tx: &Transaction<'_>, member_id: Id, r: &Rollups) -> Result<()> {
     let mut daily = tx
         .prepare_cached(
             "INSERT INTO rollup_daily (member_id, day, allowed, events) VALUES (?,?,?,?) \
              ON CONFLICT (member_id, day, allowed) DO UPDATE SET events = events + excluded.events",
         )
         .map_err(be)?;
+    for ((day, allowed), n) in &r.daily {
+        daily
+            .execute(params![member_id, day, *allowed as i64, n])
+            .map_err(be)?;
+    }
     let mut src = tx
         .prepare_cached(
             "INSERT INTO rollup_src (member_id, day, src_ip, events) VALUES (?,?,?,?) \
              ON CONFLICT (member_id, day, src_ip) DO UPDATE SET events = events + excluded.events",
         )
         .map_err(be)?;
+    for ((day, ip), n) in &r.src {
+        src.execute(params![member_id, day, ip_text(ip), n])
+            .map_err(be)?;
+    }
     let mut port = tx
         .prepare_cached(
             "INSERT INTO rollup_port (member_id, day, protocol, dst_port, events) VALUES (?,?,?,?,?) \
              ON CONFLICT (member_id, day, protocol, dst_port) DO UPDATE SET events = events + excluded.events",
         )
         .map_err(be)?;
-    // Rollups are summed per batch first: one upsert per distinct key, not per event.
-    let mut by_day: HashMap<(i64, bool), i64> = HashMap::new();
-    let mut by_src: HashMap<(i64, IpAddr), i64> = HashMap::new();
-    let mut by_port: HashMap<(i64, u8, u16), i64> = HashMap::new();
-    for e in events {
-        let day = day_of(e.time_ms);
-        let n = e.count.max(1) as i64;
-        *by_day.entry((day, e.action.is_allowed())).or_default() += n;
-        if e.direction == Direction::Inbound {
-            *by_src.entry((day, e.src_ip)).or_default() += n;
-            if let Some(p) = e.dst_port {
-                *by_port.entry((day, e.protocol.0, p)).or_default() += n;
+    for ((day, proto, p), n) in &r.port {
+        port.execute(params![member_id, day, *proto as i64, *p as i64, n])
+            .map_err(be)?;
+    }
+    Ok(())
+}
+
+/// The most events a converted block holds (a batch holds at most 32,768).
+const CONVERTED_BLOCK_EVENTS: usize = 32_768;
+
+/// Moves the rows of `events` (raw events, one row each, before schema version 8) into
+/// blocks and drops that table. Runs inside the migration's transaction, so a database is
+/// either wholly converted or untouched. Rows are read in id order and a block is a run of
+/// them with one member, collector and day, so every block's id range holds only its own
+/// events. Returns the events moved.
+fn convert_event_rows(tx: &Transaction<'_>) -> Result<u64> {
+    let exists: bool = tx
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(be)?;
+    if !exists {
+        return Ok(0);
+    }
+    let mut moved = 0u64;
+    {
+        let mut st = tx
+            .prepare(&format!("SELECT {EVENT_COLS} FROM events e ORDER BY e.id"))
+            .map_err(be)?;
+        let mut rows = st.query([]).map_err(be)?;
+        let key = |e: &StoredEvent| (e.member_id, e.collector_id, day_of(e.event.time_ms));
+        let mut group: Vec<StoredEvent> = Vec::new();
+        while let Some(r) = rows.next().map_err(be)? {
+            let e = row_event(r).map_err(be)?;
+            if group
+                .first()
+                .is_some_and(|g| key(g) != key(&e) || group.len() >= CONVERTED_BLOCK_EVENTS)
+            {
+                moved += flush_rows(tx, &mut group)?;
             }
+            group.push(e);
         }
+        moved += flush_rows(tx, &mut group)?;
     }
-    for ((day, allowed), n) in by_day {
-        daily
-            .execute(params![collector.member_id, day, allowed as i64, n])
-            .map_err(be)?;
+    tx.execute_batch("DROP TABLE events").map_err(be)?;
+    Ok(moved)
+}
+
+/// Stores converted rows of one member, collector and day as a block and empties `group`.
+fn flush_rows(tx: &Transaction<'_>, group: &mut Vec<StoredEvent>) -> Result<u64> {
+    let Some(g) = group.first() else {
+        return Ok(0);
+    };
+    let (member_id, collector_id, day) = (g.member_id, g.collector_id, day_of(g.event.time_ms));
+    if let Some(b) = block::encode(group.iter().map(|e| (e.id, &e.event)))? {
+        insert_block(tx, member_id, collector_id, day, &b)?;
     }
-    for ((day, ip), n) in by_src {
-        src.execute(params![collector.member_id, day, ip_text(&ip), n])
-            .map_err(be)?;
-    }
-    for ((day, proto, p), n) in by_port {
-        port.execute(params![collector.member_id, day, proto as i64, p as i64, n])
-            .map_err(be)?;
-    }
-    Ok(ids)
+    let n = group.len() as u64;
+    group.clear();
+    Ok(n)
 }
 
 /// Folds observations into alerts (new, or grown within the deduplication window): one
@@ -1173,6 +1242,19 @@ impl Store for SqliteStore {
         };
         let events = events.to_vec();
         let observations = observations.to_vec();
+        // The events encoded and compressed, and the rollups summed, before the write lock is
+        // taken, on ids reserved from this handle's counter (checked, and moved if taken, in
+        // the transaction).
+        let n = events.len() as Id;
+        let base = self.next_id.fetch_add(n, Ordering::Relaxed);
+        let (events, plan, sums) = tokio::task::spawn_blocking(move || {
+            let plan = plan_blocks(&events, base)?;
+            let sums = rollups(&events);
+            Ok::<_, StoreError>((events, plan, sums))
+        })
+        .await
+        .map_err(be)??;
+        let next_id = self.next_id.clone();
         self.write(move |c| {
             let tx = c
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -1204,7 +1286,8 @@ impl Store for SqliteStore {
                 params![collector.id, batch_id, events.len() as i64, now_ms],
             )
             .map_err(map_err)?;
-            let ids = insert_events(&tx, &collector, &events)?;
+            let ids = store_blocks(&tx, &collector, &events, plan, &next_id)?;
+            upsert_rollups(&tx, collector.member_id, &sums)?;
             let (alerts_created, alerts_updated) = upsert_alerts(
                 &tx,
                 collector.member_id,
@@ -1232,15 +1315,43 @@ impl Store for SqliteStore {
     }
 
     async fn expire_events(&self, before_day: i64) -> Result<()> {
-        let before = before_day.saturating_mul(86_400_000);
         self.write(move |c| {
             let tx = c.transaction().map_err(be)?;
-            tx.execute(
-                "DELETE FROM alert_events WHERE event_id IN (SELECT id FROM events WHERE time_ms < ?)",
-                [before],
-            )
-            .map_err(be)?;
-            tx.execute("DELETE FROM events WHERE time_ms < ?", [before])
+            let ranges: Vec<(Id, Id)> = tx
+                .prepare(
+                    "SELECT first_id, last_id FROM event_blocks WHERE day < ? ORDER BY first_id",
+                )
+                .map_err(be)?
+                .query_map([before_day], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(be)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(be)?;
+            if ranges.is_empty() {
+                return Ok(());
+            }
+            // Evidence links to the events going: alerts keep at most a few dozen links each,
+            // so one pass over the links, each looked up among the ranges.
+            let held = |id: Id| {
+                let k = ranges.partition_point(|r| r.0 <= id);
+                k > 0 && id <= ranges[k - 1].1
+            };
+            let links: Vec<(Id, Id)> = tx
+                .prepare("SELECT alert_id, event_id FROM alert_events")
+                .map_err(be)?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(be)?
+                .filter(|l| l.as_ref().map_or(true, |(_, e)| held(*e)))
+                .collect::<rusqlite::Result<_>>()
+                .map_err(be)?;
+            {
+                let mut del = tx
+                    .prepare("DELETE FROM alert_events WHERE alert_id = ? AND event_id = ?")
+                    .map_err(be)?;
+                for (a, e) in links {
+                    del.execute(params![a, e]).map_err(be)?;
+                }
+            }
+            tx.execute("DELETE FROM event_blocks WHERE day < ?", [before_day])
                 .map_err(be)?;
             tx.commit().map_err(be)?;
             Ok(())
@@ -1256,20 +1367,48 @@ impl Store for SqliteStore {
     ) -> Result<Vec<StoredEvent>> {
         let scope = scope.clone();
         self.read(move |c| {
-            let (cond, mut p) = scope_sql(&scope);
-            p.insert(0, Value::Integer(member_id));
-            p.push(Value::Integer(limit.min(1000) as i64));
-            let sql = format!(
-                "SELECT {EVENT_COLS} FROM events e JOIN members m ON m.id = e.member_id \
-                 WHERE e.member_id = ? AND {cond} ORDER BY e.time_ms DESC, e.id DESC LIMIT ?"
-            );
-            let mut st = c.prepare(&sql).map_err(be)?;
-            let v = st
-                .query_map(params_from_iter(p), row_event)
-                .map_err(be)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            let limit = limit.min(1000) as usize;
+            let mut out: Vec<StoredEvent> = Vec::new();
+            if limit == 0 || !member_visible(c, &scope, member_id)? {
+                return Ok(out);
+            }
+            let newest_first = |a: &StoredEvent, b: &StoredEvent| {
+                (b.event.time_ms, b.id).cmp(&(a.event.time_ms, a.id))
+            };
+            // Blocks newest first (by their latest event), a page at a time, growing: a busy
+            // member's newest block usually holds enough, a quiet one's events are spread thin.
+            let mut st = c
+                .prepare_cached(
+                    "SELECT max_time_ms, first_id, collector_id, data FROM event_blocks \
+                     WHERE member_id = ?1 AND (max_time_ms, first_id) < (?2, ?3) \
+                     ORDER BY max_time_ms DESC, first_id DESC LIMIT ?4",
+                )
                 .map_err(be)?;
-            Ok(v)
+            let mut after = (i64::MAX, Id::MAX);
+            let mut page = 2i64;
+            loop {
+                let blocks: Vec<(i64, Id, Id, Vec<u8>)> = st
+                    .query_map(params![member_id, after.0, after.1, page], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .map_err(be)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(be)?;
+                for (newest, first_id, collector_id, data) in &blocks {
+                    // No event of this block or of any later one can rank above the last kept.
+                    if out.len() >= limit && *newest < out[limit - 1].event.time_ms {
+                        return Ok(out);
+                    }
+                    after = (*newest, *first_id);
+                    out.extend(block::decode_newest(member_id, *collector_id, data, limit)?);
+                    out.sort_unstable_by(newest_first);
+                    out.truncate(limit);
+                }
+                if (blocks.len() as i64) < page {
+                    return Ok(out);
+                }
+                page = (page * 2).min(64);
+            }
         })
         .await
     }
@@ -1335,17 +1474,48 @@ impl Store for SqliteStore {
             else {
                 return Ok(None);
             };
-            let mut st = c
-                .prepare(&format!(
-                    "SELECT {EVENT_COLS} FROM alert_events ae JOIN events e ON e.id = ae.event_id \
-                     WHERE ae.alert_id = ? AND e.member_id = ? ORDER BY e.time_ms, e.id"
-                ))
-                .map_err(be)?;
-            let evidence = st
-                .query_map(params![id, alert.member_id], row_event)
+            let ids: Vec<Id> = c
+                .prepare_cached(
+                    "SELECT event_id FROM alert_events WHERE alert_id = ? ORDER BY event_id",
+                )
                 .map_err(be)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+                .query_map([id], |r| r.get(0))
+                .map_err(be)?
+                .collect::<rusqlite::Result<_>>()
                 .map_err(be)?;
+            // Each linked event's block is the one starting last at or before its id; the
+            // ids are sorted, so each block is read once for all of its events.
+            let mut find = c
+                .prepare_cached(
+                    "SELECT first_id, last_id, member_id, collector_id, data FROM event_blocks \
+                     WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1",
+                )
+                .map_err(be)?;
+            let mut evidence = Vec::new();
+            let mut rest = &ids[..];
+            while let Some(&next) = rest.first() {
+                let found: Option<(Id, Id, Id, Id, Vec<u8>)> = find
+                    .query_row([next], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .optional()
+                    .map_err(be)?;
+                let Some((_, last_id, member_id, collector_id, data)) = found else {
+                    rest = &rest[1..];
+                    continue;
+                };
+                let here = rest.partition_point(|&e| e <= last_id).max(1);
+                // An id past the block's end, or another member's block, is an event already
+                // gone (retention): nothing to show for it.
+                if member_id == alert.member_id && next <= last_id {
+                    let wanted = &rest[..here];
+                    evidence.extend(block::decode_where(member_id, collector_id, &data, |e| {
+                        wanted.binary_search(&e).is_ok()
+                    })?);
+                }
+                rest = &rest[here..];
+            }
+            evidence.sort_unstable_by_key(|e| (e.event.time_ms, e.id));
             Ok(Some((alert, evidence)))
         })
         .await
@@ -2355,14 +2525,6 @@ mod tests {
         }
         let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
         assert_eq!(ip_text(&v6), "2001:db8::1");
-    }
-
-    #[test]
-    fn the_multi_row_insert_has_a_placeholder_per_column() {
-        let columns = EVENT_COLUMNS.split(',').count();
-        for rows in [1, EVENT_ROWS_PER_INSERT] {
-            assert_eq!(insert_events_sql(rows).matches('?').count(), columns * rows);
-        }
     }
 
     /// Pages reach the database file only by a checkpoint. The writer's own (backstop) one

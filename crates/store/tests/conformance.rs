@@ -1397,12 +1397,11 @@ async fn postgres_partitions_by_day_and_retention_drops_them() {
     db.drop_db().await;
 }
 
-/// A database from before raw events went into blocks (schema version 3, a row per event) is
-/// converted when a hub opens it: the same events, ids and alert evidence come back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_event_rows_of_an_older_schema_move_into_blocks() {
-    let db = PgDb::new().await;
-    let store = open(&db.url).await.unwrap();
+/// What an older schema kept as event rows: two batches of member A over two days, with an
+/// alert linking evidence; returns the events and the alert's evidence as the store gave them.
+async fn older_schema_events(
+    store: Arc<dyn Store>,
+) -> (World, Vec<StoredEvent>, Alert, Vec<StoredEvent>) {
     let w = world(store.clone()).await;
     // Two days, two batches, attacks from the intelligence list so an alert links evidence.
     let mut first: Vec<Event> = (0..40u16)
@@ -1427,6 +1426,36 @@ async fn postgres_event_rows_of_an_older_schema_move_into_blocks() {
     let alert = store.alerts(&all, Some(w.a.id), 10).await.unwrap()[0].clone();
     let (_, evidence_before) = store.alert(&all, alert.id).await.unwrap().unwrap();
     assert!(!evidence_before.is_empty());
+    (w, before, alert, evidence_before)
+}
+
+/// After a store converted the rows: the same events, ids, fields and evidence.
+async fn assert_converted(
+    store: Arc<dyn Store>,
+    w: &World,
+    before: &[StoredEvent],
+    alert: &Alert,
+    evidence_before: &[StoredEvent],
+) {
+    let all = Scope::All;
+    let after = store.recent_events(&all, w.a.id, 1000).await.unwrap();
+    let json = |v: &[StoredEvent]| serde_json::to_value(v).unwrap();
+    assert_eq!(
+        json(&after),
+        json(before),
+        "the same events, ids and fields"
+    );
+    let (_, evidence_after) = store.alert(&all, alert.id).await.unwrap().unwrap();
+    assert_eq!(json(&evidence_after), json(evidence_before));
+}
+
+/// A database from before raw events went into blocks (schema version 3, a row per event) is
+/// converted when a hub opens it: the same events, ids and alert evidence come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_event_rows_of_an_older_schema_move_into_blocks() {
+    let db = PgDb::new().await;
+    let store = open(&db.url).await.unwrap();
+    let (w, before, alert, evidence_before) = older_schema_events(store.clone()).await;
     drop(store);
 
     // Put the database back the way schema version 3 kept raw events.
@@ -1489,15 +1518,7 @@ async fn postgres_event_rows_of_an_older_schema_move_into_blocks() {
     }
 
     let store = open(&db.url).await.unwrap();
-    let after = store.recent_events(&all, w.a.id, 1000).await.unwrap();
-    let json = |v: &[StoredEvent]| serde_json::to_value(v).unwrap();
-    assert_eq!(
-        json(&after),
-        json(&before),
-        "the same events, ids and fields"
-    );
-    let (_, evidence_after) = store.alert(&all, alert.id).await.unwrap().unwrap();
-    assert_eq!(json(&evidence_after), json(&evidence_before));
+    assert_converted(store, &w, &before, &alert, &evidence_before).await;
     assert_eq!(
         db.count("SELECT COUNT(*) FROM event_blocks").await,
         3,
@@ -1510,6 +1531,96 @@ async fn postgres_event_rows_of_an_older_schema_move_into_blocks() {
         "the old table is gone"
     );
     db.drop_db().await;
+}
+
+/// The same on SQLite: a database from before schema version 8 (a row per event) is converted
+/// when a hub opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_event_rows_of_an_older_schema_move_into_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wh.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = open(&url).await.unwrap();
+    let (w, before, alert, evidence_before) = older_schema_events(store.clone()).await;
+    drop(store);
+
+    // Put the database back the way schema version 7 kept raw events, ids as they were.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "DROP TABLE event_blocks; DROP TABLE event_ids; DELETE FROM schema_migrations WHERE version = 8; \
+         CREATE TABLE events (id INTEGER PRIMARY KEY, member_id INTEGER NOT NULL, \
+           collector_id INTEGER NOT NULL, time_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, \
+           action TEXT NOT NULL, protocol INTEGER NOT NULL, src_ip TEXT NOT NULL, src_port INTEGER, \
+           dst_ip TEXT NOT NULL, dst_port INTEGER, direction TEXT NOT NULL, in_iface TEXT, \
+           out_iface TEXT, rule TEXT, device TEXT, format TEXT NOT NULL, bytes INTEGER, packets INTEGER, \
+           count INTEGER NOT NULL, raw TEXT NOT NULL, nat TEXT, product TEXT, host TEXT, url TEXT); \
+         CREATE INDEX events_member_time ON events(member_id, time_ms);",
+    )
+    .unwrap();
+    for s in &before {
+        let e = &s.event;
+        c.execute(
+            "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rusqlite::params![
+                s.id,
+                s.member_id,
+                s.collector_id,
+                e.time_ms,
+                e.last_ms,
+                e.action.as_str(),
+                e.protocol.0,
+                e.src_ip.to_string(),
+                e.src_port,
+                e.dst_ip.to_string(),
+                e.dst_port,
+                e.direction.as_str(),
+                e.in_iface,
+                e.out_iface,
+                e.rule,
+                e.device,
+                e.format.as_str(),
+                e.bytes.map(|b| b as i64),
+                e.packets.map(|b| b as i64),
+                e.count,
+                e.raw,
+                e.nat.as_ref().map(|n| serde_json::to_string(n).unwrap()),
+                e.product,
+                e.host,
+                e.url,
+            ],
+        )
+        .unwrap();
+    }
+    let largest = before.iter().map(|s| s.id).max().unwrap();
+    drop(c);
+
+    let store = open(&url).await.unwrap();
+    assert_converted(store.clone(), &w, &before, &alert, &evidence_before).await;
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT SUM(events) FROM event_blocks"), 47);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events'"),
+        0,
+        "the old table is gone"
+    );
+    assert_eq!(
+        count("SELECT next FROM event_ids"),
+        largest + 1,
+        "ids go on after the largest converted one"
+    );
+    // New events get ids after the converted ones, and both read back.
+    let b = batch(vec![event("198.51.100.3", 25, Action::Drop, T0 + 500)]);
+    store
+        .ingest(&w.col_a, &b, &b.events, &[], DAY, T0)
+        .await
+        .unwrap();
+    let now = store
+        .recent_events(&Scope::All, w.a.id, 1000)
+        .await
+        .unwrap();
+    assert_eq!(now.len(), 48);
+    assert_eq!(now[0].id, largest + 1);
 }
 
 /// The rollup tables are counters updated in place: their pages keep 30% free so PostgreSQL
