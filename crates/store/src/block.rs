@@ -1,4 +1,4 @@
-//! Raw events kept as compressed blocks: the PostgreSQL backend's layout for raw events.
+//! Raw events kept as compressed blocks: both backends' layout for raw events.
 //!
 //! A batch's events of one day are one row (`event_blocks`), not one row each: the events as
 //! JSON lines `[id,{event}]` (the event in its wire JSON, `watchhouse_proto::wire`), compressed
