@@ -78,7 +78,7 @@ pub fn decode(member_id: Id, collector_id: Id, data: &[u8]) -> Result<Vec<Stored
 /// The `limit` newest events of a block (by time, then id, as a member's latest events are
 /// ordered), newest first. Only the events returned are decoded in full: the rest are ranked by
 /// the id and time at the head of their line.
-pub fn decode_newest(
+fn decode_newest(
     member_id: Id,
     collector_id: Id,
     data: &[u8],
@@ -92,6 +92,46 @@ pub fn decode_newest(
         .iter()
         .map(|h| line_event(member_id, collector_id, h.2))
         .collect()
+}
+
+/// A member's `limit` latest events (by time, then id, newest first), gathered from blocks
+/// read newest first (by their latest event): both backends' "latest events".
+pub struct Newest {
+    limit: usize,
+    events: Vec<StoredEvent>,
+}
+
+impl Newest {
+    /// Gathers up to `limit` events.
+    pub fn new(limit: usize) -> Newest {
+        Newest {
+            limit,
+            events: Vec::new(),
+        }
+    }
+
+    /// Whether more blocks can change the answer: false once it is full and a block's latest
+    /// event (`newest_ms`, which bounds every later block's) is older than the last kept.
+    pub fn wants(&self, newest_ms: i64) -> bool {
+        self.limit > 0
+            && (self.events.len() < self.limit
+                || newest_ms >= self.events[self.limit - 1].event.time_ms)
+    }
+
+    /// Adds the newest events of one block stored for `member_id` by `collector_id`.
+    pub fn add(&mut self, member_id: Id, collector_id: Id, data: &[u8]) -> Result<()> {
+        self.events
+            .extend(decode_newest(member_id, collector_id, data, self.limit)?);
+        self.events
+            .sort_unstable_by_key(|e| std::cmp::Reverse((e.event.time_ms, e.id)));
+        self.events.truncate(self.limit);
+        Ok(())
+    }
+
+    /// The events, newest first.
+    pub fn into_events(self) -> Vec<StoredEvent> {
+        self.events
+    }
 }
 
 /// The events of a block whose ids `keep` accepts, in the block's order; only those are

@@ -1305,17 +1305,13 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<StoredEvent>> {
         let c = self.conn().await?;
-        let limit = limit.min(1000) as usize;
-        let newest_first = |a: &StoredEvent, b: &StoredEvent| {
-            (b.event.time_ms, b.id).cmp(&(a.event.time_ms, a.id))
-        };
-        let mut out: Vec<StoredEvent> = Vec::new();
+        let mut out = block::Newest::new(limit.min(1000) as usize);
         // Blocks newest first (by their latest event), a page at a time, growing: a busy
         // member's newest block usually holds enough, a quiet one's events are spread thin.
         let mut after: Option<(i64, i64, i64)> = None;
         let mut page = 2i64;
-        if limit == 0 {
-            return Ok(out);
+        if !out.wants(i64::MAX) {
+            return Ok(out.into_events());
         }
         loop {
             let mut p = Params::default();
@@ -1340,21 +1336,18 @@ impl Store for PostgresStore {
             let rs = c.query(&sql, &p.refs()).await.map_err(be)?;
             for r in &rs {
                 let newest: i64 = r.get(0);
-                // No event of this block or of any later one can rank above the last kept.
-                if out.len() >= limit && newest < out[limit - 1].event.time_ms {
-                    return Ok(out);
+                if !out.wants(newest) {
+                    return Ok(out.into_events());
                 }
                 after = Some((newest, r.get(1), r.get(2)));
-                out.extend(block::decode_newest(member_id, r.get(3), r.get(4), limit)?);
-                out.sort_unstable_by(newest_first);
-                out.truncate(limit);
+                out.add(member_id, r.get(3), r.get::<_, &[u8]>(4))?;
             }
             if (rs.len() as i64) < page {
                 break;
             }
             page = (page * 2).min(64);
         }
-        Ok(out)
+        Ok(out.into_events())
     }
 
     async fn event_total(&self, scope: &Scope, member_id: Id) -> Result<u64> {

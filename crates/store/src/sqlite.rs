@@ -1367,14 +1367,10 @@ impl Store for SqliteStore {
     ) -> Result<Vec<StoredEvent>> {
         let scope = scope.clone();
         self.read(move |c| {
-            let limit = limit.min(1000) as usize;
-            let mut out: Vec<StoredEvent> = Vec::new();
-            if limit == 0 || !member_visible(c, &scope, member_id)? {
-                return Ok(out);
+            let mut out = block::Newest::new(limit.min(1000) as usize);
+            if !out.wants(i64::MAX) || !member_visible(c, &scope, member_id)? {
+                return Ok(out.into_events());
             }
-            let newest_first = |a: &StoredEvent, b: &StoredEvent| {
-                (b.event.time_ms, b.id).cmp(&(a.event.time_ms, a.id))
-            };
             // Blocks newest first (by their latest event), a page at a time, growing: a busy
             // member's newest block usually holds enough, a quiet one's events are spread thin.
             let mut st = c
@@ -1395,17 +1391,14 @@ impl Store for SqliteStore {
                     .collect::<rusqlite::Result<_>>()
                     .map_err(be)?;
                 for (newest, first_id, collector_id, data) in &blocks {
-                    // No event of this block or of any later one can rank above the last kept.
-                    if out.len() >= limit && *newest < out[limit - 1].event.time_ms {
-                        return Ok(out);
+                    if !out.wants(*newest) {
+                        return Ok(out.into_events());
                     }
                     after = (*newest, *first_id);
-                    out.extend(block::decode_newest(member_id, *collector_id, data, limit)?);
-                    out.sort_unstable_by(newest_first);
-                    out.truncate(limit);
+                    out.add(member_id, *collector_id, data)?;
                 }
                 if (blocks.len() as i64) < page {
-                    return Ok(out);
+                    return Ok(out.into_events());
                 }
                 page = (page * 2).min(64);
             }
