@@ -397,7 +397,7 @@ pub async fn ingest(
             let p = crate::worker::partition_of(collector.member_id, parts.len());
             queue_batch(&st, &*parts[p], &collector, &batch, events, now).await?
         }
-        _ => crate::worker::store_batch(&st, &collector, &batch, &events, now).await?,
+        _ => crate::worker::store_batch(&st, &collector, &batch, events, now).await?,
     };
     // Counted once per batch, not again on a collector's retry.
     if !out.duplicate && rejected_total > 0 {

@@ -206,18 +206,18 @@ pub async fn store_batch(
     st: &AppState,
     collector: &Collector,
     batch: &Batch,
-    events: &[Event],
+    events: Vec<Event>,
     now: i64,
 ) -> Result<IngestOutcome, StoreError> {
     let intel = st.intel();
-    let mut observations = detect(events, &intel.matcher);
+    let mut observations = detect(&events, &intel.matcher);
     // Campaigns count members across processes: with a queue, other workers hold other
     // members, so the store's count (every process writes it) joins this engine's own.
     let mut others = std::collections::HashMap::new();
     if !st.config.queue.is_empty() {
-        let sources = campaign::sources(events);
+        let sources = campaign::sources(&events);
         if !sources.is_empty() {
-            let since = campaign::since_day(events, &st.config.detect);
+            let since = campaign::since_day(&events, &st.config.detect);
             others = st
                 .store
                 .source_reach(collector.member_id, &sources, since)
@@ -232,17 +232,19 @@ pub async fn store_batch(
                 collector.member_id,
                 collector.id,
                 &batch.batch_id.to_string(),
-                events,
+                &events,
                 &others,
             ),
     );
+    // Events represented: an aggregated record stands for `count` firewall events.
+    let represented: u64 = events.iter().map(|e| e.count.max(1) as u64).sum();
     let out = st
         .store
         .ingest(
             collector,
             batch,
             events,
-            &observations,
+            observations,
             st.config.dedup_window_secs as i64 * 1000,
             now,
         )
@@ -252,8 +254,6 @@ pub async fn store_batch(
         tracing::info!(collector = collector.id, batch = %batch.batch_id, "duplicate batch acknowledged, nothing stored");
     } else {
         st.metrics.batch("stored");
-        // Events represented: an aggregated record stands for `count` firewall events.
-        let represented: u64 = events.iter().map(|e| e.count.max(1) as u64).sum();
         st.metrics
             .events_ingested
             .fetch_add(represented, Ordering::Relaxed);
@@ -335,8 +335,9 @@ async fn handle(st: &AppState, queue: &dyn Queue, d: Delivery, pause: Duration) 
         tracing::info!(id = %d.id, attempt = d.attempt, "batch delivered again");
     }
     let result = match decode(st, &d.payload).await {
-        Ok((q, key)) => {
-            match store_batch(st, &q.collector, &q.batch, &q.batch.events, q.received_ms).await {
+        Ok((mut q, key)) => {
+            let events = std::mem::take(&mut q.batch.events);
+            match store_batch(st, &q.collector, &q.batch, events, q.received_ms).await {
                 Ok(_) => Ok(key),
                 Err(e @ StoreError::Backend(_)) => Err(Failure::Retry(e.to_string())),
                 // The member or collector went away, or the data breaks a rule: storing it

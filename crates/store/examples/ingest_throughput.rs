@@ -327,7 +327,7 @@ async fn main() {
                 };
                 let t = Instant::now();
                 store
-                    .ingest(col, &batch, &events, &[], DAY, now)
+                    .ingest(col, &batch, events, Vec::new(), DAY, now)
                     .await
                     .unwrap();
                 rates.push(per as f64 / t.elapsed().as_secs_f64());

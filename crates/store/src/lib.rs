@@ -665,12 +665,14 @@ pub trait Store: Send + Sync + 'static {
     // --- ingest --------------------------------------------------------------------------
     /// Stores a batch from a collector with the detections' observations, exactly once.
     /// `events` are the batch's accepted events (already validated), `observations` index into it.
+    /// Both are taken by value: a backend that hands them to another thread moves them there
+    /// instead of copying every event (`batch.events` is not read).
     async fn ingest(
         &self,
         collector: &Collector,
         batch: &Batch,
-        events: &[Event],
-        observations: &[Observation],
+        events: Vec<Event>,
+        observations: Vec<Observation>,
         dedup_window_ms: i64,
         now_ms: i64,
     ) -> Result<IngestOutcome>;

@@ -1214,8 +1214,8 @@ impl Store for PostgresStore {
         &self,
         collector: &Collector,
         batch: &Batch,
-        events: &[Event],
-        observations: &[Observation],
+        events: Vec<Event>,
+        observations: Vec<Observation>,
         dedup_window_ms: i64,
         now_ms: i64,
     ) -> Result<IngestOutcome> {
@@ -1230,8 +1230,8 @@ impl Store for PostgresStore {
             .ingest_once(
                 collector,
                 batch,
-                events,
-                observations,
+                &events,
+                &observations,
                 dedup_window_ms,
                 now_ms,
             )
@@ -1248,8 +1248,8 @@ impl Store for PostgresStore {
                 self.ingest_once(
                     collector,
                     batch,
-                    events,
-                    observations,
+                    &events,
+                    &observations,
                     dedup_window_ms,
                     now_ms,
                 )

@@ -1228,8 +1228,8 @@ impl Store for SqliteStore {
         &self,
         collector: &Collector,
         batch: &Batch,
-        events: &[Event],
-        observations: &[Observation],
+        events: Vec<Event>,
+        observations: Vec<Observation>,
         dedup_window_ms: i64,
         now_ms: i64,
     ) -> Result<IngestOutcome> {
@@ -1240,8 +1240,6 @@ impl Store for SqliteStore {
             Some(s) => Some(serde_json::to_string(s).map_err(be)?),
             None => None,
         };
-        let events = events.to_vec();
-        let observations = observations.to_vec();
         // The events encoded and compressed, and the rollups summed, before the write lock is
         // taken, on ids reserved from this handle's counter (checked, and moved if taken, in
         // the transaction).

@@ -116,7 +116,7 @@ async fn ingest(w: &World, col: &Collector, b: &Batch) -> IngestOutcome {
     let m = mb.build();
     let obs = detect(&b.events, &m);
     w.store
-        .ingest(col, b, &b.events, &obs, DAY, T0)
+        .ingest(col, b, b.events.clone(), obs, DAY, T0)
         .await
         .unwrap()
 }
@@ -414,7 +414,9 @@ async fn concurrent_ingest_is_exactly_once(one: Arc<dyn Store>, two: Arc<dyn Sto
             };
             let (b, col) = (b.clone(), col.clone());
             tasks.push(tokio::spawn(async move {
-                s.ingest(&col, &b, &b.events, &[], DAY, T0).await.unwrap()
+                s.ingest(&col, &b, b.events.clone(), Vec::new(), DAY, T0)
+                    .await
+                    .unwrap()
             }));
         }
     }
@@ -1612,7 +1614,7 @@ async fn sqlite_event_rows_of_an_older_schema_move_into_blocks() {
     // New events get ids after the converted ones, and both read back.
     let b = batch(vec![event("198.51.100.3", 25, Action::Drop, T0 + 500)]);
     store
-        .ingest(&w.col_a, &b, &b.events, &[], DAY, T0)
+        .ingest(&w.col_a, &b, b.events.clone(), Vec::new(), DAY, T0)
         .await
         .unwrap();
     let now = store
