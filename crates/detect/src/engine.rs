@@ -9,8 +9,12 @@
 //! `(collector, batch id)` pairs and ignores a batch it has seen, so a collector's retry after a
 //! lost acknowledgement cannot push a count over a threshold.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+
+/// The engine's maps are keyed by addresses attackers choose: a hasher seeded at random per
+/// map (foldhash), many times cheaper than std's SipHash on these small keys.
+type Fast = foldhash::fast::RandomState;
 
 use serde::{Deserialize, Serialize};
 use watchhouse_event::{Direction, Event, IpProto};
@@ -84,12 +88,21 @@ const SEEN_BATCHES: usize = 65_536;
 struct SourceState {
     window_start: i64,
     last: i64,
-    ports: HashSet<u16>,
-    hosts: HashSet<IpAddr>,
+    /// Distinct ports and hosts in the window, kept only up to their threshold (a set is
+    /// never searched once full: the scan has crossed), so a short list beats a hash set.
+    ports: Vec<u16>,
+    hosts: Vec<IpAddr>,
     /// The scan alert is active until this time (extended by further activity).
     scan_until: i64,
-    /// Per service port: (window start, attempts, allowed attempts).
-    brute: HashMap<u16, (i64, u64, u64)>,
+    /// Per remote-access port (a handful): (port, window start, attempts, allowed attempts).
+    brute: Vec<(u16, i64, u64, u64)>,
+}
+
+/// Adds `v` to a list of distinct values holding at most `cap`.
+fn add_distinct<T: PartialEq>(list: &mut Vec<T>, v: T, cap: usize) {
+    if list.len() < cap && !list.contains(&v) {
+        list.push(v);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -108,12 +121,12 @@ struct VolumeState {
 #[derive(Debug)]
 pub struct Engine {
     t: Thresholds,
-    sources: HashMap<(i64, IpAddr), SourceState>,
+    sources: HashMap<(i64, IpAddr), SourceState, Fast>,
     order: VecDeque<(i64, IpAddr)>,
-    /// Source → member → last time seen.
-    national: HashMap<IpAddr, BTreeMap<i64, i64>>,
-    volume: HashMap<i64, VolumeState>,
-    seen: HashSet<(i64, String)>,
+    /// Source → (member, last time seen), one entry per member.
+    national: HashMap<IpAddr, Vec<(i64, i64)>, Fast>,
+    volume: HashMap<i64, VolumeState, Fast>,
+    seen: HashSet<(i64, String), Fast>,
     seen_order: VecDeque<(i64, String)>,
 }
 
@@ -122,11 +135,11 @@ impl Engine {
     pub fn new(t: Thresholds) -> Engine {
         Engine {
             t,
-            sources: HashMap::new(),
+            sources: HashMap::default(),
             order: VecDeque::new(),
-            national: HashMap::new(),
-            volume: HashMap::new(),
-            seen: HashSet::new(),
+            national: HashMap::default(),
+            volume: HashMap::default(),
+            seen: HashSet::default(),
             seen_order: VecDeque::new(),
         }
     }
@@ -211,7 +224,7 @@ impl Engine {
     }
 
     fn per_source(&mut self, member: i64, i: usize, e: &Event, out: &mut Vec<Observation>) {
-        let t = self.t.clone();
+        let t = &self.t;
         let k = (member, e.src_ip);
         if !self.sources.contains_key(&k) {
             if self.sources.len() >= t.max_sources {
@@ -234,13 +247,9 @@ impl Engine {
             s.hosts.clear();
         }
         if let Some(p) = e.dst_port {
-            if s.ports.len() < SET_CAP {
-                s.ports.insert(p);
-            }
+            add_distinct(&mut s.ports, p, t.scan_min_ports.min(SET_CAP));
         }
-        if s.hosts.len() < SET_CAP {
-            s.hosts.insert(e.dst_ip);
-        }
+        add_distinct(&mut s.hosts, e.dst_ip, t.scan_min_hosts.min(SET_CAP));
         s.last = now;
         let crossing = s.ports.len() >= t.scan_min_ports || s.hosts.len() >= t.scan_min_hosts;
         if crossing || now <= s.scan_until {
@@ -268,19 +277,25 @@ impl Engine {
             return;
         };
         let brute_window = t.brute_window_secs as i64 * 1000;
-        let b = s.brute.entry(port).or_insert((now, 0, 0));
-        if now - b.0 > brute_window || now < b.0 {
-            *b = (now, 0, 0);
+        let b = match s.brute.iter().position(|b| b.0 == port) {
+            Some(at) => &mut s.brute[at],
+            None => {
+                s.brute.push((port, now, 0, 0));
+                s.brute.last_mut().expect("just pushed")
+            }
+        };
+        if now - b.1 > brute_window || now < b.1 {
+            *b = (port, now, 0, 0);
         }
         let n = e.count.max(1) as u64;
-        b.1 += n;
+        b.2 += n;
         if e.action.is_allowed() {
-            b.2 += n;
+            b.3 += n;
         }
-        if b.1 >= t.brute_min_attempts {
+        if b.2 >= t.brute_min_attempts {
             let kind = AlertKind::BruteForce;
             // Attempts the firewall let through reach the login prompt: act today.
-            let severity = if b.2 > 0 {
+            let severity = if b.3 > 0 {
                 Severity::High
             } else {
                 Severity::Low
@@ -323,15 +338,15 @@ impl Engine {
             // Bounded: drop entries not seen within the window, or, failing that, keep no memory
             // of this source (the store's count still applies).
             self.national
-                .retain(|_, m| m.values().any(|t| now - *t <= window));
+                .retain(|_, m| m.iter().any(|(_, t)| now - *t <= window));
         }
         if self.national.contains_key(&e.src_ip) || self.national.len() < self.t.max_sources {
             let members = self.national.entry(e.src_ip).or_default();
-            members.insert(
-                member,
-                now.max(members.get(&member).copied().unwrap_or(now)),
-            );
-            members.retain(|_, t| now - *t <= window);
+            match members.iter_mut().find(|(m, _)| *m == member) {
+                Some((_, t)) => *t = now.max(*t),
+                None => members.push((member, now)),
+            }
+            members.retain(|(_, t)| now - *t <= window);
             seen_here = members.len();
         }
         if crate::campaign::alerts(e) && seen_here.max(stored) >= self.t.campaign_min_members {
