@@ -1,4 +1,4 @@
-//! Load generator for the hub's ingest over HTTP, as many collectors would send: gzip-compressed
+//! Load generator for the hub's ingest over HTTP, as many collectors would send: compressed
 //! batches with idempotency keys, several in flight. Used by `bench/scale-out.sh`.
 //!
 //! It enrols one collector per token, prepares every batch body before the clock starts, posts
@@ -8,8 +8,11 @@
 //!
 //! ```text
 //! cargo run --release --example ingest_load -- --hub URL --tokens FILE --metrics URL \
-//!     [--metrics URL…] [--events N] [--batch N] [--concurrency N] [--days D]
+//!     [--metrics URL…] [--events N] [--batch N] [--concurrency N] [--days D] [--encoding E]
 //! ```
+//!
+//! `--encoding zstd` (the default) compresses each body as Watchhouse's collector does (zstd,
+//! level 3); `--encoding gzip` as a third-party sender with gzip would (flate2, fast).
 //!
 //! `--days 1` (the default) is live traffic: every batch is from the last hour, so a member's
 //! batches add to the same day's rollups, as on a running service. `--days 27` spreads the
@@ -31,6 +34,7 @@ struct Args {
     batch: u64,
     concurrency: usize,
     days: u64,
+    encoding: String,
 }
 
 fn args() -> Args {
@@ -42,6 +46,7 @@ fn args() -> Args {
         batch: 5_000,
         concurrency: 4,
         days: 1,
+        encoding: "zstd".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -54,8 +59,15 @@ fn args() -> Args {
             "--batch" => a.batch = v().parse().expect("--batch N"),
             "--concurrency" => a.concurrency = v().parse().expect("--concurrency N"),
             "--days" => a.days = v().parse::<u64>().expect("--days D").max(1),
+            "--encoding" => {
+                a.encoding = v();
+                assert!(
+                    a.encoding == "zstd" || a.encoding == "gzip",
+                    "--encoding is zstd or gzip"
+                );
+            }
             "--help" | "-h" => {
-                println!("ingest_load --hub URL --tokens FILE --metrics URL [--metrics URL…] [--events N] [--batch N] [--concurrency N] [--days D]");
+                println!("ingest_load --hub URL --tokens FILE --metrics URL [--metrics URL…] [--events N] [--batch N] [--concurrency N] [--days D] [--encoding zstd|gzip]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}; try --help"),
@@ -143,17 +155,18 @@ async fn main() {
                 stats: None,
             };
             let json = serde_json::to_vec(&batch).unwrap();
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            gz.write_all(&json).unwrap();
-            (
-                (b as usize) % creds.len(),
-                batch.batch_id.to_string(),
-                gz.finish().unwrap(),
-            )
+            let body = if a.encoding == "zstd" {
+                zstd::bulk::compress(&json, 3).unwrap()
+            } else {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&json).unwrap();
+                gz.finish().unwrap()
+            };
+            ((b as usize) % creds.len(), batch.batch_id.to_string(), body)
         })
         .collect();
     let wire: usize = bodies.iter().map(|b| b.2.len()).sum();
-    eprintln!(" {:.1} MB compressed", wire as f64 / 1e6);
+    eprintln!(" {:.1} MB compressed ({})", wire as f64 / 1e6, a.encoding);
     let before = stored(&http, &a.metrics).await;
     let bodies = Arc::new(bodies);
     let creds = Arc::new(creds);
@@ -161,12 +174,13 @@ async fn main() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..a.concurrency {
-        let (bodies, creds, next, http, hub) = (
+        let (bodies, creds, next, http, hub, encoding) = (
             bodies.clone(),
             creds.clone(),
             next.clone(),
             http.clone(),
             a.hub.clone(),
+            a.encoding.clone(),
         );
         tasks.push(tokio::spawn(async move {
             loop {
@@ -179,7 +193,7 @@ async fn main() {
                         .post(format!("{hub}/api/v1/ingest"))
                         .bearer_auth(&creds[*c])
                         .header("Content-Type", "application/json")
-                        .header("Content-Encoding", "gzip")
+                        .header("Content-Encoding", encoding.as_str())
                         .header("Idempotency-Key", id.as_str())
                         .body(body.clone())
                         .send()

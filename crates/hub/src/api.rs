@@ -141,6 +141,28 @@ async fn collector_auth(st: &AppState, headers: &HeaderMap) -> Result<Collector,
 /// Largest decompressed batch (a compressed body can expand ~1000×: a zip bomb must not).
 pub const MAX_DECOMPRESSED_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Room for the decompressed body, so that it is read without regrowing: the size the body
+/// declares (a zstd frame's content size, a gzip member's length trailer) where it has one,
+/// never beyond the bound or a plausible ratio, and four times the compressed size otherwise.
+/// A false declaration costs nothing but a reallocation: the bound is enforced on what is read.
+fn decoded_size_hint(enc: &str, body: &[u8]) -> usize {
+    let declared = match enc {
+        "zstd" => zstd::zstd_safe::get_frame_content_size(body).ok().flatten(),
+        // ISIZE: the uncompressed length modulo 2^32, in the last four bytes (RFC 1952).
+        _ => body
+            .last_chunk::<4>()
+            .map(|b| u64::from(u32::from_le_bytes(*b))),
+    };
+    // Deflate expands at most ~1032 times (zstd can go further, then the buffer grows as it
+    // is read): a short body cannot make the hub reserve much.
+    let plausible = (body.len() as u64).saturating_mul(1032);
+    let n = match declared {
+        Some(n) if n > 0 => n.min(plausible),
+        _ => body.len() as u64 * 4,
+    };
+    n.min(MAX_DECOMPRESSED_BYTES + 1) as usize
+}
+
 /// Applies `Content-Encoding` (identity, gzip or zstd), bounded by [`MAX_DECOMPRESSED_BYTES`].
 fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
     let enc = headers
@@ -153,7 +175,7 @@ fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
         "identity" | "" => Ok(body),
         "gzip" | "zstd" => {
             use std::io::Read;
-            let mut out = Vec::with_capacity(body.len() * 4);
+            let mut out = Vec::with_capacity(decoded_size_hint(&enc, &body));
             let read = if enc == "gzip" {
                 flate2::read::GzDecoder::new(&body[..])
                     .take(MAX_DECOMPRESSED_BYTES + 1)
@@ -941,5 +963,32 @@ mod tests {
         e.host = Some("c2.evil.example".into());
         e.url = Some("javascript:alert(1)".into());
         assert_eq!(check_event(&e, now, 86_400_000, 1000), Err("bad_url"));
+    }
+
+    #[test]
+    fn decoded_bodies_are_sized_from_their_declaration_within_bounds() {
+        use std::io::Write;
+        let json: Vec<u8> = (0..5_000u64)
+            .flat_map(|i| {
+                format!("{{\"n\":{}}},", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes()
+            })
+            .collect();
+        let z = zstd::bulk::compress(&json, 3).unwrap();
+        assert_eq!(decoded_size_hint("zstd", &z), json.len());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&json).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(decoded_size_hint("gzip", &gz), json.len());
+        // A short body declaring 4 GiB: no more than deflate's ratio allows.
+        let liar = [0x1f, 0x8b, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(decoded_size_hint("gzip", &liar), 8 * 1032);
+        // Nothing declared: a guess; never beyond the bound.
+        assert_eq!(decoded_size_hint("zstd", b"not zstd"), 32);
+        assert_eq!(decoded_size_hint("gzip", &[]), 0);
+        let huge = vec![0u8; 20 << 20];
+        assert_eq!(
+            decoded_size_hint("zstd", &huge),
+            MAX_DECOMPRESSED_BYTES as usize + 1
+        );
     }
 }
