@@ -98,6 +98,22 @@ struct SourceState {
     brute: Vec<(u16, i64, u64, u64)>,
 }
 
+impl SourceState {
+    /// Takes over a forgotten source's allocations, emptied.
+    fn reuse(&mut self, gone: SourceState) {
+        let SourceState {
+            mut ports,
+            mut hosts,
+            mut brute,
+            ..
+        } = gone;
+        ports.clear();
+        hosts.clear();
+        brute.clear();
+        (self.ports, self.hosts, self.brute) = (ports, hosts, brute);
+    }
+}
+
 /// Adds `v` to a list of distinct values holding at most `cap`.
 fn add_distinct<T: PartialEq>(list: &mut Vec<T>, v: T, cap: usize) {
     if list.len() < cap && !list.contains(&v) {
@@ -226,18 +242,23 @@ impl Engine {
     fn per_source(&mut self, member: i64, i: usize, e: &Event, out: &mut Vec<Observation>) {
         let t = &self.t;
         let k = (member, e.src_ip);
-        if !self.sources.contains_key(&k) {
+        let s = if self.sources.contains_key(&k) {
+            self.sources.get_mut(&k).expect("just found")
+        } else {
+            let mut fresh = SourceState::default();
             if self.sources.len() >= t.max_sources {
-                // Forget the source remembered longest ago.
+                // Forget the source remembered longest ago; its lists' memory serves the new
+                // one (under a flood of sources this runs for every event).
                 while let Some(old) = self.order.pop_front() {
-                    if self.sources.remove(&old).is_some() {
+                    if let Some(gone) = self.sources.remove(&old) {
+                        fresh.reuse(gone);
                         break;
                     }
                 }
             }
             self.order.push_back(k);
-        }
-        let s = self.sources.entry(k).or_default();
+            self.sources.entry(k).or_insert(fresh)
+        };
         let now = e.time_ms;
         // Port scan: distinct ports or hosts within the window.
         let scan_window = t.scan_window_secs as i64 * 1000;
@@ -340,14 +361,16 @@ impl Engine {
             self.national
                 .retain(|_, m| m.iter().any(|(_, t)| now - *t <= window));
         }
-        if self.national.contains_key(&e.src_ip) || self.national.len() < self.t.max_sources {
-            let members = self.national.entry(e.src_ip).or_default();
+        if let Some(members) = self.national.get_mut(&e.src_ip) {
             match members.iter_mut().find(|(m, _)| *m == member) {
                 Some((_, t)) => *t = now.max(*t),
                 None => members.push((member, now)),
             }
             members.retain(|(_, t)| now - *t <= window);
             seen_here = members.len();
+        } else if self.national.len() < self.t.max_sources {
+            self.national.insert(e.src_ip, vec![(member, now)]);
+            seen_here = 1;
         }
         if crate::campaign::alerts(e) && seen_here.max(stored) >= self.t.campaign_min_members {
             let kind = AlertKind::Campaign;
