@@ -446,6 +446,52 @@ mod tests {
     use watchhouse_event::Action;
 
     #[test]
+    fn a_source_taking_a_forgotten_ones_place_starts_empty() {
+        // One source remembered: each new source forgets the last and takes over its lists.
+        let mut e = Engine::new(Thresholds {
+            max_sources: 1,
+            ..Thresholds::default()
+        });
+        let ports = |src: &str, from: u16, n: u16, t: i64| -> Vec<Event> {
+            (0..n)
+                .map(|p| ev(src, "198.51.100.1", from + p, Action::Deny, t + p as i64))
+                .collect()
+        };
+        // Nine ports from A (one short of a scan), then B: B's one port is not A's tenth.
+        assert_eq!(
+            kinds(
+                &e.observe(1, 1, "a", &ports("203.0.113.5", 20, 9, T)),
+                AlertKind::PortScan
+            ),
+            0
+        );
+        assert_eq!(
+            kinds(
+                &e.observe(1, 1, "b", &ports("203.0.113.6", 99, 1, T + 10)),
+                AlertKind::PortScan
+            ),
+            0
+        );
+        assert_eq!(e.tracked_sources(), 1);
+        // A comes back forgotten: its next port is its first again.
+        assert_eq!(
+            kinds(
+                &e.observe(1, 1, "c", &ports("203.0.113.5", 40, 1, T + 20)),
+                AlertKind::PortScan
+            ),
+            0
+        );
+        // And a full ten from B still is a scan.
+        assert_eq!(
+            kinds(
+                &e.observe(1, 1, "d", &ports("203.0.113.6", 200, 10, T + 30)),
+                AlertKind::PortScan
+            ),
+            1
+        );
+    }
+
+    #[test]
     fn port_scan_fires_at_the_threshold_and_not_below() {
         let mut e = Engine::new(Thresholds::default());
         let nine: Vec<Event> = (0..9)
