@@ -89,7 +89,7 @@ scale_out() { # $1: days
   done
   for p in $A $W1 $W2; do wait_up "http://127.0.0.1:$p"; done
   $LOAD --hub "http://127.0.0.1:$A" --tokens "$D/tokens" --metrics "http://127.0.0.1:$W1" --metrics "http://127.0.0.1:$W2" --events "$HTTP_EVENTS" --days "$1"
-  BYTES=$(psql "$URL" -Atc "SELECT (SELECT COALESCE(SUM(pg_total_relation_size(inhrelid)),0) FROM pg_inherits WHERE inhparent='event_blocks'::regclass) + pg_total_relation_size('rollup_daily') + pg_total_relation_size('rollup_src') + pg_total_relation_size('rollup_port') + pg_total_relation_size('ingest_batches')")
+  BYTES=$(psql "$URL" -Atc "SELECT (SELECT COALESCE(SUM(pg_total_relation_size(inhrelid)),0) FROM pg_inherits WHERE inhparent='event_blocks'::regclass) + pg_total_relation_size('rollup_daily') + pg_total_relation_size('rollup_src_blocks') + pg_total_relation_size('rollup_port') + pg_total_relation_size('ingest_batches')")
   echo "bytes stored per event (event blocks, indexes, rollups, batch ids): $((BYTES / HTTP_EVENTS))"
   for p in "${procs[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   for p in "${procs[@]}"; do wait "$p" 2>/dev/null || true; done

@@ -212,7 +212,7 @@ async fn bytes_stored(url: &str, dir: Option<&std::path::Path>) -> u64 {
         .query_one(
             "SELECT (SELECT COALESCE(SUM(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits \
              WHERE inhparent = 'event_blocks'::regclass)::bigint \
-             + pg_total_relation_size('rollup_daily') + pg_total_relation_size('rollup_src') \
+             + pg_total_relation_size('rollup_daily') + pg_total_relation_size('rollup_src_blocks') \
              + pg_total_relation_size('rollup_port') + pg_total_relation_size('ingest_batches')",
             &[],
         )

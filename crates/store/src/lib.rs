@@ -27,6 +27,7 @@ use watchhouse_proto::{Batch, CollectorStats};
 pub mod block;
 pub mod postgres;
 pub mod sqlite;
+pub mod srcblock;
 
 /// Row id.
 pub type Id = i64;
