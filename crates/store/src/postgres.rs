@@ -1,10 +1,12 @@
 //! The scale-out backend: PostgreSQL, shared by every hub process.
 //!
 //! A connection pool (deadpool) over tokio-postgres. Raw events go in as compressed blocks, one
-//! row per batch and day ([`crate::block`]), into day partitions created on demand; rollups are
-//! upserted once per distinct key per batch, in key order so two workers never deadlock on
-//! them. Migrations are embedded, applied in order at open under an advisory lock, so several
-//! hub processes may start at once.
+//! row per batch and day ([`crate::block`]), into day partitions created on demand; the
+//! per-source rollup likewise, a block per batch and day ([`crate::srcblock`]), which the
+//! campaign count tails into memory (`Reach`); the daily and port rollups are upserted once
+//! per distinct key per batch, in key order so two workers never deadlock on them.
+//! Migrations are embedded, applied in order at open under an advisory lock, so several hub
+//! processes may start at once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
